@@ -1,0 +1,107 @@
+"""The ``nextbest`` command line.
+
+Each subpackage contributes its commands through a ``cli`` module exposing
+``register(app)``; this module owns only the global ``--workspace`` option,
+``init`` and the mapping of errors to exit codes (0 ok, 2 bad input, 1 failure).
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from nextbest.errors import NextbestError
+from nextbest.workspace import ENV_VAR, Workspace
+
+app = typer.Typer(
+    name="nextbest",
+    help="Open-source next-best-action decisioning.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+# Order is the order of `nextbest --help`: the data flow, raw tables to decisions and back.
+COMMAND_MODULES: tuple[str, ...] = (
+    "nextbest.warehouse.cli",
+    "nextbest.world.cli",
+    "nextbest.features.cli",
+    "nextbest.training.cli",
+    "nextbest.decisioning.cli",
+    "nextbest.serving.cli",
+    "nextbest.reporting.cli",
+    "nextbest.simulation.cli",
+)
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    workspace: Annotated[
+        Path | None,
+        typer.Option("--workspace", "-w", envvar=ENV_VAR, help="Workspace folder (default ./workspace)."),
+    ] = None,
+) -> None:
+    ctx.obj = Workspace.resolve(workspace)
+
+
+def workspace_of(ctx: typer.Context) -> Workspace:
+    """The workspace chosen by the global option (for subcommands)."""
+    root = ctx.find_root()
+    ws = root.obj
+    if not isinstance(ws, Workspace):  # invoked without the root callback (tests calling a sub-app)
+        ws = Workspace.resolve(None)
+    return ws
+
+
+@app.command()
+def init(
+    ctx: typer.Context,
+    overwrite: Annotated[bool, typer.Option(help="Replace existing config files.")] = False,
+) -> None:
+    """Create the workspace and write the commented example configuration."""
+    ws = workspace_of(ctx)
+    written = ws.init_config(overwrite=overwrite)
+    ws.config()  # validate what is there now, including files the user already had
+    typer.echo(f"workspace: {ws.root}")
+    for p in written:
+        typer.echo(f"  wrote {p.relative_to(ws.root)}")
+    if not written:
+        typer.echo("  config already present (use --overwrite to replace it)")
+
+
+def _register_all() -> None:
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:  # that subpackage has no commands (yet)
+                continue
+            raise
+        module.register(app)
+
+
+_register_all()
+
+
+def main() -> None:
+    """Entry point: run the app, mapping nextbest errors to messages and exit codes."""
+    try:
+        app(standalone_mode=False)
+    except NextbestError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except (typer.Abort, KeyboardInterrupt):
+        typer.echo("aborted", err=True)
+        sys.exit(1)
+    except Exception as exc:  # click usage errors carry their own exit code
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise

@@ -1,0 +1,334 @@
+"""Validated configuration: the single source of truth for offers, channels and policy.
+
+The workspace's ``config/`` folder holds one YAML file per concern. Each is parsed
+once, at the edge, into frozen pydantic models; every other module receives a
+:class:`NextbestConfig` and never reads YAML itself.
+
+Files
+-----
+``channels.yaml``  channels, their cost, daily capacity and consent/validity fields.
+``offers.yaml``    the offer catalogue.
+``policy.yaml``    contact policy, journey stages, triggers, exploration, experiments,
+                   arbitration and marketer segments.
+``features.yaml``  feature windows, engagement weights and clustering settings.
+``training.yaml``  labels, response window, splits, tuning and promotion gate.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from nextbest.errors import ConfigError
+
+JourneyStage = Literal["awareness", "nurturing", "experience", "conversion"]
+JOURNEY_STAGES: tuple[str, ...] = ("awareness", "nurturing", "experience", "conversion")
+
+CONFIG_FILES: tuple[str, ...] = ("channels", "offers", "policy", "features", "training")
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+# --------------------------------------------------------------------------- channels
+class Channel(_Frozen):
+    """A contact channel."""
+
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]*$", description="Channel id, e.g. 'email'.")
+    cost_per_contact: float = Field(ge=0, description="Cost of one contact in the config currency.")
+    daily_capacity: int | None = Field(
+        default=None, ge=0, description="Max contacts per day across all customers; null = unlimited."
+    )
+    consent_field: str | None = Field(
+        default=None,
+        description="customers column holding consent for this channel; null = no consent needed "
+        "(a non-personal channel such as an on-site banner).",
+    )
+    validity_field: str | None = Field(
+        default=None, description="customers column telling whether the contact detail is valid."
+    )
+    personal: bool = Field(
+        default=True, description="Whether the channel addresses a person (needs consent and a contact)."
+    )
+
+    @model_validator(mode="after")
+    def _personal_needs_consent(self) -> Channel:
+        if self.personal and self.consent_field is None:
+            raise ValueError(f"channel {self.id!r} is personal but has no consent_field; set one")
+        return self
+
+
+class ChannelsConfig(_Frozen):
+    currency: str = Field(default="EUR", min_length=3, max_length=3)
+    channels: tuple[Channel, ...]
+
+    @field_validator("channels")
+    @classmethod
+    def _unique(cls, v: tuple[Channel, ...]) -> tuple[Channel, ...]:
+        ids = [c.id for c in v]
+        dup = sorted({i for i in ids if ids.count(i) > 1})
+        if dup:
+            raise ValueError(f"duplicate channel id(s) {dup}; give each channel a unique id")
+        return v
+
+
+# --------------------------------------------------------------------------- offers
+class Offer(_Frozen):
+    """An offer of the catalogue."""
+
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    name: str
+    category: str = Field(description="Product category the offer promotes.")
+    stage: JourneyStage = Field(description="Journey stage the offer serves.")
+    value: float = Field(ge=0, description="Expected revenue of a conversion.")
+    margin: float = Field(ge=0, description="Expected margin of a conversion (arbitration uses it).")
+    lever: float = Field(default=1.0, ge=0, description="Business lever: a multiplier marketers set.")
+    eligibility: str | None = Field(default=None, description="Rule over features; null = everyone.")
+    segment: str | None = Field(default=None, description="Only customers of this named segment.")
+    channels: tuple[str, ...] = Field(min_length=1, description="Channels the offer may go out on.")
+    valid_from: dt.date | None = None
+    valid_to: dt.date | None = None
+    max_contacts: int | None = Field(default=None, ge=0, description="Cap on total exposures.")
+    message: str = Field(default="", description="Message template; {salutation}, {category} are filled.")
+
+    @model_validator(mode="after")
+    def _dates(self) -> Offer:
+        if self.valid_from and self.valid_to and self.valid_from > self.valid_to:
+            raise ValueError(f"offer {self.id!r}: valid_from {self.valid_from} is after valid_to {self.valid_to}")
+        return self
+
+    def valid_at(self, day: dt.date) -> bool:
+        """Whether the offer may be proposed on ``day``."""
+        return (self.valid_from is None or self.valid_from <= day) and (
+            self.valid_to is None or day <= self.valid_to
+        )
+
+
+class OffersConfig(_Frozen):
+    offers: tuple[Offer, ...] = Field(min_length=1)
+
+    @field_validator("offers")
+    @classmethod
+    def _unique(cls, v: tuple[Offer, ...]) -> tuple[Offer, ...]:
+        ids = [o.id for o in v]
+        dup = sorted({i for i in ids if ids.count(i) > 1})
+        if dup:
+            raise ValueError(f"duplicate offer id(s) {dup}; give each offer a unique id")
+        return v
+
+
+# --------------------------------------------------------------------------- policy
+class ContactPolicy(_Frozen):
+    window_days: int = Field(default=7, ge=1, description="Rolling window for the caps.")
+    max_contacts: int = Field(default=3, ge=0, description="Max contacts per customer per window.")
+    max_contacts_per_channel: dict[str, int] = Field(default_factory=dict)
+    offer_cooldown_days: int = Field(default=14, ge=0, description="No repeat of an offer within this.")
+    complaint_suppression_days: int = Field(default=60, ge=0)
+    negative_response_suppression_days: int = Field(default=30, ge=0)
+
+
+class StagePolicy(_Frozen):
+    mode: Literal["gate", "boost", "off"] = "gate"
+    boost: float = Field(default=1.2, ge=1.0, description="EV multiplier for an offer of the customer's stage.")
+    # Conversion channels are costly and intrusive: only customers at or above this stage get them.
+    min_stage_for_channel: dict[str, JourneyStage] = Field(default_factory=dict)
+
+
+class Trigger(_Frozen):
+    id: str
+    event: str = Field(description="Feature (boolean) that signals the event, e.g. 'birthday_within_7d'.")
+    offers: tuple[str, ...] = Field(min_length=1)
+    action: Literal["boost", "force"] = "boost"
+    boost: float = Field(default=1.5, ge=1.0)
+    condition: str | None = Field(default=None, description="Extra rule, e.g. 'clv_12m >= 50'.")
+
+
+class Exploration(_Frozen):
+    method: Literal["epsilon_greedy", "softmax", "none"] = "epsilon_greedy"
+    epsilon: float = Field(default=0.05, ge=0, le=1)
+    temperature: float = Field(default=1.0, gt=0)
+    top_n: int = Field(default=5, ge=1, description="Explore among this many top candidates.")
+
+
+class Arm(_Frozen):
+    name: str
+    share: float = Field(gt=0, le=1)
+    policy: Literal["model", "control", "random", "rules"] = "model"
+    model_alias: str | None = Field(default=None, description="Registry alias, e.g. 'champion'.")
+
+
+class Experiment(_Frozen):
+    name: str
+    arms: tuple[Arm, ...] = Field(min_length=1)
+    salt: str = Field(default="nextbest", description="Hash salt; change it to reshuffle customers.")
+
+    @model_validator(mode="after")
+    def _shares(self) -> Experiment:
+        total = sum(a.share for a in self.arms)
+        if abs(total - 1.0) > 1e-9:
+            raise ValueError(f"experiment {self.name!r}: arm shares sum to {total:g}; make them sum to 1")
+        return self
+
+
+class Arbitration(_Frozen):
+    objective: Literal["response", "uplift"] = Field(
+        default="uplift", description="Rank by P(response)×value or by incremental (uplift) value."
+    )
+    value_field: Literal["margin", "value"] = "margin"
+    include_lever: bool = True
+    include_cost: bool = True
+    min_expected_value: float = Field(default=0.0, description="'No action' wins below this.")
+
+
+class Segment(_Frozen):
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    rule: str
+    description: str = ""
+
+
+class PolicyConfig(_Frozen):
+    contact: ContactPolicy = ContactPolicy()
+    stages: StagePolicy = StagePolicy()
+    triggers: tuple[Trigger, ...] = ()
+    exploration: Exploration = Exploration()
+    experiment: Experiment = Experiment(
+        name="default", arms=(Arm(name="champion", share=0.9, model_alias="champion"), Arm(name="control", share=0.1, policy="control"))
+    )
+    arbitration: Arbitration = Arbitration()
+    segments: tuple[Segment, ...] = ()
+
+
+# --------------------------------------------------------------------------- features
+class FeaturesConfig(_Frozen):
+    windows_days: tuple[int, ...] = (7, 30, 90)
+    families: tuple[str, ...] = ("web", "app", "email", "store", "service", "social")
+    engagement_half_life_days: float = Field(default=14.0, gt=0)
+    engagement_weights: dict[str, float] = Field(
+        default_factory=lambda: {"web": 1.0, "app": 1.0, "email": 0.5, "store": 3.0, "service": 0.5, "social": 0.5}
+    )
+    engagement_trend_weeks: int = Field(default=4, ge=2)
+    # Thresholds on the engagement score: a customer at or above the threshold is in the stage.
+    stage_thresholds: dict[JourneyStage, float] = Field(
+        default_factory=lambda: {"awareness": 0.0, "nurturing": 2.0, "experience": 6.0, "conversion": 12.0}
+    )
+    age_bands: tuple[int, ...] = Field(default=(25, 35, 50, 65), description="Life-stage band edges (years).")
+    basket_clusters: int = Field(default=6, ge=2)
+    event_horizon_days: int = Field(default=7, ge=1, description="Birthday / contract end 'within N days'.")
+    moved_recently_days: int = Field(default=30, ge=1)
+    order_count_trigger: int = Field(default=3, ge=1, description="'Third order' trigger threshold.")
+    stale_months: int = Field(default=12, ge=1, description="Data quality: no activity for N months = stale.")
+    interest_days: int = Field(default=30, ge=1, description="Personalisation: viewed-not-bought window.")
+
+
+# --------------------------------------------------------------------------- training
+class PromotionGate(_Frozen):
+    metric: Literal["test_auc", "test_logloss", "test_qini"] = "test_auc"
+    min_improvement: float = Field(default=0.002, ge=0)
+
+
+class TrainingConfig(_Frozen):
+    label: Literal["click", "conversion"] = "conversion"
+    response_window_days: int = Field(default=14, ge=1)
+    strategy: Literal["global", "per_offer_channel"] = "global"
+    validation_share: float = Field(default=0.15, gt=0, lt=0.5)
+    test_share: float = Field(default=0.15, gt=0, lt=0.5)
+    calibration: Literal["isotonic", "sigmoid", "none"] = "isotonic"
+    n_estimators: int = Field(default=400, ge=10)
+    learning_rate: float = Field(default=0.05, gt=0)
+    num_leaves: int = Field(default=31, ge=2)
+    seed: int = 0
+    promotion: PromotionGate = PromotionGate()
+
+
+# --------------------------------------------------------------------------- whole
+class NextbestConfig(_Frozen):
+    channels: ChannelsConfig
+    offers: OffersConfig
+    policy: PolicyConfig = PolicyConfig()
+    features: FeaturesConfig = FeaturesConfig()
+    training: TrainingConfig = TrainingConfig()
+
+    @model_validator(mode="after")
+    def _cross_refs(self) -> NextbestConfig:
+        channel_ids = {c.id for c in self.channels.channels}
+        offer_ids = {o.id for o in self.offers.offers}
+        segment_names = {s.name for s in self.policy.segments}
+        for o in self.offers.offers:
+            unknown = [c for c in o.channels if c not in channel_ids]
+            if unknown:
+                raise ValueError(f"offer {o.id!r} names unknown channel(s) {unknown}; known: {sorted(channel_ids)}")
+            if o.segment is not None and o.segment not in segment_names:
+                raise ValueError(f"offer {o.id!r} targets unknown segment {o.segment!r}; define it in policy.yaml")
+        for t in self.policy.triggers:
+            unknown = [x for x in t.offers if x not in offer_ids]
+            if unknown:
+                raise ValueError(f"trigger {t.id!r} names unknown offer(s) {unknown}")
+        for ch in self.policy.contact.max_contacts_per_channel:
+            if ch not in channel_ids:
+                raise ValueError(f"policy.contact.max_contacts_per_channel names unknown channel {ch!r}")
+        for ch in self.policy.stages.min_stage_for_channel:
+            if ch not in channel_ids:
+                raise ValueError(f"policy.stages.min_stage_for_channel names unknown channel {ch!r}")
+        return self
+
+    # Convenience look-ups; the tuples above stay the source of truth.
+    def channel(self, channel_id: str) -> Channel:
+        for c in self.channels.channels:
+            if c.id == channel_id:
+                return c
+        raise KeyError(channel_id)
+
+    def offer(self, offer_id: str) -> Offer:
+        for o in self.offers.offers:
+            if o.id == offer_id:
+                return o
+        raise KeyError(offer_id)
+
+
+DEFAULTS_DIR = Path(__file__).parent / "defaults"
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc}); fix the syntax") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    return data
+
+
+def load_config(config_dir: Path | None = None) -> NextbestConfig:
+    """Load and validate the configuration.
+
+    Parameters
+    ----------
+    config_dir
+        Folder with the YAML files. Files that are absent fall back to the
+        packaged defaults (``nextbest/defaults``); ``None`` uses the defaults only.
+
+    Raises
+    ------
+    ConfigError
+        With the file, the field path and the fix, when anything is invalid.
+    """
+    raw: dict[str, Any] = {}
+    for name in CONFIG_FILES:
+        path = (config_dir / f"{name}.yaml") if config_dir else None
+        if path is None or not path.exists():
+            path = DEFAULTS_DIR / f"{name}.yaml"
+        raw[name] = _read_yaml(path)
+    try:
+        return NextbestConfig.model_validate(raw)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            loc = ".".join(str(p) for p in err["loc"])
+            file = f"{err['loc'][0]}.yaml" if err["loc"] else "config"
+            lines.append(f"{file}: {loc}: {err['msg']}")
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines)) from exc
