@@ -15,6 +15,7 @@ from typing import Annotated
 import typer
 
 from nextbest.errors import NextbestError
+from nextbest.clitools import workspace_of
 from nextbest.workspace import ENV_VAR, Workspace
 
 app = typer.Typer(
@@ -47,15 +48,6 @@ def _root(
     ] = None,
 ) -> None:
     ctx.obj = Workspace.resolve(workspace)
-
-
-def workspace_of(ctx: typer.Context) -> Workspace:
-    """The workspace chosen by the global option (for subcommands)."""
-    root = ctx.find_root()
-    ws = root.obj
-    if not isinstance(ws, Workspace):  # invoked without the root callback (tests calling a sub-app)
-        ws = Workspace.resolve(None)
-    return ws
 
 
 @app.command()
