@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 
 from nextbest.errors import NextbestError
-from nextbest.clitools import workspace_of
+from nextbest.clitools import data_app, workspace_of
 from nextbest.workspace import ENV_VAR, Workspace
 
 app = typer.Typer(
@@ -64,6 +64,9 @@ def init(
         typer.echo(f"  wrote {p.relative_to(ws.root)}")
     if not written:
         typer.echo("  config already present (use --overwrite to replace it)")
+
+
+app.add_typer(data_app, name="data")
 
 
 def _register_all() -> None:

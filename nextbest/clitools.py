@@ -9,6 +9,10 @@ import typer
 
 from nextbest.workspace import Workspace
 
+#: ``nextbest data ...``: shared by the warehouse (import, quality, forget, summary)
+#: and the synthetic world (generate), so both register into one group.
+data_app = typer.Typer(help="Load, generate, check and erase warehouse data.", no_args_is_help=True)
+
 
 def workspace_of(ctx: typer.Context) -> Workspace:
     """The workspace chosen by the global ``--workspace`` option."""
