@@ -36,6 +36,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "nextbest.serving.cli",
     "nextbest.reporting.cli",
     "nextbest.simulation.cli",
+    "nextbest.hillstrom_cli",
 )
 
 
@@ -84,19 +85,13 @@ _register_all()
 
 
 def main() -> None:
-    """Entry point: run the app, mapping nextbest errors to messages and exit codes."""
+    """Entry point: run the app, mapping nextbest errors to messages and exit codes.
+
+    Usage errors (unknown option, wrong type) are handled by click itself in
+    standalone mode and exit with 2; nextbest's own errors carry their exit code.
+    """
     try:
-        app(standalone_mode=False)
+        app()
     except NextbestError as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)
-    except (typer.Abort, KeyboardInterrupt):
-        typer.echo("aborted", err=True)
-        sys.exit(1)
-    except Exception as exc:  # click usage errors carry their own exit code
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise

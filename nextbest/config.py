@@ -223,6 +223,19 @@ class FeaturesConfig(_Frozen):
     order_count_trigger: int = Field(default=3, ge=1, description="'Third order' trigger threshold.")
     stale_months: int = Field(default=12, ge=1, description="Data quality: no activity for N months = stale.")
     interest_days: int = Field(default=30, ge=1, description="Personalisation: viewed-not-bought window.")
+    newsletter_recent_days: int = Field(default=14, ge=1, description="'Newsletter sign-up recent' window.")
+    order_count_recent_days: int = Field(
+        default=14, ge=1, description="'Order count crossed': the threshold order happened within N days."
+    )
+    clv_label_days: int = Field(
+        default=90, ge=7, description="CLV regressor: margin in this many days after the fit snapshot is the label."
+    )
+    clv_min_customers: int = Field(
+        default=200, ge=10, description="Fewer customers with history than this: clv_12m falls back to margin_365d."
+    )
+    clv_max_train_rows: int = Field(default=200_000, ge=100, description="Sample cap for fitting the CLV regressor.")
+    cluster_max_train_rows: int = Field(default=100_000, ge=100, description="Sample cap for fitting k-means.")
+    seed: int = Field(default=0, description="Seed of the fitted feature models (k-means, CLV, sampling).")
 
 
 # --------------------------------------------------------------------------- training
@@ -232,7 +245,7 @@ class PromotionGate(_Frozen):
 
 
 class TrainingConfig(_Frozen):
-    label: Literal["click", "conversion"] = "conversion"
+    label: Literal["click", "visit", "conversion"] = "conversion"
     response_window_days: int = Field(default=14, ge=1)
     strategy: Literal["global", "per_offer_channel"] = "global"
     validation_share: float = Field(default=0.15, gt=0, lt=0.5)
@@ -243,6 +256,16 @@ class TrainingConfig(_Frozen):
     num_leaves: int = Field(default=31, ge=2)
     seed: int = 0
     promotion: PromotionGate = PromotionGate()
+    uplift_learner: Literal["s", "t", "x"] = Field(
+        default="s",
+        description="s: one model with 'contacted' as a feature; t: one model per arm; x: X-learner on top of t.",
+    )
+    min_child_samples: int = Field(default=100, ge=1, description="LightGBM min_data_in_leaf.")
+    early_stopping_rounds: int = Field(default=30, ge=1, description="Stop when validation log loss stalls.")
+    experiments: tuple[str, ...] | None = Field(
+        default=None, description="Train only on decisions of these experiments (e.g. [historical]); null = all."
+    )
+    n_jobs: int = Field(default=1, ge=0, description="LightGBM threads (0 = one per core); 1 suits a shared machine.")
 
 
 # --------------------------------------------------------------------------- whole
@@ -274,6 +297,17 @@ class NextbestConfig(_Frozen):
         for ch in self.policy.stages.min_stage_for_channel:
             if ch not in channel_ids:
                 raise ValueError(f"policy.stages.min_stage_for_channel names unknown channel {ch!r}")
+        return self
+
+    @model_validator(mode="after")
+    def _rules_parse(self) -> NextbestConfig:
+        # Eligibility, segment and trigger rules fail at load, with offer id and position.
+        from nextbest.decisioning.ruleset import RuleError, RuleSet
+
+        try:
+            RuleSet.from_config(self)
+        except RuleError as exc:
+            raise ValueError(str(exc)) from None
         return self
 
     # Convenience look-ups; the tuples above stay the source of truth.

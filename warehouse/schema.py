@@ -11,6 +11,7 @@ Customer ids are integers (``BIGINT``): map external ids to integers on export.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 # Personal data: never a model feature, never written to MLflow, removed by `forget`.
 PERSONAL_COLUMNS: frozenset[str] = frozenset({"first_name", "email", "phone", "street_address", "postcode"})
@@ -28,6 +29,25 @@ class Column:
     allowed: tuple[str, ...] | None = None  # closed vocabulary, if any
     min_value: float | None = None
     not_future: bool = False  # dates/timestamps may not lie after the import time
+    pattern: str | None = None  # regular expression every non-null value must fully match
+    pattern_hint: str = ""  # the pattern in words, for error messages and the docs
+    # Values must be ids of this kind in the config; for "family", the part before the first dot.
+    vocabulary: Literal["channel", "family"] | None = None
+    default: str | None = None  # SQL literal stored when the value is absent or null
+
+    @property
+    def personal(self) -> bool:
+        """Whether the column holds personal data (see :data:`PERSONAL_COLUMNS`)."""
+        return self.name in PERSONAL_COLUMNS
+
+
+@dataclass(frozen=True)
+class ForeignKey:
+    """``column`` must name an existing ``ref_table.ref_column`` (checked on import, not by DuckDB)."""
+
+    column: str
+    ref_table: str
+    ref_column: str
 
 
 @dataclass(frozen=True)
@@ -41,6 +61,13 @@ class Table:
     customer_fk: bool = False  # customer_id must exist in customers
     importable: bool = True
     extra: dict[str, str] = field(default_factory=dict)
+    foreign_keys: tuple[ForeignKey, ...] = ()  # references other than customer_id -> customers
+
+    @property
+    def references(self) -> tuple[ForeignKey, ...]:
+        """Every reference this table's rows must satisfy, the customer one first."""
+        own = (ForeignKey("customer_id", "customers", "customer_id"),) if self.customer_fk else ()
+        return own + self.foreign_keys
 
     @property
     def column_names(self) -> tuple[str, ...]:
@@ -89,7 +116,10 @@ CUSTOMERS = Table(
         Column("valid_phone", "BOOLEAN", "Phone number is valid (SMS, calls).", unknown="invalid: SMS and calls unreachable"),
         Column("valid_push", "BOOLEAN", "App installed with a push token.", unknown="invalid: push unreachable"),
         Column("valid_address", "BOOLEAN", "Postal address is deliverable.", unknown="invalid: direct mail unreachable"),
-        Column("preferred_channel", "VARCHAR", "Channel the customer says they prefer.", unknown="no preference"),
+        Column(
+            "preferred_channel", "VARCHAR", "Channel the customer says they prefer (a channel id of the config).",
+            unknown="no preference", vocabulary="channel",
+        ),
         Column("email", "VARCHAR", "Personal: validity check and personalisation only.", unknown="none"),
         Column("phone", "VARCHAR", "Personal: validity check only.", unknown="none"),
         Column("street_address", "VARCHAR", "Personal: validity check only.", unknown="none"),
@@ -107,7 +137,12 @@ INTERACTIONS = Table(
     columns=(
         Column("customer_id", "BIGINT", "Customer id.", required=True),
         Column("ts", "TIMESTAMP", "When it happened.", required=True, not_future=True),
-        Column("type", "VARCHAR", "Interaction type, `family.action[.detail]`.", required=True),
+        Column(
+            "type", "VARCHAR", "Interaction type, `family.action[.detail]`.", required=True,
+            vocabulary="family",
+            pattern=r"[a-z][a-z0-9_]*(\.[a-z0-9_-]+)+",
+            pattern_hint="lower-case `family.action[.detail]` with dot-separated parts, e.g. web.view.category.shoes",
+        ),
         Column("channel", "VARCHAR", "Channel it came through.", unknown="none"),
         Column("offer_id", "VARCHAR", "Offer it relates to (opens, clicks).", unknown="not offer-related"),
         Column("value", "DOUBLE", "Optional numeric payload (dwell seconds, rating, ...).", unknown="none"),
@@ -123,7 +158,7 @@ TRANSACTIONS = Table(
         Column("customer_id", "BIGINT", "Customer id.", required=True),
         Column("ts", "TIMESTAMP", "Order time.", required=True, not_future=True),
         Column("order_id", "VARCHAR", "Order id.", required=True),
-        Column("category", "VARCHAR", "Product category.", unknown="'unknown' category"),
+        Column("category", "VARCHAR", "Product category.", unknown="stored as 'unknown'", default="'unknown'"),
         Column("amount", "DOUBLE", "Revenue.", min_value=0, unknown="0 in monetary features"),
         Column("margin", "DOUBLE", "Margin.", unknown="0 in margin features"),
     ),
@@ -136,7 +171,10 @@ LIFE_EVENTS = Table(
     columns=(
         Column("customer_id", "BIGINT", "Customer id.", required=True),
         Column("ts", "TIMESTAMP", "When the event became known.", required=True, not_future=True),
-        Column("event_type", "VARCHAR", "moved, contract_end or newsletter_signup.", required=True),
+        Column(
+            "event_type", "VARCHAR", "moved, contract_end or newsletter_signup.", required=True,
+            allowed=("moved", "contract_end", "newsletter_signup"),
+        ),
         Column("event_date", "DATE", "Date the event refers to (a contract's end date).", unknown="same as ts"),
     ),
 )
@@ -154,7 +192,7 @@ DECISIONS = Table(
         Column("customer_id", "BIGINT", "Customer id (cold-start customers may be unknown).", required=True),
         Column("ts", "TIMESTAMP", "Decision time.", required=True),
         Column("offer_id", "VARCHAR", "Chosen offer; null = no action."),
-        Column("channel", "VARCHAR", "Chosen channel; null = no action."),
+        Column("channel", "VARCHAR", "Chosen channel (a channel id of the config); null = no action.", vocabulary="channel"),
         Column("arm", "VARCHAR", "Experiment arm (champion, challenger, control, random, rules, ...)."),
         Column("experiment", "VARCHAR", "Experiment or campaign name."),
         Column("propensity", "DOUBLE", "Probability the policy chose this action."),
@@ -168,10 +206,14 @@ RESPONSES = Table(
     name="responses",
     doc="Outcomes of decisions (open, click, visit, conversion, complaint, unsubscribe). One row per decision and outcome.",
     key=("decision_id", "outcome"),
+    foreign_keys=(ForeignKey("decision_id", "decisions", "decision_id"),),
     columns=(
         Column("decision_id", "VARCHAR", "Decision it answers.", required=True),
         Column("ts", "TIMESTAMP", "When the outcome happened.", required=True),
-        Column("outcome", "VARCHAR", "open, click, visit, conversion, complaint or unsubscribe.", required=True),
+        Column(
+            "outcome", "VARCHAR", "open, click, visit, conversion, complaint or unsubscribe.", required=True,
+            allowed=("open", "click", "visit", "conversion", "complaint", "unsubscribe"),
+        ),
         Column("revenue", "DOUBLE", "Revenue of a conversion.", unknown="0"),
     ),
 )

@@ -1,0 +1,235 @@
+"""Candidate actions and the rules that remove them, as dense (customer × pair) arrays.
+
+A *pair* is an (offer, channel) the catalogue allows at the decision day; every
+customer of a batch starts with every pair. :func:`suppression_codes` returns, for
+each customer and pair, ``0`` when the pair survives or the code of the first rule
+that removes it, in the order of :data:`REASONS` (legal constraints first, then
+targeting, then contact policy). Everything is computed per customer or per
+offer and broadcast: no Python loop over customers.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from nextbest.config import JOURNEY_STAGES, NextbestConfig
+from nextbest.decisioning.documents import Context
+from nextbest.decisioning.history import HistoryView
+from nextbest.decisioning.ruleset import RuleSet
+from nextbest.errors import BadInputError
+
+#: Suppression reason codes; the index is the code, 0 = not suppressed.
+REASONS: tuple[str, ...] = (
+    "",
+    "no_consent",
+    "unreachable",
+    "eligibility",
+    "segment",
+    "stage_gate",
+    "channel_stage",
+    "complaint",
+    "negative_response",
+    "contact_cap",
+    "channel_cap",
+    "offer_cooldown",
+    "offer_cap",
+    "channel_capacity",
+)
+CODE: dict[str, int] = {name: i for i, name in enumerate(REASONS) if name}
+
+
+@dataclass(frozen=True)
+class PairGrid:
+    """The (offer, channel) pairs that are candidates at a day.
+
+    Attributes
+    ----------
+    offer
+        Offer index (config order) of each pair.
+    channel
+        Channel index (config order) of each pair.
+    """
+
+    offer: np.ndarray
+    channel: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.offer)
+
+    @classmethod
+    def build(cls, config: NextbestConfig, day: dt.date, channel: str | None = None) -> PairGrid:
+        """Offers valid on ``day`` × their channels (only ``channel`` when given).
+
+        Raises
+        ------
+        BadInputError
+            When ``channel`` is not a configured channel.
+        """
+        channel_ids = [c.id for c in config.channels.channels]
+        if channel is not None and channel not in channel_ids:
+            raise BadInputError(f"context channel {channel!r} is not configured; use one of {channel_ids}")
+        offers, channels = [], []
+        for i, offer in enumerate(config.offers.offers):
+            if not offer.valid_at(day):
+                continue
+            for ch in offer.channels:
+                if channel is None or ch == channel:
+                    offers.append(i)
+                    channels.append(channel_ids.index(ch))
+        return cls(np.array(offers, dtype=np.int64), np.array(channels, dtype=np.int64))
+
+
+def truthy(features: pd.DataFrame, column: str) -> np.ndarray:
+    """``column`` as booleans where null (unknown) is false.
+
+    Raises
+    ------
+    BadInputError
+        When the feature frame lacks the column.
+    """
+    if column not in features.columns:
+        raise BadInputError(
+            f"feature frame has no column {column!r}; the decision engine needs it (rebuild features)"
+        )
+    s = features[column]
+    if pd.api.types.is_bool_dtype(s.dtype) and not isinstance(s.dtype, pd.BooleanDtype):
+        return s.to_numpy(dtype=bool, copy=True)
+    return s.astype("boolean").fillna(False).to_numpy(dtype=bool)
+
+
+def stage_index(features: pd.DataFrame) -> np.ndarray:
+    """Journey stage of each customer as 0..3; unknown counts as awareness (0)."""
+    if "journey_stage" not in features.columns:
+        raise BadInputError("feature frame has no column 'journey_stage'; the decision engine needs it")
+    codes = pd.Categorical(features["journey_stage"], categories=list(JOURNEY_STAGES)).codes
+    return np.where(codes < 0, 0, codes).astype(np.int64)
+
+
+@dataclass(frozen=True)
+class Targeting:
+    """Per-customer facts derived from features, shared by all pairs.
+
+    Attributes
+    ----------
+    eligible
+        (n, O) offer eligibility and segment membership combined.
+    reason
+        (n, O) code of the offer-level rule that failed (eligibility / segment), else 0.
+    consent, reachable
+        (n, C) per channel; always true for non-personal channels.
+    stage
+        (n,) journey stage index.
+    boost
+        (n, O) trigger multiplier on the gain (1 = none).
+    forced
+        (n, O) a ``force`` trigger fired for the offer.
+    trigger
+        (n, O) index of the trigger that fired for the offer (-1 = none).
+    """
+
+    eligible: np.ndarray
+    reason: np.ndarray
+    consent: np.ndarray
+    reachable: np.ndarray
+    stage: np.ndarray
+    boost: np.ndarray
+    forced: np.ndarray
+    trigger: np.ndarray
+
+
+def targeting(features: pd.DataFrame, config: NextbestConfig, rules: RuleSet, context: Context) -> Targeting:
+    """Evaluate eligibility, segments, consent, reachability, stage and triggers."""
+    n = len(features)
+    offers = config.offers.offers
+    segment_hits = {name: rule.evaluate(features) for name, rule in rules.segments.items()}
+    eligible = np.ones((n, len(offers)), dtype=bool)
+    reason = np.zeros((n, len(offers)), dtype=np.int8)
+    for j, offer in enumerate(offers):
+        rule = rules.eligibility[offer.id]
+        if rule is not None:
+            ok = rule.evaluate(features)
+            reason[~ok, j] = CODE["eligibility"]
+            eligible[:, j] = ok
+        if offer.segment is not None:
+            member = segment_hits[offer.segment]
+            reason[eligible[:, j] & ~member, j] = CODE["segment"]
+            eligible[:, j] &= member
+
+    channels = config.channels.channels
+    consent = np.ones((n, len(channels)), dtype=bool)
+    reachable = np.ones((n, len(channels)), dtype=bool)
+    for k, ch in enumerate(channels):
+        if ch.personal:
+            consent[:, k] = truthy(features, f"consent_{ch.id}")
+            reachable[:, k] = truthy(features, f"reachable_{ch.id}") & consent[:, k]
+
+    offer_pos = {o.id: j for j, o in enumerate(offers)}
+    boost = np.ones((n, len(offers)))
+    forced = np.zeros((n, len(offers)), dtype=bool)
+    trigger = np.full((n, len(offers)), -1, dtype=np.int64)
+    for t_idx, t in enumerate(config.policy.triggers):
+        if context.event == t.event:
+            fired = np.ones(n, dtype=bool)
+        else:
+            fired = truthy(features, t.event)
+        condition = rules.conditions[t.id]
+        if condition is not None:
+            fired &= condition.evaluate(features)
+        for offer_id in t.offers:
+            j = offer_pos[offer_id]
+            if t.action == "force":
+                take = fired & ~forced[:, j]
+                forced[:, j] |= fired
+            else:
+                take = fired & ~forced[:, j] & (t.boost > boost[:, j])
+                boost[:, j] = np.where(take, t.boost, boost[:, j])
+            trigger[take, j] = t_idx
+    return Targeting(eligible, reason, consent, reachable, stage_index(features), boost, forced, trigger)
+
+
+def suppression_codes(
+    config: NextbestConfig, grid: PairGrid, target: Targeting, view: HistoryView
+) -> np.ndarray:
+    """(n, P) int8: 0 where the pair is a candidate, else the first failing rule's code.
+
+    The order of checks is the order of :data:`REASONS`, so the explanation of a
+    suppressed pair is the most fundamental one (no consent before a full cap).
+    """
+    n = len(target.stage)
+    policy = config.policy
+    channels = config.channels.channels
+    o, c = grid.offer, grid.channel
+    codes = np.zeros((n, len(grid)), dtype=np.int8)
+
+    def apply(fail: np.ndarray, code: int) -> None:
+        np.copyto(codes, np.int8(code), where=fail & (codes == 0))
+
+    apply(~target.consent[:, c], CODE["no_consent"])
+    apply(~target.reachable[:, c], CODE["unreachable"])
+    offer_reason = target.reason[:, o]
+    np.copyto(codes, offer_reason, where=(codes == 0) & (offer_reason > 0))
+
+    offer_stage = np.array([JOURNEY_STAGES.index(x.stage) for x in config.offers.offers])[o]
+    stage = target.stage[:, None]
+    if policy.stages.mode == "gate":
+        apply(offer_stage[None, :] > stage + 1, CODE["stage_gate"])
+    min_stage = np.array(
+        [JOURNEY_STAGES.index(policy.stages.min_stage_for_channel[ch.id]) if ch.id in policy.stages.min_stage_for_channel else 0 for ch in channels]
+    )[c]
+    apply(stage < min_stage[None, :], CODE["channel_stage"])
+
+    personal = np.array([ch.personal for ch in channels])[c][None, :]
+    contact = policy.contact
+    apply(personal & view.complaint[:, None], CODE["complaint"])
+    apply(personal & view.negative[:, None], CODE["negative_response"])
+    apply(personal & (view.contacts[:, None] >= contact.max_contacts), CODE["contact_cap"])
+    per_channel = np.array([contact.max_contacts_per_channel.get(ch.id, np.iinfo(np.int64).max) for ch in channels])
+    apply(personal & (view.contacts_by_channel >= per_channel[None, :])[:, c], CODE["channel_cap"])
+    apply(personal & view.cooling[:, o], CODE["offer_cooldown"])
+    apply(np.broadcast_to(view.offer_remaining[o] <= 0, codes.shape), CODE["offer_cap"])
+    apply(np.broadcast_to(view.channel_remaining[c] <= 0, codes.shape), CODE["channel_capacity"])
+    return codes

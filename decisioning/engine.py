@@ -1,0 +1,753 @@
+"""The decision engine: one code path for the scoring service and batch campaigns.
+
+:meth:`DecisionEngine.decide` ranks a whole batch at once:
+
+1. candidates   every customer × every (offer, channel) pair valid at ``at``;
+2. rules        consent, reachability, eligibility, segments, journey stage and the
+                contact policy remove pairs (:mod:`~nextbest.decisioning.candidates`);
+3. scoring      the surviving rows go to the customer's arm's :class:`Scorer`;
+4. arbitration  EV = (uplift or P) × value × lever × boost − cost;
+5. selection    exploration draws one action per customer and logs its propensity;
+                daily channel capacities and offer volume caps are then allocated
+                by EV, and customers who lose a saturated channel choose again;
+6. output       one decision row per customer (``decisions`` table) and the top-k
+                ranked actions with their terms, reasons and suppressions.
+
+:meth:`DecisionEngine.rank` wraps it into :class:`RankResponse` documents.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import string
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from nextbest.config import JOURNEY_STAGES, NextbestConfig
+from nextbest.decisioning.candidates import CODE, REASONS, PairGrid, Targeting, suppression_codes, targeting
+from nextbest.decisioning.documents import Action, Context, Personalisation, RankResponse, Suppressed
+from nextbest.decisioning.hashing import key_of, uniform
+from nextbest.decisioning.history import ContactHistory, HistoryView
+from nextbest.decisioning.ruleset import RuleSet
+from nextbest.decisioning.selection import EPSILON, GREEDY, SOFTMAX, UNIFORM, Groups, draw, fits_capacity, propensities
+from nextbest.errors import BadInputError, NotFoundError
+from nextbest.models.scoring import Scorer
+
+#: Offer-history columns joined onto candidate rows, with the value a never-shown offer gets.
+OFFER_HISTORY_FILL: dict[str, float] = {
+    "shown_30d": 0.0, "shown_90d": 0.0, "days_since_shown": np.nan, "responded_before": 0.0, "converted_before": 0.0,
+}
+_EXPLORATION = {"epsilon_greedy": EPSILON, "softmax": SOFTMAX, "none": GREEDY}
+
+
+def assign_arms(customer_ids: np.ndarray, config: NextbestConfig) -> np.ndarray:
+    """Experiment arm index (config order) of each customer: a salted hash, stable forever.
+
+    Parameters
+    ----------
+    customer_ids
+        Integer customer ids.
+    config
+        Its ``policy.experiment`` gives the arms, shares and salt.
+    """
+    exp = config.policy.experiment
+    u = uniform(np.asarray(customer_ids, dtype=np.int64), key_of("arm", exp.name, exp.salt))
+    edges = np.cumsum([a.share for a in exp.arms])
+    return np.minimum(np.searchsorted(edges, u, side="right"), len(exp.arms) - 1)
+
+
+def salutation(first_name: object, gender: object) -> str:
+    """Greeting for the message: the first name when known, else by gender."""
+    if isinstance(first_name, str) and first_name.strip():
+        return f"Dear {first_name.strip()}"
+    return {"f": "Dear Madam", "m": "Dear Sir"}.get(gender if isinstance(gender, str) else "", "Hello")
+
+
+class _Blanks(dict):
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"
+
+
+def fill_message(template: str, values: Mapping[str, str]) -> str:
+    """``template`` with ``{salutation}``, ``{category}``… filled; unknown fields stay as written."""
+    return string.Formatter().vformat(template, (), _Blanks(values))
+
+
+@dataclass(frozen=True)
+class ScoredCandidates:
+    """Surviving candidate rows of a batch with their arbitration terms.
+
+    ``cust``/``pair``/``offer``/``channel`` index each row's customer (batch
+    position), grid pair, offer and channel (config order); the other arrays
+    are per row except ``ids``, ``arm``, ``cold_start`` (per customer).
+    """
+
+    at: dt.datetime
+    ids: np.ndarray
+    arm: np.ndarray
+    grid: PairGrid
+    target: Targeting
+    view: HistoryView
+    codes: np.ndarray
+    cust: np.ndarray
+    pair: np.ndarray
+    offer: np.ndarray
+    channel: np.ndarray
+    frame: pd.DataFrame
+    probability: np.ndarray
+    uplift: np.ndarray
+    boost: np.ndarray
+    gain: np.ndarray
+    cost: np.ndarray
+    expected_value: np.ndarray
+    cold_start: np.ndarray
+
+
+@dataclass(frozen=True)
+class Decisions:
+    """What :meth:`DecisionEngine.decide` returns for a batch.
+
+    Attributes
+    ----------
+    decisions
+        One row per customer in ``decisions``-table shape, plus ``cold_start``.
+    actions
+        Ranked actions (``rank`` 1 = the decision; a null offer = no action) with
+        their arbitration terms and ``reasons``.
+    suppressed
+        ``customer_id, offer_id, channel, reason, detail`` per removed pair (when
+        ``explain``), else ``None``.
+    candidates
+        Number of scored candidate rows (for benchmarks).
+    """
+
+    decisions: pd.DataFrame
+    actions: pd.DataFrame
+    suppressed: pd.DataFrame | None
+    candidates: int
+
+
+class DecisionEngine:
+    """Ranks next best actions under the configured policy.
+
+    Construction is cheap (rules are parsed once, scorers are used as given), so
+    the scoring service builds one per loaded model set.
+
+    Parameters
+    ----------
+    config
+        Validated configuration.
+    scorers
+        Registry alias (``"champion"``, ``"challenger"``) → loaded scorer. A model
+        arm whose alias is absent is served by the first model arm that has one
+        and is logged under that arm's name, so no decision claims a model it did
+        not use.
+    known_features
+        Feature names rules may read (default: the feature registry's).
+
+    Raises
+    ------
+    NotFoundError
+        When no scorer is given (run ``nextbest train``).
+    RuleError
+        When a rule of ``config`` is invalid.
+    """
+
+    def __init__(
+        self,
+        config: NextbestConfig,
+        scorers: Mapping[str, Scorer],
+        *,
+        known_features: frozenset[str] | None = None,
+    ) -> None:
+        if not scorers:
+            raise NotFoundError("no model to score with; run `nextbest train` to register a champion")
+        self.config = config
+        self.scorers = dict(scorers)
+        self.rules = RuleSet.from_config(config, known_features)
+        offers, channels = config.offers.offers, config.channels.channels
+        arb = config.policy.arbitration
+        self.offer_ids = np.array([o.id for o in offers], dtype=object)
+        self.channel_ids = np.array([c.id for c in channels], dtype=object)
+        self.offer_value = np.array([getattr(o, arb.value_field) for o in offers], dtype=float)
+        self.offer_lever = np.array([o.lever if arb.include_lever else 1.0 for o in offers], dtype=float)
+        self.channel_cost = np.array([c.cost_per_contact if arb.include_cost else 0.0 for c in channels], dtype=float)
+        self.offer_stage = np.array([JOURNEY_STAGES.index(o.stage) for o in offers])
+
+        arms = config.policy.experiment.arms
+        available = [i for i, a in enumerate(arms) if a.policy == "model" and a.model_alias in self.scorers]
+        default_alias = arms[available[0]].model_alias if available else next(iter(self.scorers))
+        # Arm as logged: a model arm without its model is served (and logged) as the fallback arm.
+        self.arm_served = np.array(
+            [i if (a.policy != "model" or a.model_alias in self.scorers or not available) else available[0] for i, a in enumerate(arms)]
+        )
+        self.arm_scorer = [
+            a.model_alias if a.policy == "model" and a.model_alias in self.scorers else default_alias for a in arms
+        ]
+        explore = _EXPLORATION[config.policy.exploration.method]
+        self.arm_policy = np.array(
+            [UNIFORM if a.policy == "random" else GREEDY if a.policy == "rules" else explore for a in arms]
+        )
+        self.arm_rules = np.array([a.policy == "rules" for a in arms])
+        self.arm_contacts = np.array([a.policy != "control" for a in arms])
+        self.arm_names = np.array([a.name for a in arms], dtype=object)
+
+    # ------------------------------------------------------------------ batch core
+    def score_candidates(
+        self,
+        features: pd.DataFrame,
+        at: dt.datetime,
+        *,
+        context: Context | None = None,
+        history: ContactHistory | None = None,
+        offer_history: pd.DataFrame | None = None,
+    ) -> ScoredCandidates:
+        """Steps 1-4 for a batch: the candidates that survive every rule, scored and valued.
+
+        Parameters are those of :meth:`decide`; campaign planning starts from here.
+
+        Raises
+        ------
+        BadInputError
+            When the frame lacks ``customer_id``, repeats one, or lacks a feature
+            the policy reads.
+        """
+        if "customer_id" not in features.columns:
+            raise BadInputError("feature frame has no 'customer_id' column")
+        context = context or Context()
+        at = pd.Timestamp(at).to_pydatetime()
+        features = features.reset_index(drop=True)
+        ids = features["customer_id"].to_numpy(dtype=np.int64)
+        if len(np.unique(ids)) != len(ids):
+            raise BadInputError("feature frame has duplicate customer_id values; pass one row per customer")
+        history = history if history is not None else ContactHistory.empty(self.config)
+
+        grid = PairGrid.build(self.config, at.date(), context.channel)
+        target = targeting(features, self.config, self.rules, context)
+        view = history.view(ids, at)
+        codes = suppression_codes(self.config, grid, target, view)
+        arm = self.arm_served[assign_arms(ids, self.config)]
+
+        cust, pair = np.nonzero(codes == 0)
+        offer, channel = grid.offer[pair], grid.channel[pair]
+        frame = self._candidate_frame(features, cust, offer, channel, offer_history)
+        p_contact, uplift = self._score(frame, arm[cust])
+
+        arb = self.config.policy.arbitration
+        boost = target.boost[cust, offer]
+        stages = self.config.policy.stages
+        if stages.mode == "boost":
+            boost = boost * np.where(self.offer_stage[offer] == target.stage[cust], stages.boost, 1.0)
+        # Boosts scale the gain, never the cost: a boosted loss must not become a bigger loss.
+        gain = self.offer_value[offer] * self.offer_lever[offer] * boost
+        p = uplift if arb.objective == "uplift" else p_contact
+        cost = self.channel_cost[channel]
+        cold = features.drop(columns="customer_id").isna().all(axis=1).to_numpy()
+        return ScoredCandidates(
+            at=at, ids=ids, arm=arm, grid=grid, target=target, view=view, codes=codes, cust=cust, pair=pair,
+            offer=offer, channel=channel, frame=frame, probability=p_contact, uplift=uplift, boost=boost,
+            gain=gain, cost=cost, expected_value=p * gain - cost, cold_start=cold,
+        )
+
+    def decide(
+        self,
+        features: pd.DataFrame,
+        at: dt.datetime,
+        *,
+        context: Context | None = None,
+        seed: int | None = None,
+        history: ContactHistory | None = None,
+        offer_history: pd.DataFrame | None = None,
+        top_k: int = 1,
+        explain: bool = False,
+        record: bool = True,
+    ) -> Decisions:
+        """Decide for every customer of ``features`` at ``at``.
+
+        Parameters
+        ----------
+        features
+            One row per customer: ``customer_id`` and the customer features
+            (``consent_*``, ``reachable_*``, ``journey_stage``, rule and trigger inputs).
+        at
+            Decision time (naive, warehouse time).
+        context
+            Inbound channel and triggering event.
+        seed
+            Exploration seed; ``None`` draws fresh randomness. The same seed, inputs
+            and history always give the same decisions, however the batch is split.
+        history
+            Contact history; ``None`` = no past contacts. Updated in place with the
+            contacted decisions when ``record``.
+        offer_history
+            ``build_offer_history`` rows joined onto candidates for the scorer.
+        top_k
+            Ranked actions to return per customer.
+        explain
+            Also compute reason codes and the suppressed candidates (slower).
+        record
+            Add contacted decisions to ``history``.
+        """
+        history = history if history is not None else ContactHistory.empty(self.config)
+        sc = self.score_candidates(features, at, context=context, history=history, offer_history=offer_history)
+        ids, arm, cust, offer, channel, ev = sc.ids, sc.arm, sc.cust, sc.offer, sc.channel, sc.expected_value
+        p_contact, uplift, boost, target, view = sc.probability, sc.uplift, sc.boost, sc.target, sc.view
+        at = sc.at
+        n = len(ids)
+        # The rules arm ranks by business value alone; every arm still reports the model's EV.
+        key = np.where(self.arm_rules[arm[cust]], sc.gain - sc.cost, ev)
+        forced = target.forced[cust, offer]
+
+        chosen, prop, order, in_set, removed = self._select(ids, arm, cust, offer, channel, key, forced, view, seed, at)
+        decision_ids = np.char.add(f"{uuid.uuid4().hex}-", np.arange(n).astype(str)).astype(object)
+        has = chosen >= 0
+        row = np.where(has, chosen, 0)
+        contacted = has & self.arm_contacts[arm]
+        decisions = pd.DataFrame(
+            {
+                "decision_id": decision_ids,
+                "customer_id": ids,
+                "ts": pd.Timestamp(at).as_unit("us"),
+                "offer_id": np.where(has, self.offer_ids[offer[row]] if len(offer) else None, None),
+                "channel": np.where(has, self.channel_ids[channel[row]] if len(channel) else None, None),
+                "arm": self.arm_names[arm],
+                "experiment": self.config.policy.experiment.name,
+                "propensity": np.where(has, prop[row] if len(prop) else 1.0, 1.0),
+                "model_version": np.array([self.scorers[self.arm_scorer[a]].model_version for a in range(len(self.arm_names))], dtype=object)[arm],
+                "score": np.where(has, ev[row] if len(ev) else 0.0, 0.0),
+                "contacted": contacted,
+                "cold_start": sc.cold_start,
+            }
+        )
+        if record:
+            history.record(decisions)
+
+        actions = self._actions(
+            ids, decisions, chosen, order, in_set, cust, offer, channel, p_contact, uplift, boost, ev, prop, top_k,
+            target, arm,
+        )
+        suppressed = None
+        if explain:
+            actions = self._add_reasons(actions, sc.frame, arm, cust, offer, target)
+            suppressed = self._suppressed(ids, sc.codes, sc.grid, removed, cust, sc.pair, view)
+        return Decisions(decisions, actions, suppressed, len(cust))
+
+    def _candidate_frame(
+        self,
+        features: pd.DataFrame,
+        cust: np.ndarray,
+        offer: np.ndarray,
+        channel: np.ndarray,
+        offer_history: pd.DataFrame | None,
+    ) -> pd.DataFrame:
+        # Text columns as categoricals: taking ~25 rows per customer copies codes, not strings.
+        text = [c for c in features.columns if not (pd.api.types.is_numeric_dtype(features[c]) or pd.api.types.is_bool_dtype(features[c]))]
+        compact = features.astype({c: "category" for c in text}) if text else features
+        frame = compact.take(cust).reset_index(drop=True)
+        frame.insert(1, "offer_id", pd.Categorical.from_codes(offer, categories=list(self.offer_ids)))
+        frame.insert(2, "channel", pd.Categorical.from_codes(channel, categories=list(self.channel_ids)))
+        if offer_history is not None and len(frame):
+            n_of = len(self.offer_ids)
+            oh_pos = pd.Index(features["customer_id"].to_numpy(dtype=np.int64)).get_indexer(offer_history["customer_id"].to_numpy())
+            oh_off = pd.Index(self.offer_ids).get_indexer(offer_history["offer_id"].to_numpy())
+            ok = (oh_pos >= 0) & (oh_off >= 0)
+            slot = np.full(len(features) * n_of, -1, dtype=np.int64)
+            slot[oh_pos[ok] * n_of + oh_off[ok]] = np.nonzero(ok)[0]
+            hit = slot[cust * n_of + offer]
+            for col, fill in OFFER_HISTORY_FILL.items():
+                if col in offer_history.columns:
+                    values = offer_history[col].to_numpy(dtype=float, na_value=np.nan)
+                    frame[col] = np.where(hit >= 0, values[np.maximum(hit, 0)], fill)
+        return frame
+
+    def _score(self, candidates: pd.DataFrame, row_arm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        p_contact = np.zeros(len(candidates))
+        uplift = np.zeros(len(candidates))
+        if len(candidates) == 0:
+            return p_contact, uplift
+        aliases = np.array(self.arm_scorer, dtype=object)[row_arm]
+        for alias in dict.fromkeys(self.arm_scorer):
+            sel = aliases == alias
+            if not sel.any():
+                continue
+            scorer = self.scorers[alias]
+            part = candidates if sel.all() else candidates.loc[sel]
+            scores = scorer.score(part)
+            p_contact[sel] = scores["p_contact"].to_numpy(dtype=float)
+            uplift[sel] = scores["uplift"].to_numpy(dtype=float)
+        return p_contact, uplift
+
+    def _select(
+        self,
+        ids: np.ndarray,
+        arm: np.ndarray,
+        cust: np.ndarray,
+        offer: np.ndarray,
+        channel: np.ndarray,
+        key: np.ndarray,
+        forced: np.ndarray,
+        view: HistoryView,
+        seed: int | None,
+        at: dt.datetime,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[int, int]]:
+        """Choose a row per customer; allocate capacities; return choice, propensities,
+        priority order, action-set membership and rows removed for capacity."""
+        n = len(ids)
+        exploration = self.config.policy.exploration
+        min_ev = self.config.policy.arbitration.min_expected_value
+        # Priority within a customer: forced, then key, then config order (stable ties).
+        order = np.lexsort((np.arange(len(cust)), -key, ~forced, cust))
+        in_set_sorted = forced[order] | (key[order] > min_ev)
+        policy = self.arm_policy[arm].copy()
+        has_forced = np.bincount(cust[forced], minlength=n) > 0
+        policy[has_forced & (policy != UNIFORM)] = GREEDY
+        seed_key = key_of("explore", seed if seed is not None else int.from_bytes(os.urandom(8), "little"), at.isoformat())
+        u = uniform(ids, seed_key)
+
+        prop = np.zeros(len(cust))
+        chosen = np.full(n, -1, dtype=np.int64)
+        alive = np.ones(len(cust), dtype=bool)
+        removed: dict[int, int] = {}
+        ch_left = view.channel_remaining.copy()
+        of_left = view.offer_remaining.copy()
+        pending = np.ones(n, dtype=bool)
+        contacts = self.arm_contacts[arm]
+        while pending.any():
+            keep = alive[order] & pending[cust[order]]
+            rows = order[keep]
+            groups = Groups.of(cust[rows], n)
+            p_rows, m = propensities(
+                groups, key[rows], in_set_sorted[keep], policy,
+                top_n=exploration.top_n, epsilon=exploration.epsilon, temperature=exploration.temperature,
+            )
+            pick = draw(groups, p_rows, m, u)
+            prop[rows] = p_rows
+            picked_cust = np.nonzero(pending & (pick >= 0))[0]
+            picked = rows[pick[picked_cust]]
+            chosen[pending] = -1
+            chosen[picked_cust] = picked
+            # Capacity: contacting picks, best key first, up to what each channel/offer has left.
+            capped = contacts[picked_cust] & (np.isfinite(ch_left[channel[picked]]) | np.isfinite(of_left[offer[picked]]))
+            cand = picked[capped]
+            if len(cand) == 0:
+                break
+            by_key = cand[np.argsort(-key[cand], kind="stable")]
+            ok = fits_capacity(channel[by_key], ch_left) & fits_capacity(offer[by_key], of_left)
+            accepted = by_key[ok]
+            ch_left -= np.bincount(channel[accepted], minlength=len(ch_left))
+            of_left -= np.bincount(offer[accepted], minlength=len(of_left))
+            lost = by_key[~ok]
+            pending[:] = False
+            if len(lost) == 0:
+                break
+            lost_cust = cust[lost]
+            pending[lost_cust] = True
+            chosen[lost_cust] = -1
+            # Every row of a losing customer on a now-full channel or offer goes.
+            mine = pending[cust] & alive
+            full_ch = mine & (ch_left[channel] <= 0)
+            full_of = mine & ~full_ch & (of_left[offer] <= 0)
+            for r in np.nonzero(full_ch)[0]:
+                removed[int(r)] = CODE["channel_capacity"]
+            for r in np.nonzero(full_of)[0]:
+                removed[int(r)] = CODE["offer_cap"]
+            alive &= ~(full_ch | full_of)
+            prop[mine] = 0.0
+        in_set = np.zeros(len(cust), dtype=bool)
+        in_set[order] = in_set_sorted
+        return chosen, prop, order[alive[order]], in_set & alive, removed
+
+    def _actions(
+        self,
+        ids: np.ndarray,
+        decisions: pd.DataFrame,
+        chosen: np.ndarray,
+        order: np.ndarray,
+        in_set: np.ndarray,
+        cust: np.ndarray,
+        offer: np.ndarray,
+        channel: np.ndarray,
+        p_contact: np.ndarray,
+        uplift: np.ndarray,
+        boost: np.ndarray,
+        ev: np.ndarray,
+        prop: np.ndarray,
+        top_k: int,
+        target: Targeting,
+        arm: np.ndarray,
+    ) -> pd.DataFrame:
+        n = len(ids)
+        is_chosen = np.zeros(len(cust), dtype=bool)
+        is_chosen[chosen[chosen >= 0]] = True
+        alt = order[in_set[order] & ~is_chosen[order]]
+        alt_groups = Groups.of(cust[alt], n)
+        alt = alt[alt_groups.pos < top_k - 1]
+        alt_rank = Groups.of(cust[alt], n).pos + 2
+        rows = np.concatenate([chosen[chosen >= 0], alt])
+        ranks = np.concatenate([np.ones(int((chosen >= 0).sum()), dtype=np.int64), alt_rank])
+        best = np.full(n, -1, dtype=np.int64)
+        if len(order):
+            first = Groups.of(cust[order], n)
+            best = np.where(first.count > 0, order[np.minimum(first.start, len(order) - 1)], -1)
+        c = cust[rows]
+        trig = target.trigger[c, offer[rows]]
+        trigger_ids = np.array([t.id for t in self.config.policy.triggers] + [None], dtype=object)
+        actions = pd.DataFrame(
+            {
+                "customer_id": ids[c],
+                "rank": ranks,
+                "offer_id": self.offer_ids[offer[rows]],
+                "channel": self.channel_ids[channel[rows]],
+                "probability": p_contact[rows],
+                "uplift": uplift[rows],
+                "value": self.offer_value[offer[rows]],
+                "lever": self.offer_lever[offer[rows]],
+                "boost": boost[rows],
+                "cost": self.channel_cost[channel[rows]],
+                "expected_value": ev[rows],
+                "propensity": prop[rows],
+                "trigger": trigger_ids[trig],
+                "forced": target.forced[c, offer[rows]],
+                "explored": (ranks == 1) & (rows != best[c]),
+                "row": rows,
+            }
+        )
+        none = np.nonzero(chosen < 0)[0]
+        if len(none):
+            nothing = pd.DataFrame(
+                {
+                    "customer_id": ids[none], "rank": 1, "offer_id": None, "channel": None,
+                    "probability": np.nan, "uplift": np.nan, "value": 0.0, "lever": 0.0, "boost": 1.0, "cost": 0.0,
+                    "expected_value": 0.0, "propensity": 1.0, "trigger": None, "forced": False, "explored": False, "row": -1,
+                }
+            )
+            actions = pd.concat([actions, nothing], ignore_index=True) if len(actions) else nothing
+        position = pd.Index(ids).get_indexer(actions["customer_id"].to_numpy())
+        actions.insert(0, "decision_id", decisions["decision_id"].to_numpy()[position])
+        return actions.sort_values(["customer_id", "rank"], kind="stable", ignore_index=True)
+
+    def _add_reasons(
+        self,
+        actions: pd.DataFrame,
+        candidates: pd.DataFrame,
+        arm: np.ndarray,
+        cust: np.ndarray,
+        offer: np.ndarray,
+        target: Targeting,
+    ) -> pd.DataFrame:
+        rows = actions["row"].to_numpy()
+        reasons: list[list[str]] = [[] for _ in range(len(actions))]
+        real = np.nonzero(rows >= 0)[0]
+        aliases = np.array(self.arm_scorer, dtype=object)[arm[cust[rows[real]]]] if len(real) else np.array([], dtype=object)
+        for alias in dict.fromkeys(aliases):
+            sel = real[aliases == alias]
+            model_reasons = self.scorers[alias].reasons(candidates.iloc[rows[sel]], top=3)
+            for i, r in zip(sel, model_reasons, strict=True):
+                reasons[i] = list(r)
+        offers = self.config.offers.offers
+        stage_mode = self.config.policy.stages.mode
+        trig = actions["trigger"].to_numpy()
+        forced = actions["forced"].to_numpy()
+        explored = actions["explored"].to_numpy()
+        for i in real:  # only the returned actions: the explained, per-customer path
+            o = offers[int(offer[rows[i]])]
+            if isinstance(trig[i], str):
+                reasons[i].append(f"trigger:{trig[i]}")
+            if forced[i]:
+                reasons[i].append("forced")
+            if o.eligibility:
+                reasons[i].append(f"eligibility:{o.eligibility}")
+            if o.segment:
+                reasons[i].append(f"segment:{o.segment}")
+            if stage_mode == "boost" and self.offer_stage[offer[rows[i]]] == target.stage[cust[rows[i]]]:
+                reasons[i].append(f"stage:{o.stage}")
+            if explored[i]:
+                reasons[i].append("explore")
+        for i in np.nonzero(rows < 0)[0]:
+            reasons[i] = ["no_positive_expected_value"]
+        return actions.assign(reasons=reasons)
+
+    def _suppressed(
+        self,
+        ids: np.ndarray,
+        codes: np.ndarray,
+        grid: PairGrid,
+        removed: dict[int, int],
+        cust: np.ndarray,
+        pair: np.ndarray,
+        view: HistoryView,
+    ) -> pd.DataFrame:
+        codes = codes.copy()
+        for r, code in removed.items():
+            codes[cust[r], pair[r]] = code
+        c, p = np.nonzero(codes > 0)
+        code = codes[c, p]
+        o, ch = grid.offer[p], grid.channel[p]
+        policy = self.config.policy
+        offers, channels = self.config.offers.offers, self.config.channels.channels
+
+        def detail(k: int, oi: int, ci: int) -> str:
+            name = REASONS[k]
+            if name == "eligibility":
+                return offers[oi].eligibility or ""
+            if name == "segment":
+                return f"segment {offers[oi].segment}"
+            if name in ("no_consent", "unreachable"):
+                return f"consent_{channels[ci].id}" if name == "no_consent" else f"reachable_{channels[ci].id}"
+            if name == "stage_gate":
+                return f"offer stage {offers[oi].stage} is more than one stage ahead"
+            if name == "channel_stage":
+                return f"{channels[ci].id} needs stage {policy.stages.min_stage_for_channel.get(channels[ci].id)}"
+            if name == "complaint":
+                return f"complaint within {policy.contact.complaint_suppression_days} days"
+            if name == "negative_response":
+                return f"unsubscribe within {policy.contact.negative_response_suppression_days} days"
+            if name == "contact_cap":
+                return f"{policy.contact.max_contacts} contacts per {policy.contact.window_days} days"
+            if name == "channel_cap":
+                return f"{policy.contact.max_contacts_per_channel.get(channels[ci].id)} {channels[ci].id} contacts per {policy.contact.window_days} days"
+            if name == "offer_cooldown":
+                return f"offer shown within {policy.contact.offer_cooldown_days} days"
+            if name == "offer_cap":
+                return f"offer max_contacts {offers[oi].max_contacts} reached"
+            return f"{channels[ci].id} daily capacity {channels[ci].daily_capacity} reached"
+
+        # Few distinct (reason, offer, channel) triples: explain each once, then index.
+        table = np.array(
+            [[[detail(k, oi, ci) if k else "" for ci in range(len(channels))] for oi in range(len(offers))] for k in range(len(REASONS))],
+            dtype=object,
+        )
+        return pd.DataFrame(
+            {
+                "customer_id": ids[c],
+                "offer_id": self.offer_ids[o],
+                "channel": self.channel_ids[ch],
+                "reason": np.array(REASONS, dtype=object)[code],
+                "detail": table[code, o, ch],
+            }
+        )
+
+    # ------------------------------------------------------------------ documents
+    def rank(
+        self,
+        features: pd.DataFrame,
+        at: dt.datetime,
+        context: Context | None = None,
+        top_k: int = 3,
+        seed: int | None = None,
+        *,
+        history: ContactHistory | None = None,
+        offer_history: pd.DataFrame | None = None,
+        profiles: pd.DataFrame | None = None,
+        explain: bool = True,
+    ) -> list[RankResponse]:
+        """Rank and return one :class:`RankResponse` per customer.
+
+        Parameters
+        ----------
+        features, at, context, top_k, seed, history, offer_history
+            As for :meth:`decide`.
+        profiles
+            ``customer_id, first_name, gender`` from ``customers`` for the salutation;
+            read at response time only and never passed to a model.
+        explain
+            Include reasons and suppressed candidates.
+
+        Returns
+        -------
+        list of RankResponse
+            In the order of ``features``; :func:`~nextbest.decisioning.log.decision_rows`
+            turns them into rows for the ``decisions`` table.
+        """
+        out = self.decide(
+            features, at, context=context, seed=seed, history=history, offer_history=offer_history,
+            top_k=top_k, explain=True,
+        )
+        interest = (
+            features.set_index("customer_id")["interest_category"] if "interest_category" in features.columns else None
+        )
+        names = profiles.set_index("customer_id") if profiles is not None else None
+        categories = {o.id: o.category for o in self.config.offers.offers}
+        messages = {o.id: o.message for o in self.config.offers.offers}
+        by_customer = dict(tuple(out.actions.groupby("customer_id", sort=False)))
+        suppressed = dict(tuple(out.suppressed.groupby("customer_id", sort=False))) if explain and out.suppressed is not None else {}
+        docs = []
+        for d in out.decisions.itertuples(index=False):
+            cid = int(d.customer_id)
+            first = names["first_name"].get(cid) if names is not None and "first_name" in names.columns else None
+            gender = names["gender"].get(cid) if names is not None and "gender" in names.columns else None
+            greet = salutation(first, gender)
+            liked = interest.get(cid) if interest is not None else None
+            actions = []
+            for a in by_customer[cid].itertuples(index=False):
+                personal = None
+                if a.offer_id is not None:
+                    # 'none' is the feature's value for "no recent interest".
+                    category = liked if isinstance(liked, str) and liked not in ("", "none") else categories[a.offer_id]
+                    personal = Personalisation(
+                        salutation=greet, category=category, trigger=a.trigger if isinstance(a.trigger, str) else None,
+                        message=fill_message(messages[a.offer_id], {"salutation": greet, "category": category}),
+                    )
+                actions.append(
+                    Action(
+                        rank=int(a.rank), offer_id=a.offer_id, channel=a.channel,
+                        probability=_num(a.probability), uplift=_num(a.uplift), value=float(a.value),
+                        lever=float(a.lever), boost=float(a.boost), cost=float(a.cost),
+                        expected_value=float(a.expected_value), propensity=float(min(max(a.propensity, 0.0), 1.0)),
+                        reasons=list(a.reasons) if explain else [], personalisation=personal,
+                    )
+                )
+            sup = None
+            if explain:
+                frame = suppressed.get(cid)
+                sup = [] if frame is None else [
+                    Suppressed(offer_id=s.offer_id, channel=s.channel, reason=s.reason, detail=s.detail)
+                    for s in frame.itertuples(index=False)
+                ]
+            docs.append(
+                RankResponse(
+                    decision_id=d.decision_id, customer_id=cid, at=at, model_version=d.model_version,
+                    experiment=d.experiment, arm=d.arm, contacted=bool(d.contacted), cold_start=bool(d.cold_start),
+                    actions=actions, suppressed=sup,
+                )
+            )
+        return docs
+
+
+def _num(x: float) -> float | None:
+    return None if x is None or (isinstance(x, float) and np.isnan(x)) else float(x)
+
+
+
+def complete_features(found: pd.DataFrame, customer_ids: np.ndarray, columns: list[str] | None = None) -> pd.DataFrame:
+    """Feature rows for ``customer_ids`` in that order, with an all-null row for unknown ids.
+
+    A customer without features is a *cold start*: null consent and reachability
+    leave only non-personal channels, and the decision says ``cold_start``.
+
+    Parameters
+    ----------
+    found
+        Rows the feature store returned (``customer_id`` + features).
+    customer_ids
+        Requested ids.
+    columns
+        Feature columns when ``found`` is empty (default: those of ``found``).
+    """
+    ids = np.asarray(customer_ids, dtype=np.int64)
+    index = pd.Index(found["customer_id"].to_numpy(dtype=np.int64)) if len(found) else pd.Index([], dtype=np.int64)
+    pos = index.get_indexer(ids)
+    if (pos >= 0).all():
+        return found.take(pos).reset_index(drop=True)
+    cols = list(found.columns) if len(found.columns) else ["customer_id", *(columns or [])]
+    blank = pd.DataFrame({c: pd.Series([None] * int((pos < 0).sum()), dtype=object) for c in cols})
+    blank["customer_id"] = ids[pos < 0]
+    known = found.take(pos[pos >= 0]).reset_index(drop=True)
+    merged = pd.concat([known, blank], ignore_index=True) if len(known) else blank
+    order = pd.Index(merged["customer_id"].to_numpy(dtype=np.int64)).get_indexer(ids)
+    return merged.take(order).reset_index(drop=True)

@@ -1,0 +1,111 @@
+"""Customer lifetime value: a LightGBM regressor of next-period margin.
+
+Why not BG/NBD + Gamma-Gamma: ``lifetimes`` has had no release since 2020 (its
+``lifetimes.datasets`` import already fails on current setuptools), and
+``pymc-marketing`` brings ~30 packages (PyTensor, Numba, ArviZ, ...) and MCMC
+fits far slower than a 3-minute build of a million customers allows. The
+regressor reuses the feature SQL, handles zero-spend customers natively (Tweedie
+loss) and can use engagement as well as RFM inputs.
+
+Fitting (time split, no leakage): features as of ``T0 = T - label_days`` and the
+label *margin in [T0, T)*, both strictly before the fit time ``T``. Prediction:
+``clv_12m = max(0, prediction) * 365 / label_days``. With too little history the
+model falls back to the run rate ``clv_12m = margin_365d`` (``method_ = "run_rate"``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.utils.validation import check_is_fitted
+
+from nextbest.features.registry import VALUE_WINDOW_DAYS
+
+RUN_RATE_FEATURE = f"margin_{VALUE_WINDOW_DAYS}d"
+
+
+class ClvRegressor(RegressorMixin, BaseEstimator):
+    """Predicts 12-month margin from customer features.
+
+    Parameters
+    ----------
+    label_days
+        Length of the label window the model is fitted on; predictions are scaled to 365 days.
+    min_customers
+        Fewer training rows with any order than this: use the run rate instead of a model.
+    n_estimators, learning_rate, num_leaves, min_child_samples
+        LightGBM parameters.
+    random_state
+        LightGBM seed (training is deterministic).
+
+    Attributes
+    ----------
+    method_ : str
+        ``"lightgbm"`` or ``"run_rate"``.
+    feature_names_in_ : ndarray of str
+    booster_ : lightgbm.Booster or None
+    """
+
+    def __init__(self, label_days: int = 90, min_customers: int = 200, n_estimators: int = 200,
+                 learning_rate: float = 0.05, num_leaves: int = 15, min_child_samples: int = 20,
+                 random_state: int = 0) -> None:
+        self.label_days = label_days
+        self.min_customers = min_customers
+        self.n_estimators = n_estimators
+        self.learning_rate = learning_rate
+        self.num_leaves = num_leaves
+        self.min_child_samples = min_child_samples
+        self.random_state = random_state
+
+    def fit(self, X: pd.DataFrame, y: pd.Series | np.ndarray) -> ClvRegressor:
+        """Fit on numeric features ``X`` and the margin ``y`` of the following ``label_days``."""
+        self.feature_names_in_ = np.asarray(X.columns, dtype=object)
+        target = np.clip(np.asarray(y, dtype=float), 0.0, None)
+        buyers = int((X[RUN_RATE_FEATURE].to_numpy(float) > 0).sum()) if RUN_RATE_FEATURE in X else 0
+        if buyers < self.min_customers or not (target > 0).any():
+            self.method_, self.booster_ = "run_rate", None
+            return self
+        params = {
+            "objective": "tweedie", "learning_rate": self.learning_rate, "num_leaves": self.num_leaves,
+            "min_child_samples": self.min_child_samples, "seed": self.random_state, "deterministic": True,
+            "force_row_wise": True, "num_threads": 1, "verbose": -1,
+        }
+        data = lgb.Dataset(self._matrix(X), label=target, feature_name=list(self.feature_names_in_), free_raw_data=True)
+        self.booster_ = lgb.train(params, data, num_boost_round=self.n_estimators)
+        self.method_ = "lightgbm"
+        return self
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        """12-month margin per row (never negative)."""
+        check_is_fitted(self, "method_")
+        if self.booster_ is None:
+            return np.clip(X[RUN_RATE_FEATURE].to_numpy(float, na_value=0.0), 0.0, None)
+        per_window = self.booster_.predict(self._matrix(X), num_threads=1)
+        return np.clip(per_window, 0.0, None) * (365.0 / self.label_days)
+
+    def _matrix(self, X: pd.DataFrame) -> np.ndarray:
+        return X[list(self.feature_names_in_)].to_numpy(dtype=float, na_value=np.nan)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready state: parameters, method, inputs and the LightGBM model as text."""
+        check_is_fitted(self, "method_")
+        return {
+            "params": self.get_params(),
+            "method": self.method_,
+            "feature_names": list(self.feature_names_in_),
+            "booster": self.booster_.model_to_string() if self.booster_ is not None else None,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ClvRegressor:
+        """Inverse of :meth:`to_dict`."""
+        est = cls(**data["params"])
+        est.method_ = data["method"]
+        est.feature_names_in_ = np.asarray(data["feature_names"], dtype=object)
+        est.booster_ = lgb.Booster(model_str=data["booster"]) if data["booster"] else None
+        return est
+

@@ -1,0 +1,199 @@
+"""Point-in-time feature builds: one row per customer from data strictly before ``as_of``.
+
+>>> frame = build_features(con, "2024-06-30", config)           # fits the feature models at as_of
+>>> models = fit_feature_models(con, "2024-01-01", config)      # or fit once on a training snapshot
+>>> frame = build_features(con, "2024-06-30", config, models=models)
+
+Everything but the two fitted features (``basket_cluster``, ``clv_12m``) is one
+DuckDB statement over the point-in-time views (:mod:`.pit`) composed from the
+feature groups; no Python touches individual events or customers.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from nextbest.config import NextbestConfig
+from nextbest.errors import BadInputError
+from nextbest.features import baskets, engagement, events, interest, profile, reachability, value
+from nextbest.features.baskets import BasketClusterer
+from nextbest.features.clv import ClvRegressor
+from nextbest.features.fitted import FeatureModels
+from nextbest.features.offer_history import offer_history_sql
+from nextbest.features.pit import customer_columns
+from nextbest.features.query import compose
+from nextbest.features.registry import (
+    FeatureDef,
+    basket_categories,
+    customer_features,
+    definition_hash,
+    feature_defs,
+)
+
+#: Group modules, in the order their columns appear (the registry fixes the final order).
+GROUPS = (profile, engagement, value, baskets, reachability, events, interest)
+
+AsOf = dt.datetime | dt.date | str | pd.Timestamp
+
+
+def as_timestamp(as_of: AsOf, *, field: str = "as_of") -> pd.Timestamp:
+    """Parse an as-of time (a date means its midnight: data of that day is *not* included)."""
+    try:
+        ts = pd.Timestamp(as_of)
+    except (ValueError, TypeError) as exc:
+        raise BadInputError(f"{field}: {as_of!r} is not a date or timestamp; use e.g. 2024-06-30") from exc
+    if ts is pd.NaT:
+        raise BadInputError(f"{field}: a date or timestamp is required, e.g. 2024-06-30")
+    return ts.tz_convert(None) if ts.tzinfo else ts
+
+
+def sql_features(config: NextbestConfig) -> tuple[FeatureDef, ...]:
+    """Customer features computed by SQL (everything but the fitted ones)."""
+    return tuple(f for f in customer_features(feature_defs(config)) if not f.fitted)
+
+
+def clv_inputs(config: NextbestConfig) -> list[str]:
+    """Inputs of the CLV regressor: the numeric and boolean SQL features."""
+    return [f.name for f in sql_features(config) if f.dtype != "category"]
+
+
+def share_columns(config: NextbestConfig) -> list[str]:
+    return [f"spend_share_{c}" for c in basket_categories(config)]
+
+
+def check_warehouse(con: duckdb.DuckDBPyConnection, config: NextbestConfig) -> None:
+    """Fail early, naming the fix, if the customers table lacks a column the config names."""
+    have = {r[0] for r in con.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = 'customers' AND table_schema = 'main'"
+    ).fetchall()}
+    if not have:
+        raise BadInputError("the warehouse has no customers table; import data or run `nextbest data generate`")
+    missing = [c for c in customer_columns(config) if c not in have]
+    if missing:
+        raise BadInputError(
+            f"customers lacks column(s) {missing} that channels.yaml (consent_field / validity_field) or the "
+            "feature pipeline reads; add the column(s) or fix channels.yaml"
+        )
+
+
+def _params(as_of: pd.Timestamp, customer_ids: Sequence[int] | None) -> dict[str, object]:
+    params: dict[str, object] = {"as_of": as_of.to_pydatetime()}
+    if customer_ids is not None:
+        params["customer_ids"] = [int(i) for i in customer_ids]
+    return params
+
+
+def compute_sql_features(con: duckdb.DuckDBPyConnection, as_of: AsOf, config: NextbestConfig, *,
+                         customer_ids: Sequence[int] | None = None) -> pd.DataFrame:
+    """The SQL features as of ``as_of`` (no fitted ones), one row per customer sorted by id."""
+    ts = as_timestamp(as_of)
+    check_warehouse(con, config)
+    groups = [g.query(config) for g in GROUPS]
+    sql = compose(config, groups, sql_features(config), filtered=customer_ids is not None)
+    return con.execute(sql, _params(ts, customer_ids)).df()
+
+
+def clv_training_frame(con: duckdb.DuckDBPyConnection, as_of: AsOf, config: NextbestConfig,
+                       ) -> tuple[pd.DataFrame, np.ndarray]:
+    """Training data of the CLV regressor fitted at ``as_of``: features at ``as_of - label_days``
+    and each customer's margin in ``[as_of - label_days, as_of)``."""
+    fc = config.features
+    ts = as_timestamp(as_of)
+    start = ts - pd.Timedelta(days=fc.clv_label_days)
+    ids = con.execute(
+        "SELECT customer_id FROM customers WHERE member_since IS NULL OR CAST(member_since AS TIMESTAMP) < $start "
+        "ORDER BY customer_id", {"start": start.to_pydatetime()},
+    ).fetchnumpy()["customer_id"]
+    sample: np.ndarray | None = None
+    if len(ids) > fc.clv_max_train_rows:
+        rng = np.random.default_rng(fc.seed)
+        sample = np.sort(rng.choice(ids, fc.clv_max_train_rows, replace=False))
+    X = compute_sql_features(con, start, config, customer_ids=None if sample is None else sample.tolist())
+    label = con.execute(
+        "SELECT customer_id, sum(coalesce(margin, 0.0)) AS margin FROM transactions "
+        "WHERE ts >= $start AND ts < $as_of GROUP BY customer_id",
+        {"start": start.to_pydatetime(), "as_of": ts.to_pydatetime()},
+    ).df()
+    y = X[["customer_id"]].merge(label, on="customer_id", how="left")["margin"].fillna(0.0).to_numpy()
+    return X, y
+
+
+def fit_feature_models(con: duckdb.DuckDBPyConnection, as_of: AsOf, config: NextbestConfig, *,
+                       features: pd.DataFrame | None = None) -> FeatureModels:
+    """Fit the basket clusterer and the CLV regressor on data strictly before ``as_of``.
+
+    Parameters
+    ----------
+    features
+        :func:`compute_sql_features` at ``as_of`` if already computed (saves a pass).
+    """
+    ts = as_timestamp(as_of)
+    fc = config.features
+    if features is None:
+        features = compute_sql_features(con, ts, config)
+    clusterer = BasketClusterer(fc.basket_clusters, fc.cluster_max_train_rows, fc.seed).fit(
+        features[share_columns(config)]
+    )
+    X, y = clv_training_frame(con, ts, config)
+    clv = ClvRegressor(label_days=fc.clv_label_days, min_customers=fc.clv_min_customers, random_state=fc.seed)
+    clv.fit(X[clv_inputs(config)], y)
+    return FeatureModels(definition_hash(config), ts, clusterer, clv)
+
+
+def build_features(con: duckdb.DuckDBPyConnection, as_of: AsOf, config: NextbestConfig, *,
+                   models: FeatureModels | None = None,
+                   customer_ids: Sequence[int] | None = None) -> pd.DataFrame:
+    """Every customer feature as of ``as_of``, from data strictly before it.
+
+    Parameters
+    ----------
+    con
+        Warehouse connection (read-only is enough).
+    as_of
+        The as-of time; a date means its midnight.
+    config
+        Feature definitions (windows, weights, channels, categories).
+    models
+        Fitted feature models; ``None`` fits them at ``as_of`` (no leakage either way,
+        as long as ``models.fitted_as_of <= as_of``).
+    customer_ids
+        Only these customers (a 360° view); ``None`` = everyone.
+
+    Returns
+    -------
+    DataFrame
+        ``customer_id`` + one column per customer feature in registry order, sorted by id.
+        Missing history gives the registry defaults (zero counts, ``false`` flags,
+        ``'awareness'``); undefined values (recency without orders, unknown age) are NaN.
+    """
+    ts = as_timestamp(as_of)
+    if models is not None and not models.matches(config):
+        raise BadInputError("the feature models were fitted for other feature definitions; "
+                            "rebuild with `nextbest features build --refit`")
+    if models is not None and models.fitted_as_of > ts:
+        raise BadInputError(f"feature models fitted as of {models.fitted_as_of} would leak into a build as of "
+                            f"{ts}; fit them at or before the earliest snapshot (--refit)")
+    frame = compute_sql_features(con, ts, config, customer_ids=customer_ids)
+    if models is None:
+        models = fit_feature_models(con, ts, config, features=frame if customer_ids is None else None)
+    frame["basket_cluster"] = models.clusterer.predict(frame[share_columns(config)])
+    frame["clv_12m"] = models.clv.predict(frame[list(models.clv.feature_names_in_)])
+    names = [f.name for f in customer_features(feature_defs(config))]
+    out = frame[["customer_id", *names]]
+    return out.astype({"basket_cluster": frame["journey_stage"].dtype})
+
+
+def build_offer_history(con: duckdb.DuckDBPyConnection, as_of: AsOf, config: NextbestConfig | None = None, *,
+                        customer_ids: Sequence[int] | None = None) -> pd.DataFrame:
+    """Customer × offer history as of ``as_of``: ``customer_id, offer_id, shown_30d, shown_90d,
+    days_since_shown, responded_before, converted_before`` (only pairs ever shown)."""
+    from nextbest.config import load_config
+
+    ts = as_timestamp(as_of)
+    sql = offer_history_sql(config or load_config(None), filtered=customer_ids is not None)
+    return con.execute(sql, _params(ts, customer_ids)).df()

@@ -1,0 +1,206 @@
+"""Uplift meta-learners: the incremental effect of contacting a customer.
+
+The training rows come from randomised campaigns: a *treated* row was contacted
+with an offer on a channel, a *control* row recorded the same kind of choice but
+was not contacted. Each learner estimates both potential outcomes,
+
+``p_treated(x) = P(response | x, contacted)`` and ``p_control(x) = P(response | x, not contacted)``,
+
+and the uplift ``p_treated - p_control``. All learners read the treatment from a
+column of ``X`` (default ``contacted``), so they fit into pipelines and
+cross-validation like any classifier; ``predict_proba`` scores each row under the
+treatment it actually received.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, clone
+
+from nextbest.errors import BadInputError
+
+
+def _treatment(X: pd.DataFrame, column: str) -> np.ndarray:
+    if column not in X.columns:
+        raise BadInputError(f"uplift training frame lacks the treatment column {column!r} (decisions.contacted)")
+    t = X[column].astype("boolean")
+    if t.isna().any():
+        raise BadInputError(f"treatment column {column!r} has nulls; drop decisions whose contacted flag is unknown")
+    return t.to_numpy(dtype=bool)
+
+
+def _split_eval(fit_params: dict[str, object], column: str, treated: bool) -> dict[str, object]:
+    """``fit_params`` with the ``eval_set`` reduced to one arm, without the treatment column."""
+    eval_set = fit_params.get("eval_set")
+    if eval_set is None:
+        return fit_params
+    X_val, y_val = eval_set  # type: ignore[misc]
+    mask = _treatment(X_val, column) == treated
+    return {**fit_params, "eval_set": (X_val.loc[mask].drop(columns=[column]), np.asarray(y_val)[mask])}
+
+
+class _UpliftBase(ClassifierMixin, BaseEstimator):
+    treatment_column: str
+
+    def predict_outcomes(self, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def predict_uplift(self, X: pd.DataFrame) -> np.ndarray:
+        """``p_treated - p_control`` per row."""
+        p1, p0 = self.predict_outcomes(X)
+        return p1 - p0
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        return (self.predict_proba(X)[:, 1] >= 0.5).astype(np.int8)
+
+
+class SLearner(_UpliftBase):
+    """One model with the treatment as a feature; uplift = prediction with it on minus off.
+
+    Parameters
+    ----------
+    estimator
+        Classifier fitted on the features plus the treatment column.
+    treatment_column
+        Boolean column of ``X`` telling whether the row was contacted.
+
+    Attributes
+    ----------
+    estimator_ : fitted clone of ``estimator``.
+    """
+
+    def __init__(self, estimator: BaseEstimator, treatment_column: str = "contacted") -> None:
+        self.estimator = estimator
+        self.treatment_column = treatment_column
+
+    def fit(self, X: pd.DataFrame, y: np.ndarray | pd.Series, **fit_params: object) -> SLearner:
+        t = _treatment(X, self.treatment_column)
+        self.classes_ = np.array([0, 1])
+        if fit_params.get("eval_set") is not None:
+            X_val, y_val = fit_params["eval_set"]  # type: ignore[misc]
+            col = {self.treatment_column: _treatment(X_val, self.treatment_column)}
+            fit_params = {**fit_params, "eval_set": (X_val.assign(**col), y_val)}
+        self.estimator_ = clone(self.estimator).fit(X.assign(**{self.treatment_column: t}), y, **fit_params)
+        return self
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        return self.estimator_.predict_proba(X.assign(**{self.treatment_column: _treatment(X, self.treatment_column)}))
+
+    def predict_outcomes(self, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        p1 = self.estimator_.predict_proba(X.assign(**{self.treatment_column: True}))[:, 1]
+        p0 = self.estimator_.predict_proba(X.assign(**{self.treatment_column: False}))[:, 1]
+        return p1, p0
+
+    def predict_contrib(self, X: pd.DataFrame) -> pd.DataFrame:
+        """Contributions to the *contacted* prediction, without the treatment column itself."""
+        contrib = self.estimator_.predict_contrib(X.assign(**{self.treatment_column: True}))
+        return contrib.drop(columns=[self.treatment_column])
+
+    def feature_importance(self, importance_type: str = "gain") -> pd.Series:
+        return self.estimator_.feature_importance(importance_type)
+
+
+class TLearner(_UpliftBase):
+    """Two models, one on contacted rows and one on control rows.
+
+    Parameters
+    ----------
+    estimator
+        Classifier cloned for each arm; it never sees the treatment column.
+    treatment_column
+        Boolean column of ``X`` telling whether the row was contacted.
+
+    Attributes
+    ----------
+    treated_ : classifier fitted on contacted rows.
+    control_ : classifier fitted on control rows.
+    """
+
+    def __init__(self, estimator: BaseEstimator, treatment_column: str = "contacted") -> None:
+        self.estimator = estimator
+        self.treatment_column = treatment_column
+
+    def fit(self, X: pd.DataFrame, y: np.ndarray | pd.Series, **fit_params: object) -> TLearner:
+        t = _treatment(X, self.treatment_column)
+        y = np.asarray(y)
+        if t.all() or not t.any():
+            raise BadInputError("the T-learner needs both contacted and control decisions; none of one arm was found")
+        features = X.drop(columns=[self.treatment_column])
+        self.classes_ = np.array([0, 1])
+        col = self.treatment_column
+        self.treated_ = clone(self.estimator).fit(features.loc[t], y[t], **_split_eval(fit_params, col, True))
+        self.control_ = clone(self.estimator).fit(features.loc[~t], y[~t], **_split_eval(fit_params, col, False))
+        return self
+
+    def predict_outcomes(self, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        features = X.drop(columns=[self.treatment_column], errors="ignore")
+        return self.treated_.predict_proba(features)[:, 1], self.control_.predict_proba(features)[:, 1]
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        t = _treatment(X, self.treatment_column)
+        p1, p0 = self.predict_outcomes(X)
+        p = np.where(t, p1, p0)
+        return np.column_stack([1.0 - p, p])
+
+    def predict_contrib(self, X: pd.DataFrame) -> pd.DataFrame:
+        return self.treated_.predict_contrib(X.drop(columns=[self.treatment_column], errors="ignore"))
+
+    def feature_importance(self, importance_type: str = "gain") -> pd.Series:
+        return self.treated_.feature_importance(importance_type)
+
+
+class XLearner(TLearner):
+    """Künzel et al.'s X-learner: T-learner outcomes, then regressions of imputed effects.
+
+    Stage 1 fits the T-learner's two outcome models. Stage 2 regresses the
+    imputed individual effects ``y - p_control(x)`` (contacted rows) and
+    ``p_treated(x) - y`` (control rows) on the features and blends the two
+    effect models with the contact share ``g``: ``tau = g * tau_control + (1 - g) * tau_treated``.
+    The potential outcomes reported are ``p_control`` and ``p_control + tau``.
+
+    Parameters
+    ----------
+    estimator
+        Outcome classifier (stage 1).
+    effect_estimator
+        Regressor of the imputed effects (stage 2).
+    treatment_column
+        Boolean column of ``X`` telling whether the row was contacted.
+    """
+
+    def __init__(
+        self,
+        estimator: BaseEstimator,
+        effect_estimator: RegressorMixin | None = None,
+        treatment_column: str = "contacted",
+    ) -> None:
+        super().__init__(estimator, treatment_column)
+        self.effect_estimator = effect_estimator
+
+    def fit(self, X: pd.DataFrame, y: np.ndarray | pd.Series, **fit_params: object) -> XLearner:
+        super().fit(X, y, **fit_params)
+        t = _treatment(X, self.treatment_column)
+        y = np.asarray(y, dtype=np.float64)
+        features = X.drop(columns=[self.treatment_column])
+        p1, p0 = super().predict_outcomes(features)
+        if self.effect_estimator is None:
+            from nextbest.models.lgbm import LGBMValueRegressor
+
+            effect = LGBMValueRegressor(n_estimators=200, learning_rate=0.05, num_leaves=15, min_child_samples=100)
+        else:
+            effect = self.effect_estimator
+        self.tau_treated_ = clone(effect).fit(features.loc[t], y[t] - p0[t])
+        self.tau_control_ = clone(effect).fit(features.loc[~t], p1[~t] - y[~t])
+        self.contact_share_ = float(t.mean())
+        return self
+
+    def predict_outcomes(self, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        features = X.drop(columns=[self.treatment_column], errors="ignore")
+        p0 = self.control_.predict_proba(features)[:, 1]
+        g = self.contact_share_
+        tau = g * self.tau_control_.predict(features) + (1.0 - g) * self.tau_treated_.predict(features)
+        return np.clip(p0 + tau, 0.0, 1.0), p0
+
+
+LEARNERS: dict[str, type[_UpliftBase]] = {"s": SLearner, "t": TLearner, "x": XLearner}

@@ -1,0 +1,330 @@
+"""Everything the service holds in memory, and the operations on it.
+
+A :class:`ServingState` is one immutable set of loaded things: configuration,
+registry models, the decision engine, the feature snapshot and the salutation
+profiles. :class:`Runtime` owns the current state, the decision writer and the
+contact histories; a refresh builds a complete new state off to the side and
+swaps one reference, so requests in flight finish on the state they started
+with and none is dropped.
+
+Engine calls are serialised by one lock: ranking is CPU-bound (the GIL allows
+no parallelism anyway) and it records each decision into the contact history,
+which must see the decisions of the previous call.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from nextbest.config import NextbestConfig
+from nextbest.decisioning.documents import Context, RankRequest, RankResponse
+from nextbest.decisioning.cli import load_scorers
+from nextbest.decisioning.engine import DecisionEngine, complete_features
+from nextbest.decisioning.log import decision_rows
+from nextbest.errors import NotFoundError
+from nextbest.features.snapshots import read_snapshot
+from nextbest.features.store import FeatureStore
+from nextbest.models.registry import CHAMPION, get_version
+from nextbest.serving.connections import warehouse_connection
+from nextbest.serving.decision_log import DecisionWriter
+from nextbest.serving.feedback import record_feedback
+from nextbest.serving.histories import HistoryCache, utc_now
+from nextbest.serving.metrics import service_metrics
+from nextbest.serving.schemas import FeedbackBody, FeedbackReceipt, RankBatchBody, RefreshReport
+from nextbest.serving.settings import ServeSettings
+from nextbest.training.tracking import use_workspace
+from nextbest.warehouse.db import ensure_schema
+from nextbest.workspace import Workspace
+
+log = logging.getLogger(__name__)
+
+#: Touched after a refresh so the other workers of the server refresh too.
+REFRESH_STAMP = Path("serving") / "refresh.stamp"
+NEGATIVE_OUTCOMES: frozenset[str] = frozenset({"complaint", "unsubscribe"})
+
+
+@dataclass(frozen=True)
+class ServingState:
+    """One consistent set of what the service decides with."""
+
+    config: NextbestConfig
+    engine: DecisionEngine
+    features: FeatureStore
+    profiles: pd.DataFrame
+    model_versions: dict[str, str]
+    loaded_at: dt.datetime
+
+
+def load_features(ws: Workspace, config: NextbestConfig, lock_timeout_s: float) -> tuple[FeatureStore, pd.DataFrame]:
+    """The latest feature snapshot and the salutation profiles, read in one short connection."""
+    with warehouse_connection(ws.warehouse_path, timeout_s=lock_timeout_s) as con:
+        as_of, features, offer_history = read_snapshot(con, config)
+        # Personal data, used only to greet the customer in the message, never by a model.
+        profiles = con.execute("SELECT customer_id, first_name, gender FROM customers").df()
+    return FeatureStore(features, offer_history, as_of), profiles
+
+
+def build_state(settings: ServeSettings) -> ServingState:
+    """Load configuration, models and features into a new :class:`ServingState`."""
+    ws = settings.workspace
+    config = ws.config()
+    # MLflow resolves `models:/` artifact URIs against its global registry URI.
+    use_workspace(ws)
+    scorers = load_scorers(ws, config)
+    store, profiles = load_features(ws, config, settings.lock_timeout_s)
+    return ServingState(
+        config=config,
+        engine=DecisionEngine(config, scorers),
+        features=store,
+        profiles=profiles,
+        model_versions={alias: s.model_version for alias, s in scorers.items()},
+        loaded_at=dt.datetime.now(dt.timezone.utc),
+    )
+
+
+def preflight(ws: Workspace) -> None:
+    """Check, before any worker starts, that the workspace can be served.
+
+    Raises
+    ------
+    NotFoundError
+        No champion model (run ``nextbest train``) or no feature snapshot
+        (run ``nextbest features build``).
+    """
+    config = ws.config()
+    if get_version(ws.tracking_uri, CHAMPION) is None:
+        raise NotFoundError(f"no champion model registered in {ws.tracking_uri} — run `nextbest train`")
+    with warehouse_connection(ws.warehouse_path) as con:
+        read_snapshot(con, config, customer_ids=[])
+
+
+def to_warehouse_time(ts: dt.datetime) -> dt.datetime:
+    """Naive UTC, the warehouse's convention; a naive ``ts`` is taken as UTC already."""
+    return ts.astimezone(dt.timezone.utc).replace(tzinfo=None) if ts.tzinfo is not None else ts
+
+
+class Runtime:
+    """The service's state, writer and histories; see the module docstring.
+
+    Parameters
+    ----------
+    settings
+        Validated settings.
+
+    Raises
+    ------
+    NotFoundError
+        When no champion or no feature snapshot exists.
+    """
+
+    def __init__(self, settings: ServeSettings) -> None:
+        self.settings = settings
+        self.workspace = settings.workspace
+        with warehouse_connection(self.workspace.warehouse_path, timeout_s=settings.lock_timeout_s) as con:
+            ensure_schema(con)
+        self.writer = DecisionWriter(
+            self.workspace.warehouse_path,
+            interval_s=settings.writer_interval_ms / 1000,
+            max_rows=settings.writer_max_rows,
+            lock_timeout_s=settings.lock_timeout_s,
+        ).start()
+        self._engine_lock = threading.Lock()
+        self._refresh_lock = threading.Lock()
+        self._state = build_state(settings)
+        self._histories = self._new_histories(self._state.config)
+        self._stamp = self.workspace.artifacts_dir / REFRESH_STAMP
+        self._stamp_seen = self._stamp_mtime()
+        self._stop = threading.Event()
+        self._watcher = threading.Thread(target=self._watch_stamp, name="nextbest-refresh-watch", daemon=True)
+        self._watcher.start()
+
+    @property
+    def state(self) -> ServingState:
+        """The state new requests use."""
+        return self._state
+
+    @property
+    def ready(self) -> bool:
+        """Models and features are loaded and the writer is alive."""
+        return self._state is not None and not self._stop.is_set()
+
+    def close(self) -> None:
+        """Stop watching and write every queued decision."""
+        self._stop.set()
+        self.writer.close(timeout_s=max(30.0, 3 * self.settings.lock_timeout_s))
+
+    # ------------------------------------------------------------------ ranking
+    def rank_requests(self, requests: Sequence[RankRequest]) -> list[RankResponse | Exception]:
+        """Rank independent requests together (the micro-batcher's function).
+
+        Requests sharing time, context and seed go through one engine call (with
+        the largest ``top_k`` of the group, cut per request); a repeated customer
+        goes into a later call, since a batch holds one row per customer. Actions
+        always carry their reason codes; ``suppressed`` only when the request
+        asks to ``explain``.
+        """
+        now = utc_now()
+        out: list[RankResponse | Exception] = [NotFoundError("not ranked")] * len(requests)
+        groups: dict[tuple[object, ...], list[int]] = {}
+        for i, r in enumerate(requests):
+            at = to_warehouse_time(r.at) if r.at is not None else now
+            groups.setdefault((at, r.at is not None, r.context, r.seed), []).append(i)
+        for (at, explicit, context, seed), members in groups.items():
+            ids = np.array([requests[i].customer_id for i in members], dtype=np.int64)
+            top_k = max(requests[i].top_k for i in members)
+            try:
+                docs = self._rank(ids, at, context, top_k, seed, True, explicit_time=explicit)
+            except Exception as exc:  # noqa: BLE001 - returned to each caller of the group
+                log.exception("ranking failed")
+                for i in members:
+                    out[i] = exc
+                continue
+            for i, doc in zip(members, docs, strict=True):
+                update: dict[str, object] = {}
+                if len(doc.actions) > requests[i].top_k:
+                    update["actions"] = doc.actions[: requests[i].top_k]
+                if not requests[i].explain:
+                    update["suppressed"] = None
+                out[i] = doc.model_copy(update=update) if update else doc
+        return out
+
+    def rank_batch(self, body: RankBatchBody) -> list[RankResponse]:
+        """Rank ``body.customer_ids`` in chunks of ``settings.batch_chunk``, in request order."""
+        at = to_warehouse_time(body.context.timestamp) if body.context.timestamp else utc_now()
+        context = Context(channel=body.context.channel, event=body.context.event)
+        ids = np.asarray(body.customer_ids, dtype=np.int64)
+        chunk = self.settings.batch_chunk
+        docs: list[RankResponse] = []
+        for start in range(0, len(ids), chunk):
+            docs.extend(
+                self._rank(ids[start : start + chunk], at, context, body.top_k, body.seed, False,
+                           explicit_time=body.context.timestamp is not None)
+            )
+        return docs
+
+    def _rank(
+        self,
+        ids: np.ndarray,
+        at: dt.datetime,
+        context: Context,
+        top_k: int,
+        seed: int | None,
+        explain: bool,
+        *,
+        explicit_time: bool,
+    ) -> list[RankResponse]:
+        """Rank ``ids`` (repeats allowed) and queue their decisions for logging."""
+        # A batch holds one row per customer: the k-th repeat of an id goes to the k-th round.
+        occurrence = pd.Series(ids).groupby(ids).cumcount().to_numpy()
+        docs: list[RankResponse | None] = [None] * len(ids)
+        for round_ in range(int(occurrence.max()) + 1 if len(ids) else 0):
+            positions = np.nonzero(occurrence == round_)[0]
+            for pos, doc in zip(positions, self._rank_unique(ids[positions], at, context, top_k, seed, explain, explicit_time), strict=True):
+                docs[pos] = doc
+        return [d for d in docs if d is not None]
+
+    def _rank_unique(
+        self, ids: np.ndarray, at: dt.datetime, context: Context, top_k: int, seed: int | None, explain: bool,
+        explicit_time: bool,
+    ) -> list[RankResponse]:
+        state = self._state
+        known = state.features.get(ids)
+        n_unknown = len(ids) - len(known)
+        # Cold start: unknown ids get a row of nulls. Unknown consent is no consent,
+        # so only non-personal channels survive the rules; the engine flags cold_start.
+        frame = complete_features(known, ids, columns=state.features.columns[1:])
+        with self._engine_lock:
+            history = self._histories.at(at) if explicit_time else self._histories.live()[0]
+            docs = state.engine.rank(
+                frame, at, context, top_k, seed,
+                history=history,
+                offer_history=state.features.offer_history(ids),
+                profiles=state.profiles,
+                explain=explain,
+            )
+        self.writer.submit(decision_rows(docs))
+        metrics = service_metrics()
+        by_id = {d.customer_id: d for d in docs}
+        arms = pd.Series([d.arm for d in docs]).value_counts()
+        for arm, n in arms.items():
+            metrics.decisions.labels(str(arm)).inc(int(n))
+        if n_unknown:
+            metrics.fallbacks.labels("unknown_customer").inc(n_unknown)
+        return [by_id[int(c)] for c in ids]
+
+    # ------------------------------------------------------------------ feedback
+    def feedback(self, body: FeedbackBody) -> FeedbackReceipt:
+        """Store an outcome durably; complaints and unsubscribes suppress at once."""
+        ts = to_warehouse_time(body.timestamp)
+        recorded = record_feedback(
+            self.workspace.warehouse_path,
+            decision_id=body.decision_id,
+            outcome=body.outcome,
+            ts=ts,
+            revenue=body.revenue,
+            writer=self.writer,
+            lock_timeout_s=self.settings.lock_timeout_s,
+        )
+        if recorded.created and body.outcome in NEGATIVE_OUTCOMES:
+            with self._engine_lock:
+                self._histories.record_negative(recorded.customer_id, ts, body.outcome)
+        service_metrics().feedback.labels(body.outcome, str(recorded.created).lower()).inc()
+        return FeedbackReceipt(decision_id=body.decision_id, outcome=body.outcome, duplicate=not recorded.created)
+
+    # ------------------------------------------------------------------ refresh
+    def refresh(self, *, announce: bool = True) -> RefreshReport:
+        """Load the registry's current models (and the latest features) and swap them in.
+
+        Requests keep being served from the old state while the new one loads.
+        ``announce`` touches the refresh stamp so the server's other workers follow.
+        """
+        with self._refresh_lock:
+            old = self._state
+            try:
+                new = build_state(self.settings)
+            except Exception:
+                service_metrics().refreshes.labels("failed").inc()
+                raise
+            with self._engine_lock:
+                self._state = new
+                if new.config != old.config:
+                    self._histories = self._new_histories(new.config)
+            if announce:
+                self._stamp.parent.mkdir(parents=True, exist_ok=True)
+                self._stamp.touch()
+                self._stamp_seen = self._stamp_mtime()
+            changed = new.model_versions != old.model_versions
+            service_metrics().refreshes.labels("changed" if changed else "unchanged").inc()
+            log.info("serving models %s (was %s)", new.model_versions, old.model_versions)
+            return RefreshReport(changed=changed, model_versions=new.model_versions, loaded_at=new.loaded_at)
+
+    def _new_histories(self, config: NextbestConfig) -> HistoryCache:
+        return HistoryCache(
+            self.workspace.warehouse_path, config, flush=self.writer.flush, lock_timeout_s=self.settings.lock_timeout_s
+        )
+
+    def _stamp_mtime(self) -> int:
+        try:
+            return self._stamp.stat().st_mtime_ns
+        except FileNotFoundError:
+            return 0
+
+    def _watch_stamp(self) -> None:
+        while not self._stop.wait(1.0):
+            seen = self._stamp_mtime()
+            if seen != self._stamp_seen:
+                self._stamp_seen = seen
+                try:
+                    self.refresh(announce=False)
+                except Exception:
+                    log.exception("refresh announced by another worker failed; still serving the previous models")
+
+

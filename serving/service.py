@@ -1,0 +1,258 @@
+"""The BentoML scoring service.
+
+Routes
+------
+``POST /rank``            next best actions of one customer (micro-batched)
+``POST /rank_batch``      many customers in one call (ranked in bounded chunks)
+``POST /feedback``        an outcome of a decision; 202 once durably stored
+``POST /admin/refresh``   load the current champion/challenger and swap atomically
+``GET  /reports/latest``  newest HTML report of the workspace
+``POST /noop``            BentoML endpoint doing nothing: the benchmark's baseline
+``GET  /livez /readyz /metrics /docs.json``  BentoML's probes, Prometheus, OpenAPI
+
+The ranking routes are a FastAPI app mounted on the BentoML service: FastAPI
+gives the 422 answers that name the offending field and documents every field in
+the OpenAPI spec BentoML serves at ``/docs.json``. Everything stateful lives in
+:class:`~nextbest.serving.runtime.Runtime`; this module only maps HTTP to it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, TypeVar
+
+import anyio.to_thread
+import bentoml
+from fastapi import FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, Response
+
+from nextbest.decisioning.documents import RankResponse
+from nextbest.errors import BadInputError, NotFoundError
+from nextbest.serving.auth import BearerTokenMiddleware
+from nextbest.serving.batching import MicroBatcher
+from nextbest.serving.connections import WarehouseBusyError
+from nextbest.serving.metrics import service_metrics
+from nextbest.serving.reports import latest_report
+from nextbest.serving.runtime import Runtime
+from nextbest.serving.schemas import (
+    ErrorBody,
+    FeedbackBody,
+    FeedbackReceipt,
+    RankBatchBody,
+    RankBatchResult,
+    RankBody,
+    RefreshReport,
+)
+from nextbest.serving.settings import TOKEN_ENV, ServeSettings
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+api = FastAPI(
+    title="nextbest",
+    summary="Next-best-action decisions over HTTP.",
+    version="1",
+    description=(
+        "Rank offers × channels for a customer, log every decision, and take feedback. "
+        f"When the server runs with {TOKEN_ENV} set, send 'Authorization: Bearer <token>'."
+    ),
+)
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorBody, "description": "Missing or wrong bearer token (when auth is on)."},
+    422: {"model": ErrorBody, "description": "Invalid request: `error` names the field."},
+    503: {"model": ErrorBody, "description": "Warehouse busy or service not ready; retry."},
+}
+
+
+def _error(status: int, message: str, detail: list[dict[str, Any]] | None = None) -> JSONResponse:
+    body: dict[str, Any] = {"error": message}
+    if detail is not None:
+        body["detail"] = detail
+    return JSONResponse(body, status_code=status)
+
+
+@api.exception_handler(RequestValidationError)
+async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+    errors = [
+        {"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"], "type": e["type"]} for e in exc.errors()
+    ]
+    summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+    return _error(422, summary, errors)
+
+
+@api.exception_handler(NotFoundError)
+async def _not_found(_: Request, exc: NotFoundError) -> JSONResponse:
+    return _error(404, str(exc))
+
+
+@api.exception_handler(BadInputError)
+async def _bad_input(_: Request, exc: BadInputError) -> JSONResponse:
+    return _error(422, str(exc))
+
+
+@api.exception_handler(WarehouseBusyError)
+async def _busy(_: Request, exc: WarehouseBusyError) -> JSONResponse:
+    response = _error(503, str(exc))
+    response.headers["Retry-After"] = "1"
+    return response
+
+
+@api.exception_handler(Exception)
+async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+    log.error("unexpected error", exc_info=exc)
+    return _error(500, f"internal error ({type(exc).__name__}); the server log has the details")
+
+
+def _json(document: RankResponse | RankBatchResult) -> Response:
+    """Serialise in pydantic's core; an absent ``suppressed`` list is left out, not sent as null."""
+    if isinstance(document, RankBatchResult):
+        body = document.model_dump_json(exclude={"decisions": {"__all__": {"suppressed"}}})
+    else:
+        body = document.model_dump_json(exclude={"suppressed"} if document.suppressed is None else None)
+    return Response(body, media_type="application/json")
+
+
+async def _timed(endpoint: str, call: Callable[[], Awaitable[T]]) -> T:
+    started = time.perf_counter()
+    try:
+        return await call()
+    finally:
+        service_metrics().latency.labels(endpoint).observe(time.perf_counter() - started)
+
+
+@bentoml.service(
+    name="nextbest",
+    workers=1,
+    traffic={"timeout": 120},
+    # /rank_batch and /feedback run in threads; /rank is funnelled through one micro-batcher.
+    threads=4,
+)
+@bentoml.asgi_app(api, path="/")
+class NextbestService:
+    """Next-best-action scoring service over a nextbest workspace."""
+
+    def __init__(self) -> None:
+        self.settings = ServeSettings.from_env()
+        # Raises (and so stops the worker) when no champion is registered.
+        self.runtime = Runtime(self.settings)
+        self.batcher: MicroBatcher[Any, Any] = MicroBatcher(
+            self.runtime.rank_requests,
+            max_batch=self.settings.microbatch_max,
+            max_wait_s=self.settings.microbatch_ms / 1000,
+        )
+        service_metrics()  # register the families so /metrics lists them from the start
+        self._install_sighup()
+
+    def _install_sighup(self) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(self._refresh_in_background()))
+
+    async def _refresh_in_background(self) -> None:
+        try:
+            await anyio.to_thread.run_sync(self.runtime.refresh)
+        except Exception:
+            log.exception("SIGHUP refresh failed; still serving the previous models")
+
+    def __is_ready__(self) -> bool:
+        return self.runtime.ready
+
+    @bentoml.on_shutdown
+    async def shutdown(self) -> None:
+        """Flush queued decisions so a graceful stop loses none."""
+        await self.batcher.aclose()
+        await anyio.to_thread.run_sync(self.runtime.close)
+
+    # ------------------------------------------------------------------ baseline
+    @bentoml.api(route="/noop")
+    def noop(self, customer_id: int = 0) -> dict[str, int]:
+        """Does nothing: the benchmark's baseline for the cost of the HTTP stack."""
+        return {"customer_id": customer_id}
+
+    # ------------------------------------------------------------------ ranking
+    @api.post("/rank", response_model=RankResponse, responses=_ERRORS, tags=["decisions"])
+    async def rank(
+        self,
+        body: RankBody,
+        explain: Annotated[bool, Query(description="Include the suppressed candidates and why.")] = False,
+    ) -> Response:
+        """Rank the next best actions of one customer and log the decision.
+
+        Unknown customers get a cold-start ranking (``cold_start: true``): no
+        profile, non-personal channels only, since no consent is known.
+        """
+        request = body.to_request(explain=explain)
+
+        async def run() -> Response:
+            return _json(await self.batcher.submit(request))
+
+        return await _timed("rank", run)
+
+    @api.post("/rank_batch", response_model=RankBatchResult, responses=_ERRORS, tags=["decisions"])
+    async def rank_batch(self, body: RankBatchBody) -> Response:
+        """Rank many customers in one call (chunked, so memory stays bounded) and log every decision."""
+        if len(body.customer_ids) > self.settings.rank_batch_max:
+            raise BadInputError(
+                f"customer_ids has {len(body.customer_ids)} entries; send at most {self.settings.rank_batch_max} per call"
+            )
+
+        async def run() -> Response:
+            decisions = await anyio.to_thread.run_sync(self.runtime.rank_batch, body)
+            return _json(
+                RankBatchResult(count=len(decisions), cold_start=sum(d.cold_start for d in decisions), decisions=decisions)
+            )
+
+        return await _timed("rank_batch", run)
+
+    # ------------------------------------------------------------------ feedback
+    @api.post(
+        "/feedback",
+        status_code=202,
+        response_model=FeedbackReceipt,
+        responses={404: {"model": ErrorBody, "description": "Unknown decision_id."}, **_ERRORS},
+        tags=["decisions"],
+    )
+    async def feedback(self, body: FeedbackBody) -> FeedbackReceipt:
+        """Record an outcome of a decision; stored durably before the 202. Repeats are no-ops."""
+
+        async def run() -> FeedbackReceipt:
+            return await anyio.to_thread.run_sync(self.runtime.feedback, body)
+
+        return await _timed("feedback", run)
+
+    # ------------------------------------------------------------------ admin
+    @api.post("/admin/refresh", response_model=RefreshReport, responses=_ERRORS, tags=["admin"])
+    async def refresh(self) -> RefreshReport:
+        """Load the registry's current champion (and challenger) and swap them in without dropping requests.
+
+        Other workers pick the change up within a second.
+        """
+        return await anyio.to_thread.run_sync(self.runtime.refresh)
+
+    @api.get(
+        "/reports/latest",
+        response_class=FileResponse,
+        responses={404: {"model": ErrorBody, "description": "No report yet."}},
+        tags=["reports"],
+    )
+    async def latest_report(self) -> FileResponse:
+        """The newest HTML report of the workspace (read-only)."""
+        path = latest_report(self.settings.workspace.reports_dir)
+        if path is None:
+            raise NotFoundError(
+                f"no HTML report in {self.settings.workspace.reports_dir}: run `nextbest report` to create one"
+            )
+        return FileResponse(path, media_type="text/html")
+
+
+NextbestService.add_asgi_middleware(BearerTokenMiddleware, token=ServeSettings.from_env().api_token)
+
+__all__ = ["NextbestService", "api"]

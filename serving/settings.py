@@ -1,0 +1,83 @@
+"""Service settings: read once from the environment when a worker starts.
+
+The scoring service runs inside BentoML worker processes that ``nextbest serve``
+(or ``bentoml serve``) spawns; the environment is the one channel both launchers
+share, so every knob is an environment variable with a documented default.
+
+==============================  =======================================================
+``NEXTBEST_WORKSPACE``          workspace folder (default ``./workspace``)
+``NEXTBEST_API_TOKEN``          bearer token; unset = no authentication
+``NEXTBEST_WRITER_INTERVAL_MS`` longest a decision waits before it is written (200)
+``NEXTBEST_WRITER_MAX_ROWS``    rows that trigger an early write (5000)
+``NEXTBEST_BATCH_CHUNK``        customers per engine call in ``/rank_batch`` (1000)
+``NEXTBEST_RANK_BATCH_MAX``     customers accepted by one ``/rank_batch`` call (20000)
+``NEXTBEST_MICROBATCH_MS``      how long ``/rank`` waits to join concurrent requests (2)
+``NEXTBEST_MICROBATCH_MAX``     most ``/rank`` requests ranked in one engine call (64)
+``NEXTBEST_LOCK_TIMEOUT_S``     how long a warehouse write retries on a lock (10)
+``NEXTBEST_SEED``               base seed of the exploration draw (0)
+==============================  =======================================================
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from nextbest.errors import BadInputError
+from nextbest.workspace import Workspace
+
+TOKEN_ENV = "NEXTBEST_API_TOKEN"
+
+_ENV: dict[str, str] = {
+    "api_token": TOKEN_ENV,
+    "writer_interval_ms": "NEXTBEST_WRITER_INTERVAL_MS",
+    "writer_max_rows": "NEXTBEST_WRITER_MAX_ROWS",
+    "batch_chunk": "NEXTBEST_BATCH_CHUNK",
+    "rank_batch_max": "NEXTBEST_RANK_BATCH_MAX",
+    "microbatch_ms": "NEXTBEST_MICROBATCH_MS",
+    "microbatch_max": "NEXTBEST_MICROBATCH_MAX",
+    "lock_timeout_s": "NEXTBEST_LOCK_TIMEOUT_S",
+    "seed": "NEXTBEST_SEED",
+}
+
+
+class ServeSettings(BaseModel):
+    """Validated service settings (see the module docstring for the variables)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+
+    workspace: Workspace
+    api_token: str | None = Field(default=None, min_length=8, description="Bearer token; None = open.")
+    writer_interval_ms: int = Field(default=200, ge=1, le=60_000)
+    writer_max_rows: int = Field(default=5000, ge=1)
+    batch_chunk: int = Field(default=1000, ge=1, le=100_000)
+    rank_batch_max: int = Field(default=20_000, ge=1)
+    microbatch_ms: float = Field(default=2.0, ge=0, le=1000)
+    microbatch_max: int = Field(default=64, ge=1)
+    lock_timeout_s: float = Field(default=10.0, gt=0)
+    seed: int = 0
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> ServeSettings:
+        """Settings from ``environ`` (default ``os.environ``).
+
+        Raises
+        ------
+        BadInputError
+            Naming the environment variable and the accepted values.
+        """
+        env = os.environ if environ is None else environ
+        raw: dict[str, object] = {"workspace": Workspace.resolve(env.get("NEXTBEST_WORKSPACE"))}
+        for field, var in _ENV.items():
+            value = env.get(var)
+            if value not in (None, ""):
+                raw[field] = value
+        try:
+            return cls.model_validate(raw)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            field = str(err["loc"][0])
+            var = _ENV.get(field, field)
+            raise BadInputError(f"environment variable {var}: {err['msg']}; fix or unset it") from exc

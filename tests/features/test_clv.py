@@ -1,0 +1,42 @@
+"""CLV regressor: LightGBM on enough history, run-rate fallback, JSON round trip."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.base import clone
+
+from nextbest.features.clv import ClvRegressor
+
+
+def data(n: int, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    margin = rng.gamma(1.0, 50.0, n) * (rng.random(n) < 0.7)
+    engaged = rng.random(n)
+    X = pd.DataFrame({"margin_365d": margin, "engagement_score": engaged})
+    y = margin * 0.25 * (0.5 + engaged)  # next-90-day margin, about a quarter of last year's
+    return X, y
+
+
+def test_fits_lightgbm_and_scales_to_twelve_months() -> None:
+    X, y = data(600)
+    est = ClvRegressor(label_days=90, min_customers=100, n_estimators=60).fit(X, y)
+    assert est.method_ == "lightgbm"
+    pred = est.predict(X)
+    assert (pred >= 0).all()
+    assert np.corrcoef(pred, y)[0, 1] > 0.9
+    assert pred.mean() == pytest.approx(y.mean() * 365 / 90, rel=0.2)
+    back = ClvRegressor.from_dict(est.to_dict())
+    np.testing.assert_allclose(back.predict(X), pred)
+
+
+@pytest.mark.parametrize("case", ["few buyers", "no positive label"])
+def test_falls_back_to_run_rate(case: str) -> None:
+    X, y = data(50) if case == "few buyers" else data(600)
+    if case == "no positive label":
+        y = np.zeros_like(y)
+    est = ClvRegressor(min_customers=100).fit(X, y)
+    assert est.method_ == "run_rate" and est.booster_ is None
+    np.testing.assert_array_equal(est.predict(X), X["margin_365d"].to_numpy())
+    assert clone(est).get_params()["min_customers"] == 100

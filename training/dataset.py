@@ -1,0 +1,317 @@
+"""Training sets from the exposure log, point-in-time correct.
+
+Each row is one decision of the ``decisions`` log (customer, offer, channel,
+arm, propensity, contacted) with
+
+* the customer's features from the latest ``features.customer_snapshot`` whose
+  ``as_of`` is at or before the decision time (a DuckDB ``ASOF JOIN``: a
+  snapshot taken after the decision is never used; a snapshot as of T only
+  holds data strictly before T),
+* the customer × offer history from ``features.offer_history``, joined the same way,
+* the label: whether the configured outcome (``training.label``) was recorded
+  within ``training.response_window_days`` of the decision, and the revenue of
+  conversions in that window,
+* when the warehouse holds a synthetic world's truth
+  (``ground_truth.decision_truth``), the true ``p_contact``/``p_control``.
+
+Decisions whose response window has not closed yet (it reaches past the last
+recorded event) are left out: their labels are not final.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from nextbest.config import NextbestConfig
+from nextbest.errors import BadInputError, NotFoundError
+
+SNAPSHOT_TABLE = "features.customer_snapshot"
+OFFER_HISTORY_TABLE = "features.offer_history"
+TRUTH_TABLE = "ground_truth.decision_truth"
+
+#: responses.outcome values that make a positive label, per ``training.label``.
+LABEL_OUTCOMES: dict[str, tuple[str, ...]] = {
+    "click": ("click",),
+    "visit": ("visit",),
+    "conversion": ("conversion",),
+}
+#: Decision columns carried into the training set (``contacted`` is the treatment).
+DECISION_COLUMNS: tuple[str, ...] = (
+    "decision_id", "customer_id", "ts", "offer_id", "channel", "arm", "experiment", "propensity", "contacted",
+)
+TREATMENT = "contacted"
+#: Candidate columns the response model always reads besides the features.
+ACTION_COLUMNS: tuple[str, ...] = ("offer_id", "channel")
+
+
+@dataclass(frozen=True)
+class TrainingSet:
+    """Decisions joined to their features and labels.
+
+    Attributes
+    ----------
+    frame
+        One row per decision: :data:`DECISION_COLUMNS`, ``label``, ``revenue``,
+        ``snapshot_as_of``, the feature columns and, on synthetic data,
+        ``true_p_contact``/``true_p_control``.
+    feature_columns
+        Model inputs besides the treatment: customer features, offer-history
+        features, ``offer_id`` and ``channel``.
+    categorical
+        The categorical ones among them.
+    lineage
+        Where the rows came from (label, window, date range, snapshot dates, counts).
+    defaults
+        Value of each offer-history column for a customer never shown the offer
+        (what a scorer fills in when a candidate lacks the column).
+    """
+
+    frame: pd.DataFrame
+    feature_columns: tuple[str, ...]
+    categorical: tuple[str, ...]
+    lineage: dict[str, Any] = field(default_factory=dict)
+    defaults: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def has_truth(self) -> bool:
+        return "true_p_contact" in self.frame.columns and bool(self.frame["true_p_contact"].notna().any())
+
+    @property
+    def X(self) -> pd.DataFrame:
+        """Model inputs including the treatment column."""
+        return self.frame[[*self.feature_columns, TREATMENT]]
+
+    @property
+    def y(self) -> np.ndarray:
+        return self.frame["label"].to_numpy(dtype=np.int8)
+
+    def subset(self, mask: np.ndarray) -> TrainingSet:
+        return replace(self, frame=self.frame.loc[mask].reset_index(drop=True))
+
+
+def table_exists(con: duckdb.DuckDBPyConnection, qualified: str) -> bool:
+    schema, _, name = qualified.rpartition(".")
+    return bool(
+        con.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
+            [schema or "main", name],
+        ).fetchone()[0]
+    )
+
+
+def table_columns(con: duckdb.DuckDBPyConnection, qualified: str) -> list[str]:
+    schema, _, name = qualified.rpartition(".")
+    rows = con.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND table_name = ? "
+        "ORDER BY ordinal_position",
+        [schema or "main", name],
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def observed_until(con: duckdb.DuckDBPyConnection) -> dt.datetime | None:
+    """The last moment the warehouse has any event for: labels are final up to here."""
+    row = con.execute(
+        "SELECT greatest((SELECT max(ts) FROM decisions), (SELECT max(ts) FROM responses), "
+        "(SELECT max(ts) FROM interactions), (SELECT max(ts) FROM transactions))"
+    ).fetchone()
+    return row[0] if row else None
+
+
+def decision_dates(con: duckdb.DuckDBPyConnection, until: dt.datetime | None = None) -> list[dt.date]:
+    """Distinct days with labelled decisions (an action was chosen)."""
+    rows = con.execute(
+        "SELECT DISTINCT CAST(ts AS DATE) AS d FROM decisions "
+        "WHERE offer_id IS NOT NULL AND channel IS NOT NULL AND contacted IS NOT NULL "
+        "AND (CAST(? AS TIMESTAMP) IS NULL OR ts <= CAST(? AS TIMESTAMP)) ORDER BY d",
+        [until, until],
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def build_training_set(
+    con: duckdb.DuckDBPyConnection,
+    config: NextbestConfig,
+    *,
+    features: tuple[str, ...],
+    categorical: tuple[str, ...] = (),
+    offer_history: dict[str, Any] | None = None,
+    experiments: tuple[str, ...] | None = None,
+) -> TrainingSet:
+    """Join every labelled decision to its point-in-time features.
+
+    Parameters
+    ----------
+    con
+        Warehouse connection (read access is enough).
+    config
+        Supplies ``training.label`` and ``training.response_window_days``.
+    features
+        Customer feature columns of ``features.customer_snapshot`` to use
+        (the registry's model features). Personal columns are refused.
+    categorical
+        The categorical ones among ``features``.
+    offer_history
+        Offer-history columns of ``features.offer_history`` with the value of
+        a customer never shown the offer (the registry defaults); ``None``
+        or an empty dict skips them.
+    experiments
+        Only decisions of these experiments (e.g. ``("historical",)``); ``None`` = all.
+
+    Raises
+    ------
+    NotFoundError
+        No feature snapshot table, or no labelled decision.
+    BadInputError
+        A requested feature column is missing from the snapshot table.
+    """
+    from nextbest.models.response import assert_no_personal_columns
+
+    assert_no_personal_columns(features)
+    training = config.training
+    if not table_exists(con, SNAPSHOT_TABLE):
+        raise NotFoundError(f"no {SNAPSHOT_TABLE} table; run `nextbest features build` first")
+    snapshot_cols = set(table_columns(con, SNAPSHOT_TABLE))
+    absent = [f for f in features if f not in snapshot_cols]
+    if absent:
+        raise BadInputError(
+            f"{SNAPSHOT_TABLE} lacks feature column(s) {absent}; rebuild the snapshots with `nextbest features build`"
+        )
+    history = dict(offer_history or {})
+    use_history = bool(history) and table_exists(con, OFFER_HISTORY_TABLE)
+    if use_history:
+        have = set(table_columns(con, OFFER_HISTORY_TABLE))
+        absent = [f for f in history if f not in have]
+        if absent:
+            raise BadInputError(f"{OFFER_HISTORY_TABLE} lacks column(s) {absent}; rebuild with `nextbest features build`")
+    else:
+        history = {}
+    with_truth = table_exists(con, TRUTH_TABLE)
+    until = observed_until(con)
+    if until is None:
+        raise NotFoundError("the warehouse has no decisions; generate or import data first")
+
+    outcomes = LABEL_OUTCOMES[training.label]
+    window = int(training.response_window_days)
+    quoted = ", ".join(f's."{f}"' for f in features)
+    hist_select = "".join(f', oh."{h}"' for h in history)
+    truth_select = ", t.p_contact AS true_p_contact, t.p_control AS true_p_control" if with_truth else ""
+    hist_join = (
+        f"ASOF LEFT JOIN {OFFER_HISTORY_TABLE} oh "
+        "ON snap.customer_id = oh.customer_id AND snap.offer_id = oh.offer_id AND snap.ts >= oh.as_of"
+        if history else ""
+    )
+    truth_join = f"LEFT JOIN {TRUTH_TABLE} t ON t.decision_id = snap.decision_id" if with_truth else ""
+    sql = f"""
+        WITH d AS (
+            SELECT {", ".join(DECISION_COLUMNS)}
+            FROM decisions
+            WHERE offer_id IS NOT NULL AND channel IS NOT NULL AND contacted IS NOT NULL
+              AND ts + to_days($window) <= $until
+              AND ($experiments IS NULL OR list_contains($experiments, experiment))
+        ),
+        lab AS (
+            SELECT r.decision_id,
+                   bool_or(list_contains($outcomes, r.outcome)) AS label,
+                   sum(CASE WHEN r.outcome = 'conversion' THEN coalesce(r.revenue, 0) ELSE 0 END) AS revenue
+            FROM responses r JOIN d USING (decision_id)
+            WHERE r.ts >= d.ts AND r.ts < d.ts + to_days($window)
+            GROUP BY r.decision_id
+        ),
+        snap AS (
+            SELECT d.*, s.as_of AS snapshot_as_of, {quoted}
+            FROM d ASOF LEFT JOIN {SNAPSHOT_TABLE} s
+              ON d.customer_id = s.customer_id AND d.ts >= s.as_of
+        )
+        SELECT snap.*, coalesce(lab.label, false) AS label, coalesce(lab.revenue, 0.0) AS revenue
+               {hist_select} {truth_select}
+        FROM snap
+        LEFT JOIN lab USING (decision_id)
+        {hist_join}
+        {truth_join}
+        ORDER BY snap.ts, snap.decision_id
+    """
+    params = {
+        "window": window,
+        "until": until,
+        "outcomes": list(outcomes),
+        "experiments": list(experiments) if experiments else None,
+    }
+    frame = con.execute(sql, params).df()
+    n_decisions = len(frame)
+    if n_decisions == 0:
+        raise NotFoundError(
+            f"no decision with a closed {window}-day response window before {until}; "
+            "generate more history or wait for responses"
+        )
+    frame = frame[frame["snapshot_as_of"].notna()].reset_index(drop=True)
+    if frame.empty:
+        raise NotFoundError(
+            f"no decision has a feature snapshot at or before its time; build snapshots for the decision dates "
+            "(`nextbest features build --snapshots weekly ...`)"
+        )
+    for h, default in history.items():
+        if default is not None:
+            frame[h] = frame[h].fillna(default)
+    frame["contacted"] = frame["contacted"].astype(bool)
+    frame["label"] = frame["label"].astype(bool)
+    feature_columns = (*features, *history, *ACTION_COLUMNS)
+    lineage = {
+        "label": training.label,
+        "response_window_days": window,
+        "observed_until": str(until),
+        "decisions_from": str(frame["ts"].min()),
+        "decisions_to": str(frame["ts"].max()),
+        "decisions_with_closed_window": n_decisions,
+        "decisions_without_snapshot": n_decisions - len(frame),
+        "rows": len(frame),
+        "snapshot_dates": sorted({str(pd.Timestamp(x).date()) for x in frame["snapshot_as_of"].unique()}),
+        "positives": int(frame["label"].sum()),
+        "contacted_rows": int(frame["contacted"].sum()),
+        "control_rows": int((~frame["contacted"]).sum()),
+    }
+    fill = {h: float(v) for h, v in history.items() if v is not None}
+    return TrainingSet(frame, feature_columns, (*categorical, *ACTION_COLUMNS), lineage, fill)
+
+
+@dataclass(frozen=True)
+class TimeSplit:
+    """Boolean masks of a time-based split and its boundaries."""
+
+    train: np.ndarray
+    validation: np.ndarray
+    test: np.ndarray
+    validation_from: pd.Timestamp
+    test_from: pd.Timestamp
+
+
+def time_split(ts: pd.Series, validation_share: float, test_share: float) -> TimeSplit:
+    """Train on the earliest decisions, validate on the next, test on the latest.
+
+    The boundaries are timestamp quantiles, so decisions made at the same
+    moment (one campaign run) always land in the same part.
+
+    Raises
+    ------
+    BadInputError
+        If a part would be empty (too few distinct decision times).
+    """
+    ts = pd.to_datetime(ts).reset_index(drop=True)
+    validation_from = ts.quantile(1.0 - validation_share - test_share)
+    test_from = ts.quantile(1.0 - test_share)
+    train = (ts < validation_from).to_numpy()
+    test = (ts >= test_from).to_numpy()
+    validation = ~train & ~test
+    for name, mask in (("train", train), ("validation", validation), ("test", test)):
+        if not mask.any():
+            raise BadInputError(
+                f"time split: the {name} part is empty ({ts.nunique()} distinct decision times); "
+                "generate more history or change training.validation_share / training.test_share"
+            )
+    return TimeSplit(train, validation, test, validation_from, test_from)

@@ -1,0 +1,67 @@
+"""MLflow set-up and logging helpers shared by training, tuning and promotion."""
+
+from __future__ import annotations
+
+import math
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import pandas as pd
+from matplotlib.figure import Figure
+
+from nextbest.workspace import Workspace
+
+#: MLflow experiment of the response-model family (each `nextbest train` is a run in it).
+RESPONSE_EXPERIMENT = "nextbest-response"
+
+
+def use_workspace(ws: Workspace) -> str:
+    """Point MLflow at the workspace's tracking store; returns the URI.
+
+    With the embedded sqlite store, artifacts go to ``workspace/mlartifacts``
+    rather than ``./mlruns`` of wherever the command was started.
+    """
+    uri = ws.tracking_uri
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    return uri
+
+
+def ensure_experiment(ws: Workspace, name: str = RESPONSE_EXPERIMENT) -> str:
+    """Create the experiment if absent (artifacts under the workspace when the store is local); return its id."""
+    existing = mlflow.get_experiment_by_name(name)
+    if existing is not None:
+        return existing.experiment_id
+    location = None
+    if ws.tracking_uri.startswith("sqlite:///") and str(ws.root) in ws.tracking_uri:
+        ws.mlartifacts_dir.mkdir(parents=True, exist_ok=True)
+        location = (ws.mlartifacts_dir / name).as_uri()
+    return mlflow.create_experiment(name, artifact_location=location)
+
+
+def log_metrics(metrics: Mapping[str, float]) -> None:
+    """Log finite metrics (MLflow rejects NaN in some stores; a NaN says "not computable")."""
+    mlflow.log_metrics({k: float(v) for k, v in metrics.items() if v is not None and math.isfinite(float(v))})
+
+
+def log_params(params: Mapping[str, Any]) -> None:
+    """Log parameters, stringifying sequences (MLflow params are strings of at most 6000 chars)."""
+    mlflow.log_params({k: (",".join(map(str, v)) if isinstance(v, (list, tuple)) else v) for k, v in params.items()})
+
+
+def log_figure(fig: Figure, name: str) -> None:
+    import matplotlib.pyplot as plt
+
+    mlflow.log_figure(fig, f"figures/{name}.png")
+    plt.close(fig)
+
+
+def log_frame(frame: pd.DataFrame, name: str) -> None:
+    """Log a small table as CSV (aggregates only: never customer rows)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / f"{name}.csv"
+        frame.to_csv(path, index=False)
+        mlflow.log_artifact(str(path), artifact_path="tables")

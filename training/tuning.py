@@ -1,0 +1,89 @@
+"""Optuna tuning of the LightGBM parameters on the time-split validation period.
+
+Each trial fits the S-learner formulation (one booster, ``contacted`` as a
+feature) on the train part and scores the validation log loss; LightGBM's
+per-round validation loss feeds Optuna's pruner through
+``optuna_integration.LightGBMPruningCallback``, so poor trials stop early. The
+winning parameters then configure whichever learner and strategy is trained.
+Every trial is a nested MLflow run under the training run.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import mlflow
+import numpy as np
+import optuna
+from optuna_integration import LightGBMPruningCallback
+from sklearn.metrics import log_loss
+
+from nextbest.models.lgbm import LGBMResponseClassifier
+from nextbest.models.uplift import SLearner
+from nextbest.training import tracking
+from nextbest.training.dataset import TimeSplit, TrainingSet
+
+#: LightGBM's name of the validation set in ``lgb.train`` (see :class:`LGBMResponseClassifier`).
+VALID_NAME = "valid"
+
+
+def search_space(trial: optuna.Trial) -> dict[str, Any]:
+    """The parameters a trial tries."""
+    return {
+        "learning_rate": trial.suggest_float("learning_rate", 0.01, 0.2, log=True),
+        "num_leaves": trial.suggest_int("num_leaves", 7, 127, log=True),
+        "min_child_samples": trial.suggest_int("min_child_samples", 20, 1000, log=True),
+        "feature_fraction": trial.suggest_float("feature_fraction", 0.4, 1.0),
+        "bagging_fraction": trial.suggest_float("bagging_fraction", 0.5, 1.0),
+        "lambda_l2": trial.suggest_float("lambda_l2", 1e-3, 30.0, log=True),
+    }
+
+
+def tune(
+    data: TrainingSet,
+    split: TimeSplit,
+    base: dict[str, Any],
+    categorical: tuple[str, ...],
+    defaults: dict[str, float],
+    *,
+    n_trials: int,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Run the study; return ``base`` updated with the best trial's parameters.
+
+    Must be called inside an active MLflow run (the trials nest under it).
+    """
+    train, valid = data.subset(split.train), data.subset(split.validation)
+    X_val, y_val = valid.X, valid.y
+
+    def objective(trial: optuna.Trial) -> float:
+        params = {**base, **search_space(trial)}
+        with mlflow.start_run(run_name=f"trial-{trial.number}", nested=True):
+            tracking.log_params(params)
+            learner = SLearner(LGBMResponseClassifier(categorical=categorical, defaults=defaults or None, **params))
+            try:
+                learner.fit(
+                    train.X, train.y, eval_set=(X_val, y_val),
+                    callbacks=[LightGBMPruningCallback(trial, "binary_logloss", valid_name=VALID_NAME)],
+                )
+            except optuna.TrialPruned:
+                mlflow.set_tag("state", "pruned")
+                raise
+            p = learner.predict_proba(X_val)[:, 1]
+            loss = float(log_loss(y_val, np.clip(p, 1e-7, 1 - 1e-7), labels=[0, 1]))
+            best_iter = int(learner.estimator_.booster_.best_iteration or learner.estimator_.booster_.current_iteration())
+            tracking.log_metrics({"validation_logloss": loss, "best_iteration": best_iter})
+            mlflow.set_tag("state", "complete")
+            return loss
+
+    study = optuna.create_study(
+        direction="minimize",
+        sampler=optuna.samplers.TPESampler(seed=seed),
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=20),
+        study_name="nextbest-response-tuning",
+    )
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study.optimize(objective, n_trials=n_trials)
+    tracking.log_metrics({"tuning_best_validation_logloss": study.best_value})
+    mlflow.set_tag("tuning_best_trial", str(study.best_trial.number))
+    return {**base, **study.best_params}
