@@ -347,7 +347,8 @@ class DecisionEngine:
     ) -> pd.DataFrame:
         # Text columns as categoricals: taking ~25 rows per customer copies codes, not strings.
         text = [c for c in features.columns if not (pd.api.types.is_numeric_dtype(features[c]) or pd.api.types.is_bool_dtype(features[c]))]
-        compact = features.astype({c: "category" for c in text}) if text else features
+        # (Skipped for small batches, where the per-column conversion costs more than it saves.)
+        compact = features.astype({c: "category" for c in text}) if text and len(features) >= 1000 else features
         frame = compact.take(cust).reset_index(drop=True)
         frame.insert(1, "offer_id", pd.Categorical.from_codes(offer, categories=list(self.offer_ids)))
         frame.insert(2, "channel", pd.Categorical.from_codes(channel, categories=list(self.channel_ids)))
@@ -361,8 +362,9 @@ class DecisionEngine:
             hit = slot[cust * n_of + offer]
             for col, fill in OFFER_HISTORY_FILL.items():
                 if col in offer_history.columns:
-                    values = offer_history[col].to_numpy(dtype=float, na_value=np.nan)
-                    frame[col] = np.where(hit >= 0, values[np.maximum(hit, 0)], fill)
+                    # The appended fill value is what index -1 (never shown) picks.
+                    values = np.append(offer_history[col].to_numpy(dtype=float, na_value=np.nan), fill)
+                    frame[col] = values[hit]
         return frame
 
     def _score(self, candidates: pd.DataFrame, row_arm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -394,7 +396,7 @@ class DecisionEngine:
         view: HistoryView,
         seed: int | None,
         at: dt.datetime,
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[int, int]]:
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Choose a row per customer; allocate capacities; return choice, propensities,
         priority order, action-set membership and rows removed for capacity."""
         n = len(ids)
@@ -412,7 +414,7 @@ class DecisionEngine:
         prop = np.zeros(len(cust))
         chosen = np.full(n, -1, dtype=np.int64)
         alive = np.ones(len(cust), dtype=bool)
-        removed: dict[int, int] = {}
+        removed = np.zeros(len(cust), dtype=np.int8)  # suppression code of rows lost to capacity
         ch_left = view.channel_remaining.copy()
         of_left = view.offer_remaining.copy()
         pending = np.ones(n, dtype=bool)
@@ -452,10 +454,8 @@ class DecisionEngine:
             mine = pending[cust] & alive
             full_ch = mine & (ch_left[channel] <= 0)
             full_of = mine & ~full_ch & (of_left[offer] <= 0)
-            for r in np.nonzero(full_ch)[0]:
-                removed[int(r)] = CODE["channel_capacity"]
-            for r in np.nonzero(full_of)[0]:
-                removed[int(r)] = CODE["offer_cap"]
+            removed[full_ch] = CODE["channel_capacity"]
+            removed[full_of] = CODE["offer_cap"]
             alive &= ~(full_ch | full_of)
             prop[mine] = 0.0
         in_set = np.zeros(len(cust), dtype=bool)
@@ -577,14 +577,14 @@ class DecisionEngine:
         ids: np.ndarray,
         codes: np.ndarray,
         grid: PairGrid,
-        removed: dict[int, int],
+        removed: np.ndarray,
         cust: np.ndarray,
         pair: np.ndarray,
         view: HistoryView,
     ) -> pd.DataFrame:
         codes = codes.copy()
-        for r, code in removed.items():
-            codes[cust[r], pair[r]] = code
+        lost = np.nonzero(removed)[0]
+        codes[cust[lost], pair[lost]] = removed[lost]
         c, p = np.nonzero(codes > 0)
         code = codes[c, p]
         o, ch = grid.offer[p], grid.channel[p]
@@ -666,7 +666,7 @@ class DecisionEngine:
         """
         out = self.decide(
             features, at, context=context, seed=seed, history=history, offer_history=offer_history,
-            top_k=top_k, explain=True,
+            top_k=top_k, explain=explain,
         )
         interest = (
             features.set_index("customer_id")["interest_category"] if "interest_category" in features.columns else None

@@ -12,16 +12,17 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from nextbest.features.query import GroupQuery, literal
+from nextbest.features.registry import NO_BASKET, OTHER_CATEGORY, VALUE_WINDOW_DAYS, basket_categories
 from sklearn.base import BaseEstimator
 from sklearn.cluster import KMeans
 from sklearn.utils.validation import check_is_fitted
 
 from nextbest.config import NextbestConfig
-from nextbest.features.query import GroupQuery, literal
-from nextbest.features.registry import NO_BASKET, OTHER_CATEGORY, VALUE_WINDOW_DAYS, basket_categories
 
 
 def query(config: NextbestConfig) -> GroupQuery:
+    """Spend shares per basket category and the category breadth."""
     cats = basket_categories(config)
     named = [c for c in cats if c != OTHER_CATEGORY]
     v = VALUE_WINDOW_DAYS

@@ -9,24 +9,25 @@ from typing import Annotated, Any, Literal
 import duckdb
 import pandas as pd
 import typer
-from rich.console import Console
-from rich.table import Table
-
-from nextbest.clitools import echo_json, workspace_of
-from nextbest.config import NextbestConfig
-from nextbest.errors import BadInputError, NotFoundError
 from nextbest.features.fitted import FeatureModels
 from nextbest.features.pipeline import (
     as_timestamp,
     build_features,
     build_offer_history,
     compute_sql_features,
+    fit_and_build,
     fit_feature_models,
 )
 from nextbest.features.registry import customer_features, feature_defs
 from nextbest.features.snapshots import manifest, read_snapshot, snapshot_dates, write_parquet, write_snapshot
-from nextbest.progress import track
 from nextbest.warehouse.db import connect
+from rich.console import Console
+from rich.table import Table
+
+from nextbest.clitools import echo_json, workspace_of
+from nextbest.config import NextbestConfig
+from nextbest.errors import BadInputError, NotFoundError
+from nextbest.progress import track
 from nextbest.workspace import Workspace
 
 features_app = typer.Typer(help="Point-in-time customer features: build snapshots, inspect customers.",
@@ -36,10 +37,12 @@ Cadence = Literal["daily", "weekly"]
 
 
 def register(app: typer.Typer) -> None:
+    """Add the ``features`` group to the root app."""
     app.add_typer(features_app, name="features")
 
 
 def models_root(ws: Workspace) -> Path:
+    """Folder of the saved feature models, one sub-folder per feature set version."""
     return ws.artifacts_dir / "features"
 
 
@@ -71,15 +74,11 @@ def snapshot_plan(as_of: str | None, snapshots: Cadence | None, start: str | Non
     return list(pd.date_range(lo, hi, freq="D" if snapshots == "daily" else "7D"))
 
 
-def resolve_models(con: duckdb.DuckDBPyConnection, ws: Workspace, config: NextbestConfig,
-                   earliest: pd.Timestamp, refit: bool) -> tuple[FeatureModels, bool]:
-    """Saved models fitted no later than ``earliest`` (no leakage), else fit and save new ones."""
+def reusable_models(ws: Workspace, config: NextbestConfig, earliest: pd.Timestamp, refit: bool,
+                    ) -> FeatureModels | None:
+    """Saved models fitted no later than ``earliest`` (so no snapshot sees its future), if any."""
     models = None if refit else FeatureModels.latest(models_root(ws), config)
-    if models is not None and models.fitted_as_of <= earliest:
-        return models, False
-    models = fit_feature_models(con, earliest, config)
-    models.save(models_root(ws))
-    return models, True
+    return models if models is not None and models.fitted_as_of <= earliest else None
 
 
 @features_app.command("build")
@@ -102,10 +101,15 @@ def build(
         if con.execute("SELECT count(*) FROM customers").fetchone()[0] == 0:
             raise BadInputError("the warehouse has no customers; run `nextbest data generate` or `nextbest data import`")
         dates = snapshot_plan(as_of, snapshots, start, end, con)
-        models, fitted = resolve_models(con, ws, config, dates[0], refit)
+        models = reusable_models(ws, config, dates[0], refit)
+        fitted = models is None
         docs, frames = [], []
         for when in track(dates, "features", total=len(dates)) if len(dates) > 1 else dates:
-            feats = build_features(con, when, config, models=models)
+            if models is None:  # fit at the earliest as-of, sharing its SQL pass
+                feats, models = fit_and_build(con, when, config)
+                models.save(models_root(ws))
+            else:
+                feats = build_features(con, when, config, models=models)
             hist = build_offer_history(con, when, config)
             doc = manifest(feats, hist, when, models)
             write_snapshot(con, config, feats, hist, doc)

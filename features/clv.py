@@ -20,10 +20,9 @@ from typing import Any
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
+from nextbest.features.registry import VALUE_WINDOW_DAYS
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils.validation import check_is_fitted
-
-from nextbest.features.registry import VALUE_WINDOW_DAYS
 
 RUN_RATE_FEATURE = f"margin_{VALUE_WINDOW_DAYS}d"
 

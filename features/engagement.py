@@ -8,9 +8,10 @@ and the heavy scan happens once.
 
 from __future__ import annotations
 
-from nextbest.config import JOURNEY_STAGES, NextbestConfig
 from nextbest.features.query import GroupQuery, literal
-from nextbest.features.registry import _lowest_stage
+from nextbest.features.registry import lowest_stage
+
+from nextbest.config import JOURNEY_STAGES, NextbestConfig
 
 EMAIL_CHANNEL = "email"
 
@@ -23,6 +24,7 @@ def trend_coefficients(weeks: int) -> list[float]:
 
 
 def query(config: NextbestConfig) -> GroupQuery:
+    """The engagement CTEs (two-level aggregation) and the rate, score, trend and stage expressions."""
     fc = config.features
     windows = sorted(fc.windows_days)
     longest = windows[-1]
@@ -74,7 +76,7 @@ def query(config: NextbestConfig) -> GroupQuery:
         ((t, s) for s, t in fc.stage_thresholds.items()), key=lambda ts: (-ts[0], -JOURNEY_STAGES.index(ts[1]))
     )
     stage = "CASE " + " ".join(f"WHEN {score} >= {t!r} THEN {literal(s)}" for t, s in by_threshold)
-    stage += f" ELSE {literal(_lowest_stage(config))} END"
+    stage += f" ELSE {literal(lowest_stage(config))} END"
     return GroupQuery(
         ctes=[("g_engagement_types", level1), ("g_engagement", level2), ("g_email_contacts", contacts)],
         joined=["g_engagement", "g_email_contacts"],

@@ -7,10 +7,11 @@ are compared with the as-of *date*; only events known before the as-of time coun
 
 from __future__ import annotations
 
-from nextbest.config import NextbestConfig
 from nextbest.features.pit import AS_OF_DATE
 from nextbest.features.query import GroupQuery
 from nextbest.features.registry import event_feature_names
+
+from nextbest.config import NextbestConfig
 
 
 def days_to_birthday() -> str:
@@ -26,6 +27,7 @@ def days_to_birthday() -> str:
 
 
 def query(config: NextbestConfig) -> GroupQuery:
+    """Life-event flags, birthday and newsletter expressions."""
     fc = config.features
     names = event_feature_names(config)
     d = AS_OF_DATE

@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-
-from nextbest.config import NextbestConfig
-from nextbest.errors import BadInputError
 from nextbest.features.baskets import BasketClusterer
 from nextbest.features.clv import ClvRegressor
 from nextbest.features.registry import definition_hash
+
+from nextbest.config import NextbestConfig
+from nextbest.errors import BadInputError
 
 MODELS_FILE = "models.json"
 

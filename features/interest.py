@@ -6,13 +6,15 @@ recently viewed category, then the alphabetically first.
 
 from __future__ import annotations
 
-from nextbest.config import NextbestConfig
 from nextbest.features.query import GroupQuery
+
+from nextbest.config import NextbestConfig
 
 VIEW_PREFIX = "web.view.category."
 
 
 def query(config: NextbestConfig) -> GroupQuery:
+    """Most viewed, not bought category per customer."""
     days = config.features.interest_days
     views = (
         "SELECT customer_id, split_part(type, '.', 4) AS category, count(*) AS views, min(age_days) AS last_age "

@@ -8,16 +8,16 @@ fills the registry defaults when joining candidates.
 from __future__ import annotations
 
 import pandas as pd
-
-from nextbest.config import NextbestConfig
 from nextbest.features.pit import pit_ctes
-from nextbest.features.query import literal
+from nextbest.features.query import INLINE, literal
 from nextbest.features.registry import (
     OFFER_SHOWN_WINDOWS,
     POSITIVE_OUTCOMES,
     feature_defs,
     offer_history_features,
 )
+
+from nextbest.config import NextbestConfig
 
 
 def offer_history_sql(config: NextbestConfig, *, filtered: bool) -> str:
@@ -27,7 +27,7 @@ def offer_history_sql(config: NextbestConfig, *, filtered: bool) -> str:
     positive = ", ".join(literal(o) for o in POSITIVE_OUTCOMES)
     shown = ", ".join(f"count(*) FILTER (WHERE d.age_days <= {w}) AS shown_{w}d" for w in OFFER_SHOWN_WINDOWS)
     return (
-        "WITH " + ", ".join(f"{n} AS ({ctes[n]})" for n in needed) + ", "
+        "WITH " + ", ".join(f"{n} AS {INLINE} ({ctes[n]})" for n in needed) + ", "
         f"answered AS (SELECT decision_id, bool_or(outcome IN ({positive})) AS responded, "
         "bool_or(outcome = 'conversion') AS converted FROM pit_responses GROUP BY decision_id) "
         f"SELECT d.customer_id, d.offer_id, {shown}, min(d.age_days) AS days_since_shown, "

@@ -17,9 +17,6 @@ from collections.abc import Sequence
 import duckdb
 import numpy as np
 import pandas as pd
-
-from nextbest.config import NextbestConfig
-from nextbest.errors import BadInputError
 from nextbest.features import baskets, engagement, events, interest, profile, reachability, value
 from nextbest.features.baskets import BasketClusterer
 from nextbest.features.clv import ClvRegressor
@@ -34,6 +31,9 @@ from nextbest.features.registry import (
     definition_hash,
     feature_defs,
 )
+
+from nextbest.config import NextbestConfig, load_config
+from nextbest.errors import BadInputError
 
 #: Group modules, in the order their columns appear (the registry fixes the final order).
 GROUPS = (profile, engagement, value, baskets, reachability, events, interest)
@@ -63,6 +63,7 @@ def clv_inputs(config: NextbestConfig) -> list[str]:
 
 
 def share_columns(config: NextbestConfig) -> list[str]:
+    """The spend-share columns the basket clusterer reads."""
     return [f"spend_share_{c}" for c in basket_categories(config)]
 
 
@@ -181,10 +182,25 @@ def build_features(con: duckdb.DuckDBPyConnection, as_of: AsOf, config: Nextbest
     frame = compute_sql_features(con, ts, config, customer_ids=customer_ids)
     if models is None:
         models = fit_feature_models(con, ts, config, features=frame if customer_ids is None else None)
+    return apply_models(frame, models, config)
+
+
+def fit_and_build(con: duckdb.DuckDBPyConnection, as_of: AsOf, config: NextbestConfig,
+                  ) -> tuple[pd.DataFrame, FeatureModels]:
+    """Fit the feature models at ``as_of`` and build that snapshot with one SQL pass."""
+    frame = compute_sql_features(con, as_of, config)
+    models = fit_feature_models(con, as_of, config, features=frame)
+    return apply_models(frame, models, config), models
+
+
+def apply_models(frame: pd.DataFrame, models: FeatureModels, config: NextbestConfig) -> pd.DataFrame:
+    """Add the fitted features to :func:`compute_sql_features` output, in registry order."""
+    frame = frame.copy()
     frame["basket_cluster"] = models.clusterer.predict(frame[share_columns(config)])
     frame["clv_12m"] = models.clv.predict(frame[list(models.clv.feature_names_in_)])
     names = [f.name for f in customer_features(feature_defs(config))]
     out = frame[["customer_id", *names]]
+    # Same string dtype as the SQL categories (the clusterer returns an object array).
     return out.astype({"basket_cluster": frame["journey_stage"].dtype})
 
 
@@ -192,8 +208,6 @@ def build_offer_history(con: duckdb.DuckDBPyConnection, as_of: AsOf, config: Nex
                         customer_ids: Sequence[int] | None = None) -> pd.DataFrame:
     """Customer × offer history as of ``as_of``: ``customer_id, offer_id, shown_30d, shown_90d,
     days_since_shown, responded_before, converted_before`` (only pairs ever shown)."""
-    from nextbest.config import load_config
-
     ts = as_timestamp(as_of)
     sql = offer_history_sql(config or load_config(None), filtered=customer_ids is not None)
     return con.execute(sql, _params(ts, customer_ids)).df()

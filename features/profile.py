@@ -6,16 +6,18 @@ postcode); tenure falls back to the first order or interaction.
 
 from __future__ import annotations
 
-from nextbest.config import NextbestConfig
 from nextbest.features.pit import AS_OF, AS_OF_DATE
 from nextbest.features.query import GroupQuery, literal
 from nextbest.features.registry import life_stage_labels
+
+from nextbest.config import NextbestConfig
 
 AGE = (f"CASE WHEN c.birth_date < {AS_OF_DATE} "
        f"THEN date_diff('day', c.birth_date, {AS_OF_DATE}) / 365.25 END")
 
 
 def query(config: NextbestConfig) -> GroupQuery:
+    """Profile and geography as expressions over the customer row."""
     edges = sorted(config.features.age_bands)
     labels = life_stage_labels(config.features.age_bands)
     age = f"({AGE})"

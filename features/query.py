@@ -12,12 +12,16 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from nextbest.config import NextbestConfig
 from nextbest.features.pit import pit_ctes
 from nextbest.features.registry import FeatureDef
 
+from nextbest.config import NextbestConfig
+
 #: Decimals kept of float features (far below any meaningful difference).
 FLOAT_DECIMALS = 9
+#: DuckDB materialises a CTE read more than once; inlining lets every group scan with its own
+#: filters and projections, about 3x faster on the full statement.
+INLINE = "NOT MATERIALIZED"
 
 
 @dataclass(frozen=True)
@@ -72,7 +76,7 @@ def compose(config: NextbestConfig, groups: Sequence[GroupQuery], features: Sequ
             # Parallel aggregation sums in a varying order; rounding keeps rebuilds bit-identical.
             expr = f"round({expr}, {FLOAT_DECIMALS})"
         select.append(f"CAST({expr} AS {f.sql_type}) AS {f.name}")
-    with_ = ",\n".join(f"{name} AS ({sql})" for name, sql in ctes)
+    with_ = ",\n".join(f"{name} AS {INLINE} ({sql})" for name, sql in ctes)
     return (
         f"WITH {with_}\nSELECT {', '.join(select)}\nFROM pit_customers c\n" + "\n".join(joins) + "\nORDER BY c.customer_id"
     )

@@ -6,12 +6,14 @@ false`` in ``channels.yaml``, e.g. ``web``) is always reachable.
 
 from __future__ import annotations
 
-from nextbest.config import NextbestConfig
 from nextbest.features.query import GroupQuery, literal
 from nextbest.features.registry import POSITIVE_OUTCOMES
 
+from nextbest.config import NextbestConfig
+
 
 def query(config: NextbestConfig) -> GroupQuery:
+    """Consent and reachability per configured channel, preferred and last responsive channel."""
     derived: dict[str, str] = {}
     for ch in config.channels.channels:
         if not ch.personal:

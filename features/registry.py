@@ -19,8 +19,9 @@ from dataclasses import asdict, dataclass
 from functools import lru_cache
 from typing import Literal
 
-from nextbest.config import JOURNEY_STAGES, NextbestConfig, load_config
 from nextbest.warehouse.schema import PERSONAL_COLUMNS
+
+from nextbest.config import JOURNEY_STAGES, NextbestConfig, load_config
 
 Entity = Literal["customer", "customer_offer"]
 Dtype = Literal["int", "float", "bool", "category"]
@@ -147,7 +148,7 @@ def feature_defs(config: NextbestConfig) -> tuple[FeatureDef, ...]:
         f"{fc.engagement_trend_weeks} weeks.", 7 * fc.engagement_trend_weeks, 0.0)
     add("journey_stage", "category", "engagement",
         f"Highest stage whose features.stage_thresholds value the engagement score reaches ({', '.join(JOURNEY_STAGES)}).",
-        default=_lowest_stage(config))
+        default=lowest_stage(config))
 
     # ---------------------------------------------------------------- value
     v = VALUE_WINDOW_DAYS
@@ -218,7 +219,8 @@ def feature_defs(config: NextbestConfig) -> tuple[FeatureDef, ...]:
     return tuple(defs)
 
 
-def _lowest_stage(config: NextbestConfig) -> str:
+def lowest_stage(config: NextbestConfig) -> str:
+    """The journey stage with the lowest threshold: every customer's floor."""
     thresholds = config.features.stage_thresholds
     return min(JOURNEY_STAGES, key=lambda s: (thresholds.get(s, float("inf")), JOURNEY_STAGES.index(s)))
 

@@ -20,12 +20,12 @@ from typing import Any
 
 import duckdb
 import pandas as pd
-
-from nextbest.config import NextbestConfig
-from nextbest.errors import NotFoundError
 from nextbest.features.fitted import FeatureModels
 from nextbest.features.registry import FeatureDef, customer_features, feature_defs, offer_history_features
 from nextbest.warehouse.db import transaction
+
+from nextbest.config import NextbestConfig
+from nextbest.errors import NotFoundError
 
 SCHEMA = "features"
 SNAPSHOT = f"{SCHEMA}.customer_snapshot"

@@ -7,12 +7,14 @@ signal separate from engagement. ``clv_12m`` is added by the fitted CLV model
 
 from __future__ import annotations
 
-from nextbest.config import NextbestConfig
 from nextbest.features.query import GroupQuery
 from nextbest.features.registry import VALUE_WINDOW_DAYS
 
+from nextbest.config import NextbestConfig
+
 
 def query(config: NextbestConfig) -> GroupQuery:
+    """RFM, totals and the order-count event from ``pit_orders``."""
     fc = config.features
     v = VALUE_WINDOW_DAYS
     orders = (

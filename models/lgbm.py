@@ -106,8 +106,12 @@ class _LGBMBase(BaseEstimator):
         self.feature_names_in_ = self.encoder_.feature_names_in_
 
     def _raw(self, X: pd.DataFrame, **kwargs: Any) -> np.ndarray:
+        return self.predict_matrix(self.encoder_.transform(X), **kwargs)
+
+    def predict_matrix(self, matrix: np.ndarray, **kwargs: Any) -> np.ndarray:
+        """Raw booster output for an already encoded matrix (``encoder_.transform``)."""
         return self.booster_.predict(
-            self.encoder_.transform(X),
+            matrix,
             num_iteration=self.booster_.best_iteration or None,
             num_threads=self.n_jobs,
             **kwargs,

@@ -63,7 +63,17 @@ def list_versions(tracking_uri: str, name: str = MODEL_NAME) -> list[RegisteredV
     """Every registered version, newest first."""
     client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
     versions = client.search_model_versions(f"name = '{name}'")
-    return sorted((_wrap(v) for v in versions), key=lambda v: int(v.version), reverse=True)
+    if not versions:
+        return []
+    # Version search results carry no aliases; the registered model has the alias → version map.
+    aliases: dict[str, list[str]] = {}
+    for alias, version in client.get_registered_model(name).aliases.items():
+        aliases.setdefault(str(version), []).append(alias)
+    wrapped = [
+        RegisteredVersion(v.name, str(v.version), v.run_id, tuple(sorted(aliases.get(str(v.version), []))))
+        for v in versions
+    ]
+    return sorted(wrapped, key=lambda v: int(v.version), reverse=True)
 
 
 def set_alias(tracking_uri: str, alias: str, version: str, name: str = MODEL_NAME) -> None:
@@ -73,11 +83,15 @@ def set_alias(tracking_uri: str, alias: str, version: str, name: str = MODEL_NAM
 def load_model_version(tracking_uri: str, version: RegisteredVersion, dst: Path | None = None) -> ResponseModel:
     """Load a registered version's bundle natively (JSON + LightGBM text files)."""
     target = Path(dst) if dst is not None else Path(tempfile.mkdtemp(prefix="nextbest-model-"))
+    # Resolve the version's storage location through a client bound to ``tracking_uri``:
+    # a ``models:/`` URI would be resolved against MLflow's *global* registry URI, which a
+    # fresh process (the simulator, a notebook) has not pointed at the workspace.
+    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    source = client.get_model_version_download_uri(version.name, version.version)
     local = mlflow.artifacts.download_artifacts(
-        artifact_uri=f"{version.uri}/artifacts/{SCORER_ARTIFACT}",
+        artifact_uri=f"{source.rstrip('/')}/artifacts/{SCORER_ARTIFACT}",
         dst_path=str(target),
         tracking_uri=tracking_uri,
-        registry_uri=tracking_uri,
     )
     return ResponseModel.load(local, model_version=version.label)
 

@@ -47,11 +47,14 @@ class ResponseModel(BaseEstimator):
         ``"isotonic"``, ``"sigmoid"`` or ``"none"``; see :class:`ProbabilityCalibrator`.
     value_model
         Regressor of revenue given a response; default :class:`ResponseValueModel`.
+    context
+        Transformer adding customer × offer features to the rows before the
+        learner sees them (:class:`~nextbest.models.context.OfferContext`); ``None`` = none.
 
     Attributes
     ----------
-    learner_, calibrator_, value_model_
-        The fitted parts.
+    learner_, calibrator_, value_model_, context_
+        The fitted parts (``context_`` is ``None`` without a ``context``).
     feature_names_ : tuple[str, ...]
         Candidate columns the model reads (without the treatment column).
     model_version : str
@@ -65,10 +68,12 @@ class ResponseModel(BaseEstimator):
         learner: _UpliftBase,
         calibration: str = "isotonic",
         value_model: BaseEstimator | None = None,
+        context: BaseEstimator | None = None,
     ) -> None:
         self.learner = learner
         self.calibration = calibration
         self.value_model = value_model
+        self.context = context
 
     def fit(
         self,
@@ -91,14 +96,21 @@ class ResponseModel(BaseEstimator):
         X_calibration, y_calibration
             Held-out rows for the calibration map; without them no calibration.
         fit_params
-            Passed to the learner's ``fit`` (e.g. ``eval_set`` is not: early
-            stopping inside the learner uses its own parameters).
+            Passed to the learner's ``fit``; an ``eval_set=(X_val, y_val)`` drives
+            LightGBM's early stopping (each learner routes it to its models).
         """
         assert_no_personal_columns(X.columns)
         y = np.asarray(y).astype(np.int8)
-        self.learner_ = clone(self.learner).fit(X, y, **fit_params)
         treatment = self.learner.treatment_column
         self.feature_names_ = tuple(c for c in X.columns if c != treatment)
+        self.context_ = clone(self.context).fit(X) if self.context is not None else None
+        X = self._derive(X)
+        if fit_params.get("eval_set") is not None:
+            X_val, y_val = fit_params["eval_set"]  # type: ignore[misc]
+            fit_params = {**fit_params, "eval_set": (self._derive(X_val), y_val)}
+        if X_calibration is not None:
+            X_calibration = self._derive(X_calibration)
+        self.learner_ = clone(self.learner).fit(X, y, **fit_params)
         self.calibrator_ = ProbabilityCalibrator(self.calibration if X_calibration is not None else "none")
         if X_calibration is not None and y_calibration is not None:
             raw = self.learner_.predict_proba(X_calibration)[:, 1]
@@ -113,19 +125,25 @@ class ResponseModel(BaseEstimator):
         return self
 
     # ------------------------------------------------------------------ Scorer
+    def _derive(self, X: pd.DataFrame) -> pd.DataFrame:
+        # Bundles saved before the context step existed have no ``context_``.
+        context = getattr(self, "context_", None)
+        return context.transform(X) if context is not None else X
+
     def _inputs(self, candidates: pd.DataFrame) -> pd.DataFrame:
         missing = [c for c in ("offer_id", "channel") if c not in candidates.columns]
         if missing:
             raise BadInputError(f"candidate rows lack {missing}; every candidate needs an offer_id and a channel")
-        return candidates
+        return self._derive(candidates)
 
     def predict_raw_outcomes(self, candidates: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """Uncalibrated ``(p_contact, p_control)``."""
         return self.learner_.predict_outcomes(self._inputs(candidates))
 
-    def predict_observed(self, X: pd.DataFrame) -> np.ndarray:
-        """Calibrated P(response) of each row under the treatment it received."""
-        return self.calibrator_.transform(self.learner_.predict_proba(X)[:, 1])
+    def predict_observed(self, X: pd.DataFrame, calibrated: bool = True) -> np.ndarray:
+        """P(response) of each row under the treatment it received (``X`` has the treatment column)."""
+        raw = self.learner_.predict_proba(self._inputs(X))[:, 1]
+        return self.calibrator_.transform(raw) if calibrated else raw
 
     def score(self, candidates: pd.DataFrame) -> pd.DataFrame:
         """``p_contact``, ``p_control``, ``uplift`` and ``value`` per candidate (see :class:`Scorer`)."""

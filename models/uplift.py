@@ -88,7 +88,15 @@ class SLearner(_UpliftBase):
         return self.estimator_.predict_proba(X.assign(**{self.treatment_column: _treatment(X, self.treatment_column)}))
 
     def predict_outcomes(self, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-        p1 = self.estimator_.predict_proba(X.assign(**{self.treatment_column: True}))[:, 1]
+        treated = X.assign(**{self.treatment_column: True})
+        encoder = getattr(self.estimator_, "encoder_", None)
+        if encoder is not None:
+            # Encode once and flip the treatment column in place: encoding is most of the cost.
+            matrix = encoder.transform(treated)
+            p1 = self.estimator_.predict_matrix(matrix)
+            matrix[:, list(encoder.feature_names_in_).index(self.treatment_column)] = 0.0
+            return p1, self.estimator_.predict_matrix(matrix)
+        p1 = self.estimator_.predict_proba(treated)[:, 1]
         p0 = self.estimator_.predict_proba(X.assign(**{self.treatment_column: False}))[:, 1]
         return p1, p0
 

@@ -233,7 +233,7 @@ class FeaturesConfig(_Frozen):
     clv_min_customers: int = Field(
         default=200, ge=10, description="Fewer customers with history than this: clv_12m falls back to margin_365d."
     )
-    clv_max_train_rows: int = Field(default=200_000, ge=100, description="Sample cap for fitting the CLV regressor.")
+    clv_max_train_rows: int = Field(default=100_000, ge=100, description="Sample cap for fitting the CLV regressor.")
     cluster_max_train_rows: int = Field(default=100_000, ge=100, description="Sample cap for fitting k-means.")
     seed: int = Field(default=0, description="Seed of the fitted feature models (k-means, CLV, sampling).")
 

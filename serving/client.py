@@ -90,8 +90,13 @@ class NextbestClient:
         context: Mapping[str, Any] | None = None,
         top_k: int | None = None,
         chunk_size: int = 5000,
+        seed: int | None = None,
     ) -> list[RankResponse]:
-        """Rank many customers (``POST /rank_batch``), ``chunk_size`` per request."""
+        """Rank many customers (``POST /rank_batch``), ``chunk_size`` per request.
+
+        ``seed`` fixes the exploration draw (the same seed, time and customers give
+        the same decisions as the decision engine in process).
+        """
         ids = [int(c) for c in customer_ids]
         out: list[RankResponse] = []
         for start in range(0, len(ids), chunk_size):
@@ -100,6 +105,8 @@ class NextbestClient:
                 body["context"] = _jsonable(dict(context))
             if top_k is not None:
                 body["top_k"] = top_k
+            if seed is not None:
+                body["seed"] = seed
             data = self._post("/rank_batch", body)
             out.extend(RankResponse.model_validate(d) for d in data["decisions"])
         return out

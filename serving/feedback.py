@@ -14,6 +14,9 @@ import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
+import duckdb
+import pandas as pd
+
 from nextbest.errors import NotFoundError
 from nextbest.serving.connections import warehouse_connection
 from nextbest.serving.decision_log import DecisionWriter
@@ -66,14 +69,57 @@ def record_feedback(
         writer.flush(timeout_s=lock_timeout_s)
     if ts.tzinfo is not None:
         ts = ts.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    row = pd.DataFrame({"decision_id": [decision_id], "ts": [ts], "outcome": [outcome], "revenue": [revenue]})
     with warehouse_connection(warehouse_path, timeout_s=lock_timeout_s) as con:
-        found = con.execute("SELECT customer_id FROM decisions WHERE decision_id = ?", [decision_id]).fetchone()
-        if found is None:
+        recorded = insert_outcomes(con, row)
+    return recorded[0]
+
+
+def insert_outcomes(con: duckdb.DuckDBPyConnection, outcomes: pd.DataFrame) -> list[RecordedFeedback]:
+    """Insert ``responses`` rows of logged decisions in one statement; the core of :func:`record_feedback`.
+
+    Batch callers (the closed-loop simulator) record a day's outcomes with this
+    function, so they store feedback exactly as ``POST /feedback`` does.
+
+    Parameters
+    ----------
+    con
+        Open warehouse connection.
+    outcomes
+        ``decision_id, ts, outcome, revenue`` rows (``ts`` naive UTC).
+
+    Returns
+    -------
+    list of RecordedFeedback
+        One per row, in order; ``created`` is false for a (decision_id, outcome) stored before.
+
+    Raises
+    ------
+    NotFoundError
+        When a decision_id was never logged (nothing is inserted then).
+    """
+    frame = outcomes.loc[:, ["decision_id", "ts", "outcome", "revenue"]].reset_index(drop=True)
+    frame["revenue"] = frame["revenue"].astype(float)
+    con.register("_nb_outcomes", frame)
+    try:
+        owners = con.execute(
+            "SELECT o.decision_id, d.customer_id FROM (SELECT DISTINCT decision_id FROM _nb_outcomes) o "
+            "LEFT JOIN decisions d USING (decision_id)"
+        ).df()
+        unknown = owners.loc[owners["customer_id"].isna(), "decision_id"].tolist()
+        if unknown:
             raise NotFoundError(
-                f"decision_id {decision_id!r} is unknown: send the decision_id returned by /rank or /rank_batch"
+                f"decision_id {unknown[0]!r} is unknown: send the decision_id returned by /rank or /rank_batch"
             )
         inserted = con.execute(
-            "INSERT OR IGNORE INTO responses (decision_id, ts, outcome, revenue) VALUES (?, ?, ?, ?) RETURNING 1",
-            [decision_id, ts, outcome, revenue],
-        ).fetchall()
-    return RecordedFeedback(decision_id=decision_id, customer_id=int(found[0]), outcome=outcome, created=bool(inserted))
+            "INSERT OR IGNORE INTO responses (decision_id, ts, outcome, revenue) "
+            "SELECT decision_id, ts, outcome, revenue FROM _nb_outcomes RETURNING decision_id, outcome"
+        ).df()
+    finally:
+        con.unregister("_nb_outcomes")
+    owner = dict(zip(owners["decision_id"], owners["customer_id"].astype("int64"), strict=True))
+    created = set(zip(inserted["decision_id"], inserted["outcome"], strict=True))
+    return [
+        RecordedFeedback(decision_id=d, customer_id=int(owner[d]), outcome=o, created=(d, o) in created)
+        for d, o in zip(frame["decision_id"], frame["outcome"], strict=True)
+    ]

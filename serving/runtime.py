@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +36,7 @@ from nextbest.features.store import FeatureStore
 from nextbest.models.registry import CHAMPION, get_version
 from nextbest.serving.connections import warehouse_connection
 from nextbest.serving.decision_log import DecisionWriter
-from nextbest.serving.feedback import record_feedback
+from nextbest.serving.feedback import RecordedFeedback, record_feedback
 from nextbest.serving.histories import HistoryCache, utc_now
 from nextbest.serving.metrics import service_metrics
 from nextbest.serving.schemas import FeedbackBody, FeedbackReceipt, RankBatchBody, RefreshReport
@@ -264,15 +265,25 @@ class Runtime:
     def feedback(self, body: FeedbackBody) -> FeedbackReceipt:
         """Store an outcome durably; complaints and unsubscribes suppress at once."""
         ts = to_warehouse_time(body.timestamp)
-        recorded = record_feedback(
-            self.workspace.warehouse_path,
-            decision_id=body.decision_id,
-            outcome=body.outcome,
-            ts=ts,
-            revenue=body.revenue,
-            writer=self.writer,
-            lock_timeout_s=self.settings.lock_timeout_s,
-        )
+
+        def record() -> RecordedFeedback:
+            return record_feedback(
+                self.workspace.warehouse_path,
+                decision_id=body.decision_id,
+                outcome=body.outcome,
+                ts=ts,
+                revenue=body.revenue,
+                writer=self.writer,
+                lock_timeout_s=self.settings.lock_timeout_s,
+            )
+
+        try:
+            recorded = record()
+        except NotFoundError:
+            # Another worker of this server may still hold the decision in its queue:
+            # look again once its writer has had a round.
+            time.sleep(1.5 * self.settings.writer_interval_ms / 1000)
+            recorded = record()
         if recorded.created and body.outcome in NEGATIVE_OUTCOMES:
             with self._engine_lock:
                 self._histories.record_negative(recorded.customer_id, ts, body.outcome)

@@ -95,8 +95,8 @@ class FeedbackBody(_Body):
 class FeedbackReceipt(_Body):
     """``POST /feedback`` answer (HTTP 202): the outcome is durably stored."""
 
-    decision_id: str = Field(examples=["6f1c2a-0"])
-    outcome: Outcome = Field(examples=["conversion"])
+    decision_id: str = Field(description="The decision the outcome was recorded for.", examples=["6f1c2a-0"])
+    outcome: Outcome = Field(description="The recorded outcome.", examples=["conversion"])
     duplicate: bool = Field(description="True when this (decision_id, outcome) had been recorded before; nothing changed.")
 
 

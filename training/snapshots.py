@@ -47,14 +47,17 @@ def build_missing(
     """
     if not dates:
         return []
-    from nextbest.features.cli import resolve_models
-    from nextbest.features.pipeline import build_features, build_offer_history
+    from nextbest.features.cli import models_root, reusable_models
+    from nextbest.features.pipeline import build_features, build_offer_history, fit_feature_models
     from nextbest.features.snapshots import manifest, write_snapshot
     from nextbest.progress import track
 
     say = progress or (lambda _msg: None)
     say(f"building {len(dates)} missing feature snapshot(s) for the decision dates")
-    models, _ = resolve_models(con, ws, config, dates[0], refit=False)
+    models = reusable_models(ws, config, dates[0], refit=False)
+    if models is None:
+        models = fit_feature_models(con, dates[0], config)
+        models.save(models_root(ws))
     for when in track(dates, "feature snapshots", total=len(dates)):
         features = build_features(con, when, config, models=models)
         history = build_offer_history(con, when, config)

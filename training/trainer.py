@@ -29,6 +29,7 @@ import pandas as pd
 from nextbest.config import NextbestConfig, TrainingConfig
 from nextbest.errors import BadInputError, NotFoundError
 from nextbest.models import figures
+from nextbest.models.context import OfferContext
 from nextbest.models.grouped import PerGroupClassifier
 from nextbest.models.lgbm import LGBMResponseClassifier
 from nextbest.models.metrics import (
@@ -116,13 +117,14 @@ def make_model(
         LEARNERS[learner](estimator),
         calibration=config.training.calibration,
         value_model=ResponseValueModel(prior=prior),
+        context=OfferContext.from_config(config),
     )
 
 
 def evaluate(model: ResponseModel, test: TrainingSet) -> tuple[dict[str, float], dict[str, Any]]:
     """Test-set metrics and the arrays the figures need."""
     X, y, frame = test.X, test.y, test.frame
-    raw = model.learner_.predict_proba(X)[:, 1]
+    raw = model.predict_observed(X, calibrated=False)
     p = model.calibrator_.transform(raw)
     scores = model.score(frame)
     metrics = classification_metrics(y, p, prefix="test_")

@@ -55,10 +55,14 @@ def tune(
     """
     train, valid = data.subset(split.train), data.subset(split.validation)
     X_val, y_val = valid.X, valid.y
+    parent = mlflow.active_run()
+    if parent is None:
+        raise RuntimeError("tune() must run inside an MLflow run: its trials are nested runs")
+    experiment_id = parent.info.experiment_id
 
     def objective(trial: optuna.Trial) -> float:
         params = {**base, **search_space(trial)}
-        with mlflow.start_run(run_name=f"trial-{trial.number}", nested=True):
+        with mlflow.start_run(run_name=f"trial-{trial.number}", nested=True, experiment_id=experiment_id):
             tracking.log_params(params)
             learner = SLearner(LGBMResponseClassifier(categorical=categorical, defaults=defaults or None, **params))
             try:

@@ -116,7 +116,7 @@ class OrganicActivity:
                 np.where(app, 0.30, 0.0),
                 np.where(email_ok, 0.10, 0.0),
                 0.14 * np.exp(-pop.distance_km[pos] / 15.0),
-                0.035 * np.exp(0.6 * pop.grumpiness[pos]),
+                0.03 * np.exp(0.8 * pop.grumpiness[pos]),
                 np.full(len(pos), 0.03),
             ],
             axis=1,

@@ -79,7 +79,7 @@ class WorldParams:
     mean_tenure_days: float = 700.0
     birth_date_missing_share: float = 0.04
     app_user_base_logit: float = 1.2  # P(app) = sigmoid(base - 0.06 (age - 35))
-    segment_temperature: float = 0.45  # lower: segments follow observables more sharply
+    segment_temperature: float = 0.25  # lower: segments follow observables more sharply
     # ---- personal data and defects
     email_missing_share: float = 0.08
     phone_missing_share: float = 0.15
@@ -107,16 +107,16 @@ class WorldParams:
     # ---- response truth (logit scale)
     base_logit: float = -4.05
     engagement_effect: float = 0.5
-    affinity_effect: float = 0.7
+    affinity_effect: float = 0.5
     value_effect: float = 0.2
     offer_value_effect: float = -0.3  # per log(value / 60): dearer offers convert less
     stage_gap_effect: float = -0.2  # per journey stage between the customer and the offer
     noise_sd: float = 0.25  # per customer x category, unobservable
     segment_base: dict[str, float] = field(
-        default_factory=lambda: {"persuadable": -0.2, "sure_thing": 1.1, "lost_cause": -0.8, "sleeping_dog": 0.2}
+        default_factory=lambda: {"persuadable": -0.1, "sure_thing": 0.8, "lost_cause": -0.6, "sleeping_dog": 0.1}
     )
     segment_gain: dict[str, float] = field(
-        default_factory=lambda: {"persuadable": 1.45, "sure_thing": 0.15, "lost_cause": 0.1, "sleeping_dog": 0.0}
+        default_factory=lambda: {"persuadable": 1.2, "sure_thing": 0.25, "lost_cause": 0.15, "sleeping_dog": 0.0}
     )
     segment_annoyance: dict[str, float] = field(
         default_factory=lambda: {"persuadable": 0.1, "sure_thing": 0.1, "lost_cause": 0.1, "sleeping_dog": 1.0}

@@ -195,7 +195,7 @@ def create_population(
     buy_rate = buy_rate * np.array([1.0, 1.6, 0.6, 1.0])[segment]
 
     prior = category_weights(age, gender, urbanity, categories)
-    affinity = rng.gamma(prior * 2.0)
+    affinity = rng.gamma(prior * 6.0)  # concentrated: demographics explain most of it
     affinity = (affinity + 1e-3) / (affinity + 1e-3).sum(axis=1, keepdims=True)
 
     birth_day = -np.round(age * 365.25).astype(np.int32)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from decisioning_helpers import fitted_scorer
+from tests.decisioning.decisioning_helpers import fitted_scorer
 
 from nextbest.config import NextbestConfig, load_config
 from nextbest.decisioning.synthetic import random_features

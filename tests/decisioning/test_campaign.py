@@ -7,7 +7,7 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 import pytest
-from decisioning_helpers import fitted_scorer
+from tests.decisioning.decisioning_helpers import fitted_scorer
 
 from nextbest.config import NextbestConfig
 from nextbest.decisioning.campaign import PLAN_COLUMNS, plan_campaign

@@ -18,7 +18,7 @@ from nextbest.decisioning.log import decision_rows
 from nextbest.decisioning.synthetic import random_features
 from nextbest.errors import BadInputError, NotFoundError
 
-from decisioning_helpers import fitted_scorer, with_policy
+from tests.decisioning.decisioning_helpers import fitted_scorer, with_policy
 
 AT = dt.datetime(2024, 6, 3, 9, 0)
 PROPERTY = settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -9,10 +9,10 @@ from typing import Any
 import duckdb
 import pandas as pd
 import pytest
-
-from nextbest.config import NextbestConfig, load_config
 from nextbest.warehouse.db import connect
 from nextbest.warehouse.schema import TABLES
+
+from nextbest.config import NextbestConfig, load_config
 
 T = pd.Timestamp("2024-06-30")  # the as-of time of the hand-computed fixtures
 

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from sklearn.base import clone
-
 from nextbest.features.baskets import BasketClusterer
+from sklearn.base import clone
 
 COLS = ["spend_share_home", "spend_share_shoes", "spend_share_other"]
 

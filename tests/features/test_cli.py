@@ -7,11 +7,11 @@ import sys
 
 import pandas as pd
 import pytest
+from nextbest.warehouse.db import connect
 from typer.testing import CliRunner
 
 from nextbest.cli import app, main
 from nextbest.errors import BadInputError
-from nextbest.warehouse.db import connect
 
 from .conftest import T, insert
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.base import clone
-
 from nextbest.features.clv import ClvRegressor
+from sklearn.base import clone
 
 
 def data(n: int, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-
 from nextbest.features.pipeline import build_features
 
 from .conftest import T

@@ -6,7 +6,6 @@ import datetime as dt
 
 import pandas as pd
 import pytest
-
 from nextbest.features.pipeline import build_features
 
 from .conftest import T

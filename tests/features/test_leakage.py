@@ -10,11 +10,11 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 import pytest
-
-from nextbest.config import NextbestConfig, load_config
 from nextbest.features.fitted import FeatureModels
 from nextbest.features.pipeline import build_features, build_offer_history, fit_feature_models
 from nextbest.warehouse.db import connect
+
+from nextbest.config import NextbestConfig, load_config
 
 from .conftest import T, feature_config, random_warehouse
 

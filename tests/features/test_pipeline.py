@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+from nextbest.features.pipeline import as_timestamp, build_features, fit_feature_models
+from nextbest.features.registry import customer_features, feature_defs
 
 from nextbest.config import Channel, ChannelsConfig
 from nextbest.errors import BadInputError
-from nextbest.features.pipeline import as_timestamp, build_features, fit_feature_models
-from nextbest.features.registry import customer_features, feature_defs
 
 from .conftest import T, feature_config
 

@@ -7,7 +7,6 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 import pytest
-
 from nextbest.features.pipeline import build_features
 from nextbest.features.registry import life_stage_labels
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-
 from nextbest.features.offer_history import attach_offer_history
 from nextbest.features.pipeline import build_features, build_offer_history
 

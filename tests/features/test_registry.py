@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from nextbest.features.registry import (
     CATEGORICAL_FEATURES,
     FEATURES,

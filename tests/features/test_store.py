@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-
-from nextbest.errors import NotFoundError
 from nextbest.features.pipeline import build_features, build_offer_history, fit_feature_models
 from nextbest.features.snapshots import manifest, write_parquet, write_snapshot
 from nextbest.features.store import FeatureStore
+
+from nextbest.errors import NotFoundError
 
 from .conftest import T
 
@@ -34,7 +34,8 @@ def test_get_in_request_order_and_cold_start(snapshot, config) -> None:
     assert store.as_of == T and len(store) == 3 and 2 in store and 99 not in store
     got = store.get([3, 99, 1])
     assert list(got.customer_id) == [3, 1]
-    pd.testing.assert_frame_equal(got.reset_index(drop=True), feats.iloc[[2, 0]].reset_index(drop=True))
+    pd.testing.assert_frame_equal(got.reset_index(drop=True), feats.iloc[[2, 0]].reset_index(drop=True),
+                                  check_dtype=False)
     assert store.get([]).empty
     hist = store.offer_history([1, 2, 99])
     assert list(zip(hist.customer_id, hist.offer_id)) == [(2, "book_club")]

@@ -11,7 +11,7 @@ from nextbest.reporting.ab_page import AbRun, run_ab_analysis
 from nextbest.reporting.uplift_report import UpliftReport, build_uplift_report
 from nextbest.warehouse.db import connect
 from nextbest.workspace import Workspace
-from reporting_log import write_log
+from tests.reporting.reporting_log import write_log
 
 
 @pytest.fixture

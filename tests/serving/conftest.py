@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -24,13 +25,19 @@ import pytest
 
 from nextbest.workspace import Workspace
 
-NEXTBEST = [sys.executable, "-m", "nextbest.cli"]
+#: The installed console script, next to the interpreter running the tests.
+NEXTBEST = [str(Path(sys.executable).with_name("nextbest"))]
 TOKEN = "test-token-0123456789"
 CUSTOMERS = 1500
 DAYS = 90
 #: Customers whose `nextbest rank --json` answer the parity test compares with the service's.
 PARITY_CUSTOMERS = (3, 11, 42)
 PARITY_SEED = 5
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # pytest-xdist registers this marker; declare it too so `-p no:xdist` runs stay strict-clean.
+    config.addinivalue_line("markers", "xdist_group(name): run in one xdist worker with the group's other tests")
 
 
 def run_cli(ws: Path, *args: str, timeout: float = 600) -> str:
@@ -56,19 +63,37 @@ class TrainedWorkspace:
 
     def copy(self, target: Path) -> Workspace:
         """An independent copy (warehouse, registry, artifacts) for a test that changes state."""
-        shutil.copytree(self.root, target)
+        shutil.copytree(self.root, target, ignore=shutil.ignore_patterns("*.log"))
         # The registry stores absolute artifact locations; the copy keeps reading the
         # original's artifacts, which no test modifies.
         return Workspace.resolve(target)
 
 
 @pytest.fixture(scope="session")
-def trained_workspace(tmp_path_factory: pytest.TempPathFactory) -> TrainedWorkspace:
-    root = tmp_path_factory.mktemp("serving") / "ws"
-    run_cli(root, "init")
-    run_cli(root, "data", "generate", "--customers", str(CUSTOMERS), "--days", str(DAYS), "--seed", "11")
-    run_cli(root, "features", "build")
-    run_cli(root, "train")
+def private_tmp() -> Iterator[Path]:
+    """A temporary folder of this session only.
+
+    Not pytest's ``tmp_path_factory``: pytest keeps the last three base folders of
+    *any* run, so a colleague's concurrent run could delete a workspace a server is using.
+    """
+    root = Path(tempfile.mkdtemp(prefix="nextbest-serving-"))
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def trained_workspace(private_tmp: Path) -> TrainedWorkspace:
+    """Built with the real CLI, or copied from ``$NEXTBEST_SERVING_TEST_WORKSPACE`` (a trained
+    workspace, to iterate on these tests without regenerating it)."""
+    root = private_tmp / "trained"
+    prebuilt = os.environ.get("NEXTBEST_SERVING_TEST_WORKSPACE")
+    if prebuilt:
+        shutil.copytree(prebuilt, root)
+    else:
+        run_cli(root, "init")
+        run_cli(root, "data", "generate", "--customers", str(CUSTOMERS), "--days", str(DAYS), "--seed", "11")
+        run_cli(root, "features", "build")
+        run_cli(root, "train")
     import duckdb
 
     con = duckdb.connect(str(root / "warehouse.duckdb"), read_only=True)
@@ -143,9 +168,9 @@ class Server:
 
 
 @pytest.fixture(scope="module")
-def server(trained_workspace: TrainedWorkspace, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def server(trained_workspace: TrainedWorkspace, private_tmp: Path) -> Iterator[Server]:
     """One authenticated server on a copy of the trained workspace, shared by a module."""
-    ws = trained_workspace.copy(tmp_path_factory.mktemp("served") / "ws")
+    ws = trained_workspace.copy(Path(tempfile.mkdtemp(dir=private_tmp)) / "ws")
     srv = Server(ws.root, token=TOKEN).wait_ready()
     yield srv
     srv.stop()

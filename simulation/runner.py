@@ -1,0 +1,456 @@
+"""The closed loop: decide, let the world answer, record, rebuild features, retrain.
+
+>>> run = simulate(Workspace.resolve("workspace"), SimulationOptions(days=30, policies=("champion", "rules")))
+>>> [r.as_dict() for r in run.results]                              # doctest: +SKIP
+
+Each policy runs on its own copy of the starting world (same seed, same latent
+state) and of the workspace (:mod:`.replicas`). Every simulated day ``d``:
+
+1. outcomes whose time has come are recorded (feedback code of the service);
+2. on feature days, a snapshot as of midnight is built and stored (and the
+   service, with ``--via-server``, reloads it);
+3. the day's audience (:mod:`.audience`) is ranked at ``decision_hour`` through
+   the decision engine, in process or over HTTP, and the decisions are logged;
+4. the world draws the outcomes of the decisions (and, on the same draws, of the
+   same decisions left unsent, for the accounting) and changes its customers;
+5. the world's organic day happens and is appended to the warehouse;
+6. on retraining days, a challenger is trained on the policy's own log and
+   promoted only if it passes the promotion gate.
+
+The world's draws are keyed by (seed, stream, day, customer), so all policies
+see the same customers draw the same numbers: the comparison is paired.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from nextbest.config import Experiment, NextbestConfig
+from nextbest.decisioning.engine import DecisionEngine
+from nextbest.decisioning.hashing import key_of
+from nextbest.decisioning.history import ContactHistory
+from nextbest.decisioning.log import as_decision_rows, decision_rows, write_decisions
+from nextbest.errors import BadInputError
+from nextbest.models.scoring import Scorer
+from nextbest.serving.client import NextbestClient
+from nextbest.serving.connections import warehouse_connection
+from nextbest.simulation.accounting import Ledger, PolicyResult, summarise
+from nextbest.simulation.audience import audience
+from nextbest.simulation.events import DueEvents, PendingEvents, append_rows, record_responses, withdraw_consent
+from nextbest.simulation.policies import (
+    MODEL_POLICIES,
+    OracleScorer,
+    RulesScorer,
+    UniformScorer,
+    check_policies,
+    policy_config,
+)
+from nextbest.simulation.replicas import checkpoint, replicate, simulations_root
+from nextbest.simulation.service import ServiceProcess
+from nextbest.simulation.violations import count_violations
+from nextbest.warehouse.db import connect
+from nextbest.workspace import Workspace
+from nextbest.world import World
+
+#: Called after each simulated day with (policy, days done, days in total).
+DayCallback = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class SimulationOptions:
+    """What to simulate; validated by :meth:`check`.
+
+    Attributes
+    ----------
+    days
+        Simulated days.
+    policies
+        Policies to compare (``none`` is always added).
+    campaign_share
+        Share of known customers in each day's campaign (triggered customers come on top).
+    features_every
+        Rebuild the feature snapshot every this many days (1 = daily).
+    retrain_every
+        Train a challenger and run the promotion gate every this many days (0 = never);
+        only model policies retrain.
+    tune_trials
+        Optuna trials of each retraining.
+    seed
+        Seeds the campaign sample and the exploration draws (the world has its own seed).
+    served
+        Policies ranked through a real ``nextbest serve`` process over HTTP (model
+        policies only: the service scores with registered models).
+    run_name
+        Folder under ``<workspace>/simulations``; default a timestamp.
+    experiment
+        Experiment of the ``experiment`` policy (default: the workspace's configured one).
+    decision_hour
+        Hour of the day decisions are made at.
+    """
+
+    days: int = 30
+    policies: tuple[str, ...] = ("champion",)
+    campaign_share: float = 0.05
+    features_every: int = 1
+    retrain_every: int = 0
+    tune_trials: int = 0
+    seed: int = 0
+    served: tuple[str, ...] = ()
+    run_name: str | None = None
+    experiment: Experiment | None = None
+    decision_hour: int = 10
+
+    def check(self) -> SimulationOptions:
+        """Validated copy with ``none`` added to the policies.
+
+        Raises
+        ------
+        BadInputError
+            Naming the option and the accepted values.
+        """
+        if self.days < 1:
+            raise BadInputError(f"--days must be at least 1, got {self.days}")
+        if not 0 <= self.campaign_share <= 1:
+            raise BadInputError(f"--campaign-share must be between 0 and 1, got {self.campaign_share}")
+        if self.features_every < 1:
+            raise BadInputError(f"--features-every must be at least 1 day, got {self.features_every}")
+        if self.retrain_every < 0:
+            raise BadInputError(f"--retrain-every must be 0 (never) or a number of days, got {self.retrain_every}")
+        if self.tune_trials < 0:
+            raise BadInputError(f"--tune must be 0 or a number of trials, got {self.tune_trials}")
+        if not 0 <= self.decision_hour <= 23:
+            raise BadInputError(f"decision_hour must be 0..23, got {self.decision_hour}")
+        not_model = [p for p in self.served if p not in MODEL_POLICIES]
+        if not_model:
+            raise BadInputError(
+                f"policy {not_model[0]!r} cannot run through the service: it serves registered models only "
+                f"({', '.join(sorted(MODEL_POLICIES))})"
+            )
+        if self.run_name is not None and (not self.run_name or "/" in self.run_name or self.run_name.startswith(".")):
+            raise BadInputError(f"--run {self.run_name!r}: use a plain folder name, e.g. 2024-demo")
+        return SimulationOptions(**{**self.__dict__, "policies": check_policies(list(self.policies))})
+
+
+@dataclass(frozen=True)
+class SimulationRun:
+    """A finished simulation: where it lives, when it ran, and each policy's result."""
+
+    folder: Path
+    start: dt.date
+    end: dt.date
+    options: SimulationOptions
+    results: list[PolicyResult]
+    seconds: float
+    retraining: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    #: Policy -> URL of the scoring service it was ranked through (stopped since).
+    services: dict[str, str] = field(default_factory=dict)
+
+    def result(self, policy: str) -> PolicyResult:
+        for r in self.results:
+            if r.policy == policy:
+                return r
+        raise KeyError(policy)
+
+    def as_json(self) -> list[dict[str, Any]]:
+        """The ``--json`` document: one object per policy."""
+        return [r.as_dict() for r in self.results]
+
+
+def counterfactual(world: World, decisions: pd.DataFrame, day: int) -> pd.DataFrame:
+    """Responses the contacted ``decisions`` would have had unsent, on the world's same draws.
+
+    Runs :meth:`World.respond` on a throw-away copy of the population, so the
+    real world's state is untouched. Must be called before the real ``respond``.
+    """
+    sent = decisions[decisions["contacted"].astype(bool) & decisions["offer_id"].notna()]
+    if sent.empty:
+        return pd.DataFrame(columns=["decision_id", "ts", "outcome", "revenue"])
+    shadow = copy.copy(world)
+    shadow.population = copy.deepcopy(world.population)
+    return shadow.respond(sent.assign(contacted=False), day).responses
+
+
+def midnight(start: dt.date, day: int) -> dt.datetime:
+    return dt.datetime.combine(start + dt.timedelta(days=day), dt.time())
+
+
+class PolicySimulation:
+    """One policy's loop over the simulated days (see the module docstring).
+
+    Parameters
+    ----------
+    policy
+        Policy name.
+    ws
+        The policy's own workspace copy.
+    config
+        The policy's configuration (:func:`~nextbest.simulation.policies.policy_config`).
+    world
+        The policy's own copy of the world, at the first simulated day.
+    options
+        Simulation options.
+    rules
+        Fitted rules scorer (for the ``rules`` policy).
+    """
+
+    def __init__(
+        self, policy: str, ws: Workspace, config: NextbestConfig, world: World, options: SimulationOptions,
+        rules: RulesScorer | None = None,
+    ) -> None:
+        self.policy = policy
+        self.ws = ws
+        self.config = config
+        self.world = world
+        self.options = options
+        self.rules = rules
+        self.pending = PendingEvents()
+        self.ledger = Ledger()
+        self.model_versions: set[str] = set()
+        self.retraining: list[dict[str, Any]] = []
+        self.client: NextbestClient | None = None
+        self.service_url: str | None = None
+        self.engine: DecisionEngine | None = None
+        self.features: pd.DataFrame | None = None
+        self.offer_history: pd.DataFrame | None = None
+        self._feature_models = None
+
+    # ------------------------------------------------------------------ set-up
+    def _scorers(self) -> dict[str, Scorer]:
+        if self.policy in MODEL_POLICIES:
+            from nextbest.decisioning.cli import load_scorers
+
+            return load_scorers(self.ws, self.config)
+        if self.policy == "oracle":
+            return {"oracle": OracleScorer(self.world)}
+        if self.policy == "rules":
+            if self.rules is None:
+                raise BadInputError("the rules policy needs a fitted RulesScorer")
+            return {"rules": self.rules}
+        return {"random": UniformScorer()}
+
+    @property
+    def decides(self) -> bool:
+        return self.policy != "none"
+
+    @property
+    def served(self) -> bool:
+        return self.policy in self.options.served
+
+    # ------------------------------------------------------------------ the loop
+    def run(self, on_day: DayCallback | None = None) -> tuple[dt.datetime, dt.datetime]:
+        """Simulate ``options.days`` days; returns the simulated period ``[start, end)``."""
+        first = self.world.day
+        period = (midnight(self.world.start, first), midnight(self.world.start, first + self.options.days))
+        server = ServiceProcess(self.ws) if self.served else None
+        try:
+            if self.decides:
+                self._build_features(period[0])
+            if server is not None:
+                self.client = server.start().client()
+                self.service_url = server.url
+            elif self.decides:
+                self.engine = DecisionEngine(self.config, self._scorers())
+            for i in range(self.options.days):
+                self._day(first + i, i)
+                if on_day is not None:
+                    on_day(self.policy, i + 1, self.options.days)
+            self._record(self.pending.pop_due(pd.Timestamp(period[1]) - pd.Timedelta(microseconds=1)))
+        finally:
+            if self.client is not None:
+                self.client.close()
+            if server is not None:
+                server.stop()
+        return period
+
+    def _day(self, day: int, i: int) -> None:
+        start = self.world.start
+        at = midnight(start, day) + dt.timedelta(hours=self.options.decision_hour)
+        if self.decides and i > 0 and i % self.options.features_every == 0:
+            self._build_features(midnight(start, day))
+        self._record(self.pending.pop_due(pd.Timestamp(at)))
+
+        decisions = pd.DataFrame(columns=["decision_id", "customer_id", "offer_id", "channel", "contacted"])
+        responses = cf = truth = pd.DataFrame(columns=["decision_id", "ts", "outcome", "revenue"])
+        if self.decides:
+            assert self.features is not None
+            who = audience(self.features, self.config, day=day, share=self.options.campaign_share, seed=self.options.seed)
+            if len(who):
+                decisions = self._decide(who, at, seed=key_of("simulation.explore", self.options.seed, day) % 2**31)
+                self.model_versions.update(str(v) for v in decisions["model_version"].dropna().unique())
+                cf = counterfactual(self.world, decisions, day)
+                outcome = self.world.respond(decisions, day)
+                responses, truth = outcome.responses, outcome.truth
+                self.pending.add(outcome.responses, outcome.interactions, outcome.transactions)
+        activity = self.world.advance(day)
+        with warehouse_connection(self.ws.warehouse_path) as con:
+            for table, frame in (
+                ("customers", activity.customers), ("interactions", activity.interactions),
+                ("transactions", activity.transactions), ("life_events", activity.life_events),
+            ):
+                append_rows(con, table, frame)
+        if truth.empty:
+            truth = pd.DataFrame(columns=["decision_id", "p_contact", "p_control", "expected_revenue"])
+        self.ledger.add_day(day, decisions, responses, cf, truth, activity.transactions, self.config)
+
+        every = self.options.retrain_every
+        if self.policy in MODEL_POLICIES and every and (i + 1) % every == 0 and i + 1 < self.options.days:
+            self._record(self.pending.pop_due(pd.Timestamp(midnight(start, day + 1))))
+            self._retrain(day + 1)
+
+    # ------------------------------------------------------------------ steps
+    def _build_features(self, as_of: dt.datetime) -> None:
+        from nextbest.features.fitted import FeatureModels
+        from nextbest.features.pipeline import build_features, build_offer_history, fit_feature_models
+        from nextbest.features.snapshots import manifest, write_snapshot
+
+        with warehouse_connection(self.ws.warehouse_path) as con:
+            if self._feature_models is None:
+                # The workspace's fitted basket clusters and CLV model, as `features build` saved them;
+                # fitted now only if there are none from before the simulation (no leakage either way).
+                root = self.ws.artifacts_dir / "features"
+                models = FeatureModels.latest(root, self.config)
+                if models is None or models.fitted_as_of > pd.Timestamp(as_of):
+                    models = fit_feature_models(con, as_of, self.config)
+                    models.save(root)
+                self._feature_models = models
+            feats = build_features(con, as_of, self.config, models=self._feature_models)
+            hist = build_offer_history(con, as_of, self.config)
+            write_snapshot(con, self.config, feats, hist, manifest(feats, hist, pd.Timestamp(as_of), self._feature_models))
+        self.features, self.offer_history = feats, hist
+        if self.client is not None:
+            self.client.refresh()
+
+    def _decide(self, who: pd.DataFrame, at: dt.datetime, *, seed: int) -> pd.DataFrame:
+        """Rank ``who`` at ``at`` and log the decisions; returns the ``decisions`` rows."""
+        ids = who["customer_id"].to_numpy(np.int64)
+        if self.client is not None:
+            docs = self.client.rank_batch(ids.tolist(), context={"timestamp": at}, top_k=1, seed=seed)
+            return decision_rows(docs)  # the service logged them itself
+        assert self.engine is not None
+        with warehouse_connection(self.ws.warehouse_path) as con:
+            history = ContactHistory.load(con, self.config, at, ids)
+        out = self.engine.decide(who, at, seed=seed, history=history, offer_history=self.offer_history)
+        rows = as_decision_rows(out.decisions)
+        write_decisions(self.ws.warehouse_path, rows)
+        return rows
+
+    def _record(self, due: DueEvents) -> None:
+        """Write the events whose time has come (feedback through the service's own code)."""
+        if self.client is not None and len(due.responses):
+            for r in due.responses.itertuples(index=False):
+                revenue = None if r.revenue is None or (isinstance(r.revenue, float) and math.isnan(r.revenue)) else float(r.revenue)
+                self.client.feedback(str(r.decision_id), str(r.outcome), revenue=revenue, timestamp=pd.Timestamp(r.ts).to_pydatetime())
+        with warehouse_connection(self.ws.warehouse_path) as con:
+            if self.client is None:
+                record_responses(con, due.responses)
+            withdraw_consent(con, due.responses, self.config)
+            append_rows(con, "interactions", due.interactions)
+            append_rows(con, "transactions", due.transactions)
+
+    def _retrain(self, day: int) -> None:
+        """Train a challenger on everything logged so far; promote it only through the gate."""
+        from nextbest.training.promotion import promote
+        from nextbest.training.trainer import TrainOptions, train
+
+        began = time.perf_counter()
+        result = train(self.ws, TrainOptions(tune_trials=self.options.tune_trials, run_name=f"simulation-day-{day}"))
+        decision = promote(self.ws)
+        self.retraining.append(
+            {
+                "day": day, "version": result.version.label if result.version else None,
+                "promoted": decision.promoted, "reason": decision.reason,
+                "seconds": round(time.perf_counter() - began, 1),
+            }
+        )
+        if self.client is not None:
+            self.client.refresh()
+        else:
+            self.engine = DecisionEngine(self.config, self._scorers())
+
+    def violations(self, period: tuple[dt.datetime, dt.datetime]) -> dict[str, int]:
+        """Contact-policy violations of the simulated period, audited from the decision log."""
+        con = connect(self.ws.warehouse_path, read_only=True)
+        try:
+            return count_violations(con, self.config, period[0], period[1])
+        finally:
+            con.close()
+
+
+def fit_rules(ws: Workspace, config: NextbestConfig) -> RulesScorer:
+    """The rules baseline learnt from the workspace's historical log (snapshots built if missing)."""
+    from nextbest.training.trainer import load_training_set
+
+    data, _ = load_training_set(ws, config)
+    frame = data.frame
+    if "experiment" in frame.columns and (frame["experiment"] == "historical").any():
+        frame = frame[frame["experiment"] == "historical"]
+    return RulesScorer(config).fit(frame)
+
+
+def simulate(ws: Workspace, options: SimulationOptions, on_day: DayCallback | None = None) -> SimulationRun:
+    """Run every policy of ``options`` on paired copies of the workspace's world.
+
+    Parameters
+    ----------
+    ws
+        A workspace holding a generated world (``nextbest data generate``) and, for
+        model policies, a champion (``nextbest train``).
+    options
+        What to simulate (validated here).
+    on_day
+        Progress callback.
+
+    Raises
+    ------
+    NotFoundError
+        No synthetic world in the warehouse, or no champion for a model policy.
+    BadInputError
+        Invalid options.
+    """
+    options = options.check()
+    began = time.perf_counter()
+    base_config = ws.config()
+    checkpoint(ws)
+    con = connect(ws.warehouse_path, read_only=True)
+    try:
+        world = World.load(con, base_config)
+    finally:
+        con.close()
+    rules = fit_rules(ws, base_config) if "rules" in options.policies else None
+    run_name = options.run_name or dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    folder = simulations_root(ws) / run_name
+
+    ledgers: dict[str, Ledger] = {}
+    violations: dict[str, dict[str, int]] = {}
+    workspaces: dict[str, str] = {}
+    versions: dict[str, list[str]] = {}
+    retraining: dict[str, list[dict[str, Any]]] = {}
+    services: dict[str, str] = {}
+    period = (midnight(world.start, world.day), midnight(world.start, world.day + options.days))
+    for policy in options.policies:
+        config = policy_config(base_config, policy, options.experiment)
+        pws = replicate(ws, folder / policy, config)
+        sim = PolicySimulation(policy, pws, config, copy.deepcopy(world), options, rules)
+        period = sim.run(on_day)
+        ledgers[policy] = sim.ledger
+        violations[policy] = sim.violations(period)
+        workspaces[policy] = str(pws.root)
+        versions[policy] = sorted(sim.model_versions)
+        retraining[policy] = sim.retraining
+        if sim.service_url:
+            services[policy] = sim.service_url
+    results = summarise(ledgers, violations, workspaces, versions)
+    return SimulationRun(
+        folder=folder, start=period[0].date(), end=period[1].date(), options=options, results=results,
+        seconds=time.perf_counter() - began, retraining=retraining, services=services,
+    )

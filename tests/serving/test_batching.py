@@ -1,0 +1,79 @@
+"""Micro-batching of concurrent calls."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from nextbest.serving.batching import MicroBatcher
+
+
+def test_concurrent_calls_share_batches_and_keep_their_results() -> None:
+    seen: list[list[int]] = []
+
+    def double(items: list[int]) -> list[int]:
+        seen.append(items)
+        time.sleep(0.02)  # while one batch runs, the next queues up
+        return [2 * i for i in items]
+
+    async def main() -> list[int]:
+        batcher = MicroBatcher(double, max_batch=8)
+        try:
+            return await asyncio.gather(*(batcher.submit(i) for i in range(30)))
+        finally:
+            await batcher.aclose()
+
+    assert asyncio.run(main()) == [2 * i for i in range(30)]
+    assert max(len(b) for b in seen) > 1
+    assert all(len(b) <= 8 for b in seen)
+
+
+def test_max_wait_gathers_calls_arriving_close_together() -> None:
+    seen: list[list[int]] = []
+
+    def echo(items: list[int]) -> list[int]:
+        seen.append(items)
+        return items
+
+    async def main() -> None:
+        batcher = MicroBatcher(echo, max_batch=64, max_wait_s=0.2)
+        first = asyncio.ensure_future(batcher.submit(1))
+        await asyncio.sleep(0.02)
+        await asyncio.gather(first, batcher.submit(2))
+        await batcher.aclose()
+
+    asyncio.run(main())
+    assert seen == [[1, 2]]
+
+
+def test_an_exception_result_fails_only_its_own_call() -> None:
+    def check(items: list[int]) -> list[object]:
+        return [ValueError(f"bad {i}") if i < 0 else i for i in items]
+
+    async def main() -> list[object]:
+        batcher = MicroBatcher(check)
+        try:
+            return await asyncio.gather(batcher.submit(1), batcher.submit(-1), return_exceptions=True)
+        finally:
+            await batcher.aclose()
+
+    ok, failed = asyncio.run(main())
+    assert ok == 1
+    assert isinstance(failed, ValueError) and str(failed) == "bad -1"
+
+
+def test_a_failing_function_fails_every_call_of_the_batch() -> None:
+    def broken(items: list[int]) -> list[int]:
+        raise RuntimeError("engine down")
+
+    async def main() -> None:
+        batcher = MicroBatcher(broken)
+        try:
+            with pytest.raises(RuntimeError, match="engine down"):
+                await batcher.submit(1)
+        finally:
+            await batcher.aclose()
+
+    asyncio.run(main())

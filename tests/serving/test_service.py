@@ -1,0 +1,259 @@
+"""The scoring service over HTTP: a real `nextbest serve` on a trained workspace."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+
+import duckdb
+import httpx
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+
+from nextbest.errors import NotFoundError
+from nextbest.models.registry import MODEL_NAME, get_version
+from nextbest.serving.client import NextbestClient
+from nextbest.workspace import Workspace
+from tests.serving.conftest import PARITY_CUSTOMERS, PARITY_SEED, TOKEN, Server, TrainedWorkspace
+
+pytestmark = [pytest.mark.server, pytest.mark.xdist_group("server")]
+
+UNKNOWN = 987_654_321
+NOW = "2024-05-01T00:00:00Z"
+
+
+def customers(ws: TrainedWorkspace) -> dict[int, dict[str, object]]:
+    con = duckdb.connect(str(ws.root / "warehouse.duckdb"), read_only=True)
+    try:
+        frame = con.execute("SELECT * FROM customers").df()
+    finally:
+        con.close()
+    return {int(r["customer_id"]): r for r in frame.to_dict("records")}
+
+
+def truthy(value: object) -> bool:
+    """True only for a known true value (null consent is no consent)."""
+    return value is not None and not pd.isna(value) and bool(value)
+
+
+# ---------------------------------------------------------------------------- ranking
+def test_rank_matches_the_cli_for_the_same_customer_time_and_seed(
+    api: httpx.Client, trained_workspace: TrainedWorkspace
+) -> None:
+    for cid in PARITY_CUSTOMERS:
+        body = {"customer_id": cid, "top_k": 3, "seed": PARITY_SEED, "context": {"timestamp": trained_workspace.as_of}}
+        served = api.post("/rank", json=body)
+        assert served.status_code == 200, served.text
+        got, want = served.json(), trained_workspace.cli_rank[cid]
+        for key in ("customer_id", "model_version", "experiment", "arm", "contacted", "cold_start"):
+            assert got[key] == want[key], key
+        assert len(got["actions"]) == len(want["actions"])
+        for a, b in zip(got["actions"], want["actions"], strict=True):
+            assert (a["rank"], a["offer_id"], a["channel"]) == (b["rank"], b["offer_id"], b["channel"])
+            assert a["expected_value"] == pytest.approx(b["expected_value"])
+            assert a["propensity"] == pytest.approx(b["propensity"])
+            assert a["reasons"] == b["reasons"]
+            assert a["personalisation"] == b["personalisation"]
+
+
+def test_consent_is_never_violated(api: httpx.Client, trained_workspace: TrainedWorkspace) -> None:
+    profile = customers(trained_workspace)
+    ids = [*sorted(profile)[:600], UNKNOWN, UNKNOWN + 1]
+    response = api.post("/rank_batch", json={"customer_ids": ids, "top_k": 5, "context": {"timestamp": NOW}})
+    assert response.status_code == 200, response.text
+    result = response.json()
+    assert result["count"] == len(ids)
+    assert result["cold_start"] == 2
+    assert [d["customer_id"] for d in result["decisions"]] == ids
+    config = Workspace.resolve(trained_workspace.root).config()
+    for doc in result["decisions"]:
+        for action in doc["actions"]:
+            if action["channel"] is None:
+                continue
+            channel = config.channel(action["channel"])
+            if not channel.personal:
+                continue
+            assert not doc["cold_start"], "a cold-start customer got a personal channel"
+            row = profile[doc["customer_id"]]
+            assert truthy(row[channel.consent_field]), (doc["customer_id"], channel.id)
+            assert truthy(row[channel.validity_field]), (doc["customer_id"], channel.id)
+
+
+def test_unknown_customer_gets_a_flagged_non_personal_cold_start(api: httpx.Client) -> None:
+    doc = api.post("/rank", json={"customer_id": UNKNOWN, "context": {"timestamp": NOW}}).json()
+    assert doc["cold_start"] is True
+    assert {a["channel"] for a in doc["actions"]} <= {"web", None}
+
+
+def test_suppressed_only_when_explain_is_asked(api: httpx.Client) -> None:
+    plain = api.post("/rank", json={"customer_id": 21}).json()
+    explained = api.post("/rank", params={"explain": "true"}, json={"customer_id": 22}).json()
+    assert "suppressed" not in plain
+    assert explained["suppressed"], "explain=true lists the removed candidates"
+    assert set(explained["suppressed"][0]) == {"offer_id", "channel", "reason", "detail"}
+
+
+BAD_REQUESTS = [
+    ("/rank", {}, "body.customer_id: Field required"),
+    ("/rank", {"customer_id": "abc"}, "body.customer_id: Input should be a valid integer"),
+    ("/rank", {"customer_id": 1, "top_k": 0}, "body.top_k: Input should be greater than or equal to 1"),
+    ("/rank", {"customer_id": 1, "top_k": 51}, "body.top_k: Input should be less than or equal to 50"),
+    ("/rank", {"customer_id": 1, "colour": "red"}, "body.colour: Extra inputs are not permitted"),
+    ("/rank", {"customer_id": 1, "context": {"timestamp": "soon"}}, "body.context.timestamp: Input should be a valid datetime"),
+    ("/rank", {"customer_id": 1, "context": {"mood": "happy"}}, "body.context.mood: Extra inputs are not permitted"),
+    ("/rank_batch", {"customer_ids": []}, "body.customer_ids: List should have at least 1 item"),
+    ("/rank_batch", {"customer_ids": [1, "x"]}, "body.customer_ids.1: Input should be a valid integer"),
+    ("/feedback", {"outcome": "click", "timestamp": NOW}, "body.decision_id: Field required"),
+    ("/feedback", {"decision_id": "d", "outcome": "purchase", "timestamp": NOW}, "body.outcome: Input should be 'open'"),
+    ("/feedback", {"decision_id": "d", "outcome": "conversion", "revenue": -5, "timestamp": NOW},
+     "body.revenue: Input should be greater than or equal to 0"),
+    ("/feedback", {"decision_id": "d", "outcome": "click"}, "body.timestamp: Field required"),
+]
+
+
+@pytest.mark.parametrize(("path", "payload", "message"), BAD_REQUESTS)
+def test_malformed_input_is_422_naming_the_field(api: httpx.Client, path: str, payload: dict, message: str) -> None:
+    response = api.post(path, json=payload)
+    assert response.status_code == 422
+    assert message in response.json()["error"]
+
+
+def test_a_body_that_is_not_json_is_422(api: httpx.Client) -> None:
+    response = api.post("/rank", content=b"{not json", headers={"Content-Type": "application/json"})
+    assert response.status_code == 422
+    assert "body" in response.json()["error"]
+
+
+# ---------------------------------------------------------------------------- auth
+@pytest.mark.parametrize("token", [None, "wrong-token-000000"])
+@pytest.mark.parametrize(
+    ("method", "path"), [("POST", "/rank"), ("POST", "/rank_batch"), ("POST", "/feedback"), ("POST", "/noop"),
+                         ("POST", "/admin/refresh"), ("GET", "/reports/latest"), ("GET", "/metrics")]
+)
+def test_requests_without_the_token_get_401(server: Server, method: str, path: str, token: str | None) -> None:
+    with server.client(token=token or "") as client:
+        response = client.request(method, path, json={"customer_id": 1})
+    assert response.status_code == 401
+    assert "bearer token" in response.json()["error"]
+
+
+def test_probes_need_no_token(server: Server) -> None:
+    with server.client(token="") as client:
+        assert client.get("/livez").status_code == 200
+        assert client.get("/readyz").status_code == 200
+
+
+# ---------------------------------------------------------------------------- feedback
+def test_feedback_is_idempotent_and_unknown_decisions_are_404(api: httpx.Client) -> None:
+    decision = api.post("/rank", json={"customer_id": 31}).json()["decision_id"]
+    body = {"decision_id": decision, "outcome": "click", "timestamp": "2024-05-02T10:00:00+02:00"}
+    first = api.post("/feedback", json=body)  # the decision may still sit in the writer queue
+    again = api.post("/feedback", json=body)
+    other = api.post("/feedback", json={**body, "outcome": "conversion", "revenue": 30.0})
+    assert (first.status_code, again.status_code, other.status_code) == (202, 202, 202)
+    assert (first.json()["duplicate"], again.json()["duplicate"], other.json()["duplicate"]) == (False, True, False)
+    missing = api.post("/feedback", json={**body, "decision_id": "no-such-decision"})
+    assert missing.status_code == 404
+    assert "decision_id 'no-such-decision' is unknown" in missing.json()["error"]
+
+
+def test_a_complaint_suppresses_personal_channels_at_once(api: httpx.Client, trained_workspace: TrainedWorkspace) -> None:
+    when = {"timestamp": "2024-05-02T00:00:00"}
+    ids = sorted(customers(trained_workspace))[600:1400]
+    batch = api.post("/rank_batch", json={"customer_ids": ids, "top_k": 10, "context": when}).json()["decisions"]
+    target = next(d for d in batch if {a["channel"] for a in d["actions"]} - {"web", None})
+    sent = api.post("/feedback", json={"decision_id": target["decision_id"], "outcome": "complaint", **when})
+    assert sent.status_code == 202
+    body = {"customer_id": target["customer_id"], "top_k": 10, "context": when}
+    after = api.post("/rank", params={"explain": "true"}, json=body).json()
+    assert {a["channel"] for a in after["actions"]} <= {"web", None}
+    assert "complaint" in {s["reason"] for s in after["suppressed"]}
+
+
+# ---------------------------------------------------------------------------- the rest of the surface
+def test_metrics_expose_latency_arms_and_fallbacks(api: httpx.Client) -> None:
+    api.post("/rank", json={"customer_id": UNKNOWN + 7})
+    text = api.get("/metrics").text
+    assert 'nextbest_request_latency_seconds_bucket{endpoint="rank"' in text
+    assert "nextbest_decisions_total{arm=" in text
+    assert 'nextbest_fallbacks_total{reason="unknown_customer"}' in text
+
+
+def test_openapi_documents_every_request_field(api: httpx.Client) -> None:
+    spec = api.get("/docs.json").json()
+    assert {"/rank", "/rank_batch", "/feedback", "/admin/refresh", "/reports/latest"} <= set(spec["paths"])
+    schemas = spec["components"]["schemas"]
+    for name in ("RankBody", "RankContext", "RankBatchBody", "FeedbackBody", "FeedbackReceipt", "Action"):
+        undocumented = [f for f, p in schemas[name]["properties"].items() if not p.get("description")]
+        assert not undocumented, f"{name}: {undocumented}"
+
+
+def test_latest_report_is_served_read_only(server: Server, api: httpx.Client) -> None:
+    reports = server.ws / "reports"
+    for stale in reports.glob("*.html"):
+        stale.unlink()
+    missing = api.get("/reports/latest")
+    assert missing.status_code == 404
+    assert "run `nextbest report`" in missing.json()["error"]
+    (reports / "old.html").write_text("<html>old</html>")
+    time.sleep(0.05)
+    (reports / "new.html").write_text("<html>new</html>")
+    latest = api.get("/reports/latest")
+    assert latest.status_code == 200
+    assert latest.headers["content-type"].startswith("text/html")
+    assert latest.text == "<html>new</html>"
+    assert api.put("/reports/latest").status_code == 405
+
+
+def test_python_client_round_trip(server: Server) -> None:
+    with NextbestClient(server.url, token=TOKEN) as nb:
+        assert nb.ready()
+        doc = nb.rank(41, top_k=2, context={"timestamp": dt.datetime(2024, 5, 1)})
+        assert doc.customer_id == 41 and len(doc.actions) <= 2
+        batch = nb.rank_batch([42, 43, 44], top_k=1, chunk_size=2)
+        assert [d.customer_id for d in batch] == [42, 43, 44]
+        receipt = nb.feedback(doc.decision_id, "open")
+        assert receipt.decision_id == doc.decision_id and not receipt.duplicate
+        with pytest.raises(NotFoundError, match="is unknown"):
+            nb.feedback("no-such-decision", "open")
+
+
+def test_champion_swap_drops_no_request(server: Server, api: httpx.Client) -> None:
+    """Register a second version, move the champion alias, refresh under load."""
+    uri = Workspace.resolve(server.ws).tracking_uri
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    current = get_version(uri)
+    assert current is not None
+    # A new version of the same artifacts: a real registry change, without a second training run.
+    source = client.get_model_version_download_uri(MODEL_NAME, current.version)
+    new = client.create_model_version(MODEL_NAME, source, run_id=current.run_id)
+    client.set_registered_model_alias(MODEL_NAME, "champion", new.version)
+
+    statuses: list[int] = []
+    stop = threading.Event()
+
+    def load() -> None:
+        with server.client() as c:
+            i = 0
+            while not stop.is_set():
+                statuses.append(c.post("/rank", json={"customer_id": 500 + i % 200}).status_code)
+                i += 1
+
+    threads = [threading.Thread(target=load) for _ in range(3)]
+    for t in threads:
+        t.start()
+    try:
+        time.sleep(1.0)
+        report = api.post("/admin/refresh").json()
+        time.sleep(1.0)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(60)
+    assert report["changed"] is True
+    assert report["model_versions"]["champion"] == f"{MODEL_NAME}/{new.version}"
+    assert statuses and set(statuses) == {200}
+    served = api.post("/rank_batch", json={"customer_ids": list(range(1, 60))}).json()["decisions"]
+    assert f"{MODEL_NAME}/{new.version}" in {d["model_version"] for d in served if d["arm"] == "champion"}

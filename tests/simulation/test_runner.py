@@ -1,0 +1,116 @@
+"""The closed loop on a tiny world: paired draws, baselines through the engine, clean logs."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from nextbest.errors import BadInputError
+from nextbest.simulation.runner import SimulationOptions, counterfactual, simulate
+from nextbest.warehouse.db import connect
+from nextbest.workspace import Workspace
+from nextbest.world import World
+
+
+def _world(ws: Workspace) -> World:
+    con = connect(ws.warehouse_path, read_only=True)
+    try:
+        return World.load(con, ws.config())
+    finally:
+        con.close()
+
+
+def _some_decisions(world: World, n: int = 60) -> pd.DataFrame:
+    truth = world.true_probabilities(world.population.customer_id[:n])
+    pick = truth.groupby("customer_id").head(1).reset_index(drop=True)
+    return pick.assign(decision_id=[f"x{i}" for i in range(len(pick))], contacted=True)[
+        ["decision_id", "customer_id", "offer_id", "channel", "contacted"]
+    ]
+
+
+def test_copies_of_the_world_draw_the_same_outcomes(tiny: Workspace) -> None:
+    world = _world(tiny)
+    decisions = _some_decisions(world)
+    a, b = copy.deepcopy(world), copy.deepcopy(world)
+    pd.testing.assert_frame_equal(a.respond(decisions, a.day).responses, b.respond(decisions, b.day).responses)
+    pd.testing.assert_frame_equal(a.advance().transactions, b.advance().transactions)
+
+
+def test_the_counterfactual_is_the_same_draw_unsent_and_leaves_the_world_alone(tiny: Workspace) -> None:
+    world = _world(tiny)
+    decisions = _some_decisions(world, n=200)
+    before = copy.deepcopy(world.population)
+    cf = counterfactual(world, decisions, world.day)
+    for name, value in vars(before).items():
+        if isinstance(value, np.ndarray):
+            np.testing.assert_array_equal(value, getattr(world.population, name), err_msg=name)
+    unsent = copy.deepcopy(world).respond(decisions.assign(contacted=False), world.day).responses
+    pd.testing.assert_frame_equal(cf, unsent)
+
+
+@pytest.fixture(scope="module")
+def small_run(tiny_template: Workspace, tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
+    import shutil
+
+    root = tmp_path_factory.mktemp("sim-run") / "ws"
+    shutil.copytree(tiny_template.root, root)
+    ws = Workspace(root)
+    options = SimulationOptions(days=4, policies=("random", "oracle", "rules"), campaign_share=0.2, run_name="t")
+    return ws, simulate(ws, options)
+
+
+def test_every_policy_is_compared_with_none_and_the_oracle(small_run) -> None:  # noqa: ANN001
+    ws, run = small_run
+    results = {r.policy: r for r in run.results}
+    assert list(results) == ["random", "oracle", "rules", "none"]
+    assert results["none"].contact_cost == 0 and results["none"].incremental_profit == 0
+    assert results["oracle"].regret_vs_oracle == 0
+    assert results["oracle"].expected_incremental_profit > results["random"].expected_incremental_profit
+    for r in run.results:
+        assert r.total_violations == 0, (r.policy, r.violations)
+    assert sum(results["random"].contacts_by_channel.values()) > 0
+    doc = json.loads(json.dumps(run.as_json()))
+    assert {d["policy"] for d in doc} == set(results)
+
+
+def test_each_policy_logs_into_its_own_workspace_copy(small_run) -> None:  # noqa: ANN001
+    ws, run = small_run
+    con = connect(ws.warehouse_path, read_only=True)
+    try:
+        base_decisions = con.execute("SELECT count(*) FROM decisions WHERE experiment <> 'historical'").fetchone()[0]
+    finally:
+        con.close()
+    assert base_decisions == 0  # the starting workspace is never touched
+    for policy in ("random", "oracle"):
+        con = connect(run.folder / policy / "warehouse.duckdb", read_only=True)
+        try:
+            arms = con.execute(
+                "SELECT DISTINCT arm FROM decisions WHERE ts >= ? AND experiment <> 'historical'", [run.start]
+            ).fetchall()
+            snapshots = con.execute("SELECT count(DISTINCT as_of) FROM features.customer_snapshot WHERE as_of >= ?",
+                                    [run.start]).fetchone()[0]
+        finally:
+            con.close()
+        assert arms == [(policy,)]
+        assert snapshots == run.options.days  # daily features
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (SimulationOptions(days=0), "--days must be at least 1"),
+        (SimulationOptions(policies=("best",)), "--policy 'best' is unknown"),
+        (SimulationOptions(campaign_share=1.5), "--campaign-share must be between 0 and 1"),
+        (SimulationOptions(features_every=0), "--features-every must be at least 1"),
+        (SimulationOptions(retrain_every=-1), "--retrain-every must be 0"),
+        (SimulationOptions(policies=("oracle",), served=("oracle",)), "cannot run through the service"),
+        (SimulationOptions(run_name="../x"), "use a plain folder name"),
+    ],
+)
+def test_invalid_options_name_the_option(options: SimulationOptions, message: str) -> None:
+    with pytest.raises(BadInputError, match=message):
+        options.check()
