@@ -19,6 +19,7 @@ import pandas as pd
 from nextbest.config import JOURNEY_STAGES, NextbestConfig
 from nextbest.decisioning.documents import Context
 from nextbest.decisioning.history import HistoryView
+from nextbest.decisioning.rules import RuleFrame
 from nextbest.decisioning.ruleset import RuleSet
 from nextbest.errors import BadInputError
 
@@ -145,13 +146,14 @@ def targeting(features: pd.DataFrame, config: NextbestConfig, rules: RuleSet, co
     """Evaluate eligibility, segments, consent, reachability, stage and triggers."""
     n = len(features)
     offers = config.offers.offers
-    segment_hits = {name: rule.evaluate(features) for name, rule in rules.segments.items()}
+    frame = RuleFrame(features)  # each feature column is converted once for all rules
+    segment_hits = {name: rule.evaluate(frame) for name, rule in rules.segments.items()}
     eligible = np.ones((n, len(offers)), dtype=bool)
     reason = np.zeros((n, len(offers)), dtype=np.int8)
     for j, offer in enumerate(offers):
         rule = rules.eligibility[offer.id]
         if rule is not None:
-            ok = rule.evaluate(features)
+            ok = rule.evaluate(frame)
             reason[~ok, j] = CODE["eligibility"]
             eligible[:, j] = ok
         if offer.segment is not None:
@@ -178,7 +180,7 @@ def targeting(features: pd.DataFrame, config: NextbestConfig, rules: RuleSet, co
             fired = truthy(features, t.event)
         condition = rules.conditions[t.id]
         if condition is not None:
-            fired &= condition.evaluate(features)
+            fired &= condition.evaluate(frame)
         for offer_id in t.offers:
             j = offer_pos[offer_id]
             if t.action == "force":

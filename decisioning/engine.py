@@ -132,6 +132,41 @@ class Decisions:
     candidates: int
 
 
+@dataclass(frozen=True)
+class _Actions:
+    """Ranked actions of a batch, one entry per action (unordered).
+
+    ``row`` is the candidate row (-1 = the "no action" of a customer with no choice).
+    """
+
+    cust: np.ndarray  # customer position in the batch
+    rank: np.ndarray
+    row: np.ndarray
+    explored: np.ndarray
+
+
+@dataclass(frozen=True)
+class _Batch:
+    """What a batch decided, as arrays; :meth:`DecisionEngine.decide` and :meth:`DecisionEngine.rank` present it."""
+
+    sc: ScoredCandidates
+    decision_ids: np.ndarray
+    chosen: np.ndarray  # (n,) candidate row of the decision, -1 = none
+    prop: np.ndarray  # (R,) selection probability of each candidate row
+    contacted: np.ndarray  # (n,)
+    actions: _Actions
+    reasons: list[list[str]] | None  # per action, when explained
+    suppressed: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None  # customer, offer, channel, code
+
+
+def _pick(values: np.ndarray | None, rows: np.ndarray, fill: object) -> np.ndarray:
+    """``values[rows]`` with ``fill`` where ``rows`` is -1 (``values`` may be empty or ``None``)."""
+    rows = np.asarray(rows, dtype=np.int64)
+    if values is None or len(values) == 0:
+        return np.full(len(rows), fill, dtype=object if fill is None else None)
+    return np.where(rows >= 0, values[np.maximum(rows, 0)], fill)
+
+
 class DecisionEngine:
     """Ranks next best actions under the configured policy.
 
@@ -196,6 +231,15 @@ class DecisionEngine:
         self.arm_rules = np.array([a.policy == "rules" for a in arms])
         self.arm_contacts = np.array([a.policy != "control" for a in arms])
         self.arm_names = np.array([a.name for a in arms], dtype=object)
+        # Everything below depends on the config alone: computed here once, not per decision.
+        self._arm_alias = np.array(self.arm_scorer, dtype=object)
+        self._arm_version = np.array([self.scorers[a].model_version for a in self.arm_scorer], dtype=object)
+        self._trigger_ids = np.array([t.id for t in config.policy.triggers] + [None], dtype=object)
+        self._offer_category = [o.category for o in offers]
+        self._offer_message = [o.message for o in offers]
+        self._grids: dict[tuple[dt.date, str | None], PairGrid] = {}
+        self._details: np.ndarray | None = None
+        self._profiles: tuple[pd.DataFrame, pd.Index, np.ndarray | None, np.ndarray | None] | None = None
 
     # ------------------------------------------------------------------ batch core
     def score_candidates(
@@ -227,7 +271,7 @@ class DecisionEngine:
             raise BadInputError("feature frame has duplicate customer_id values; pass one row per customer")
         history = history if history is not None else ContactHistory.empty(self.config)
 
-        grid = PairGrid.build(self.config, at.date(), context.channel)
+        grid = self._grid(at.date(), context.channel)
         target = targeting(features, self.config, self.rules, context)
         view = history.view(ids, at)
         codes = suppression_codes(self.config, grid, target, view)
@@ -247,7 +291,9 @@ class DecisionEngine:
         gain = self.offer_value[offer] * self.offer_lever[offer] * boost
         p = uplift if arb.objective == "uplift" else p_contact
         cost = self.channel_cost[channel]
-        cold = features.drop(columns="customer_id").isna().all(axis=1).to_numpy()
+        known = features.notna().to_numpy()
+        known[:, features.columns.get_loc("customer_id")] = False
+        cold = ~known.any(axis=1)
         return ScoredCandidates(
             at=at, ids=ids, arm=arm, grid=grid, target=target, view=view, codes=codes, cust=cust, pair=pair,
             offer=offer, channel=channel, frame=frame, probability=p_contact, uplift=uplift, boost=boost,
@@ -293,49 +339,84 @@ class DecisionEngine:
         record
             Add contacted decisions to ``history``.
         """
-        history = history if history is not None else ContactHistory.empty(self.config)
-        sc = self.score_candidates(features, at, context=context, history=history, offer_history=offer_history)
-        ids, arm, cust, offer, channel, ev = sc.ids, sc.arm, sc.cust, sc.offer, sc.channel, sc.expected_value
-        p_contact, uplift, boost, target, view = sc.probability, sc.uplift, sc.boost, sc.target, sc.view
-        at = sc.at
-        n = len(ids)
-        # The rules arm ranks by business value alone; every arm still reports the model's EV.
-        key = np.where(self.arm_rules[arm[cust]], sc.gain - sc.cost, ev)
-        forced = target.forced[cust, offer]
-
-        chosen, prop, order, in_set, removed = self._select(ids, arm, cust, offer, channel, key, forced, view, seed, at)
-        decision_ids = np.char.add(f"{uuid.uuid4().hex}-", np.arange(n).astype(str)).astype(object)
-        has = chosen >= 0
-        row = np.where(has, chosen, 0)
-        contacted = has & self.arm_contacts[arm]
+        b = self._run(features, at, context, seed, history, offer_history, top_k, explain, record)
+        sc, a = b.sc, b.actions
+        n = len(sc.ids)
+        has = b.chosen >= 0
         decisions = pd.DataFrame(
             {
-                "decision_id": decision_ids,
-                "customer_id": ids,
-                "ts": pd.Timestamp(at).as_unit("us"),
-                "offer_id": np.where(has, self.offer_ids[offer[row]] if len(offer) else None, None),
-                "channel": np.where(has, self.channel_ids[channel[row]] if len(channel) else None, None),
-                "arm": self.arm_names[arm],
+                "decision_id": b.decision_ids,
+                "customer_id": sc.ids,
+                "ts": pd.Timestamp(sc.at).as_unit("us"),
+                "offer_id": np.where(has, _pick(self.offer_ids[sc.offer], b.chosen, None), None),
+                "channel": np.where(has, _pick(self.channel_ids[sc.channel], b.chosen, None), None),
+                "arm": self.arm_names[sc.arm],
                 "experiment": self.config.policy.experiment.name,
-                "propensity": np.where(has, prop[row] if len(prop) else 1.0, 1.0),
-                "model_version": np.array([self.scorers[self.arm_scorer[a]].model_version for a in range(len(self.arm_names))], dtype=object)[arm],
-                "score": np.where(has, ev[row] if len(ev) else 0.0, 0.0),
-                "contacted": contacted,
+                "propensity": _pick(b.prop, b.chosen, 1.0),
+                "model_version": self._arm_version[sc.arm] if n else np.array([], dtype=object),
+                "score": _pick(sc.expected_value, b.chosen, 0.0),
+                "contacted": b.contacted,
                 "cold_start": sc.cold_start,
             }
         )
-        if record:
-            history.record(decisions)
-
-        actions = self._actions(
-            ids, decisions, chosen, order, in_set, cust, offer, channel, p_contact, uplift, boost, ev, prop, top_k,
-            target, arm,
-        )
+        # Customer id, then rank: the order callers read actions in.
+        order = np.lexsort((a.rank, sc.ids[a.cust]))
+        columns = self._action_columns(sc, a, order, b.prop)
+        if (a.row < 0).any():  # text columns holding "no action" nulls stay object, not str
+            columns |= {c: pd.Series(columns[c], dtype=object) for c in ("offer_id", "channel", "trigger")}
+        actions = pd.DataFrame({"decision_id": b.decision_ids[a.cust[order]], **columns})
         suppressed = None
         if explain:
-            actions = self._add_reasons(actions, sc.frame, arm, cust, offer, target)
-            suppressed = self._suppressed(ids, sc.codes, sc.grid, removed, cust, sc.pair, view)
-        return Decisions(decisions, actions, suppressed, len(cust))
+            actions = actions.assign(reasons=[b.reasons[i] for i in order])  # type: ignore[index]
+            c, o, ch, code = b.suppressed  # type: ignore[misc]
+            details = self._detail_table()
+            suppressed = pd.DataFrame(
+                {
+                    "customer_id": sc.ids[c],
+                    "offer_id": self.offer_ids[o],
+                    "channel": self.channel_ids[ch],
+                    "reason": np.array(REASONS, dtype=object)[code],
+                    "detail": details[code, o, ch],
+                }
+            )
+        return Decisions(decisions, actions, suppressed, len(sc.cust))
+
+    def _run(
+        self,
+        features: pd.DataFrame,
+        at: dt.datetime,
+        context: Context | None,
+        seed: int | None,
+        history: ContactHistory | None,
+        offer_history: pd.DataFrame | None,
+        top_k: int,
+        explain: bool,
+        record: bool,
+    ) -> _Batch:
+        """Score, select, record and rank a batch; the arrays :meth:`decide` and :meth:`rank` present."""
+        history = history if history is not None else ContactHistory.empty(self.config)
+        sc = self.score_candidates(features, at, context=context, history=history, offer_history=offer_history)
+        ids, arm, cust, offer, channel, ev = sc.ids, sc.arm, sc.cust, sc.offer, sc.channel, sc.expected_value
+        n = len(ids)
+        # The rules arm ranks by business value alone; every arm still reports the model's EV.
+        key = np.where(self.arm_rules[arm[cust]], sc.gain - sc.cost, ev)
+        forced = sc.target.forced[cust, offer]
+
+        chosen, prop, order, in_set, removed = self._select(ids, arm, cust, offer, channel, key, forced, sc.view, seed, sc.at)
+        decision_ids = np.char.add(f"{uuid.uuid4().hex}-", np.arange(n).astype(str)).astype(object)
+        contacted = (chosen >= 0) & self.arm_contacts[arm]
+        if record:
+            made = np.flatnonzero(contacted)
+            history.record_contacts(
+                ids[made], np.full(len(made), pd.Timestamp(sc.at).as_unit("us").to_datetime64()),
+                self.offer_ids[offer[chosen[made]]], self.channel_ids[channel[chosen[made]]],
+            )
+        actions = self._actions(n, chosen, order, in_set, cust, top_k)
+        reasons = suppressed = None
+        if explain:
+            reasons = self._reasons(actions, sc)
+            suppressed = self._suppressed(sc, removed)
+        return _Batch(sc, decision_ids, chosen, prop, contacted, actions, reasons, suppressed)
 
     def _candidate_frame(
         self,
@@ -462,132 +543,118 @@ class DecisionEngine:
         in_set[order] = in_set_sorted
         return chosen, prop, order[alive[order]], in_set & alive, removed
 
+    def _action_columns(
+        self, sc: ScoredCandidates, actions: _Actions, order: np.ndarray, prop: np.ndarray
+    ) -> dict[str, np.ndarray]:
+        """The action table's columns, rows in ``order`` (``actions`` frame of :class:`Decisions`)."""
+        rows = actions.row[order]
+        c = actions.cust[order]
+        real = rows >= 0
+        offer = _pick(sc.offer, rows, 0).astype(np.int64)
+        channel = _pick(sc.channel, rows, 0).astype(np.int64)
+        offer_row = sc.offer[np.maximum(rows, 0)] if len(sc.offer) else offer
+        trigger = np.where(real, sc.target.trigger[c, offer], -1) if len(c) else np.zeros(0, dtype=np.int64)
+        return {
+            "customer_id": sc.ids[c],
+            "rank": actions.rank[order],
+            "offer_id": np.where(real, self.offer_ids[offer], None),
+            "channel": np.where(real, self.channel_ids[channel], None),
+            "probability": _pick(sc.probability, rows, np.nan),
+            "uplift": _pick(sc.uplift, rows, np.nan),
+            "value": np.where(real, self.offer_value[offer], 0.0),
+            "lever": np.where(real, self.offer_lever[offer], 0.0),
+            "boost": _pick(sc.boost, rows, 1.0),
+            "cost": np.where(real, self.channel_cost[channel], 0.0),
+            "expected_value": _pick(sc.expected_value, rows, 0.0),
+            "propensity": _pick(prop, rows, 1.0),
+            "trigger": self._trigger_ids[trigger],
+            "forced": real & sc.target.forced[c, offer_row] if len(c) else np.zeros(0, dtype=bool),
+            "explored": actions.explored[order],
+            "row": rows,
+        }
+
     def _actions(
-        self,
-        ids: np.ndarray,
-        decisions: pd.DataFrame,
-        chosen: np.ndarray,
-        order: np.ndarray,
-        in_set: np.ndarray,
-        cust: np.ndarray,
-        offer: np.ndarray,
-        channel: np.ndarray,
-        p_contact: np.ndarray,
-        uplift: np.ndarray,
-        boost: np.ndarray,
-        ev: np.ndarray,
-        prop: np.ndarray,
-        top_k: int,
-        target: Targeting,
-        arm: np.ndarray,
-    ) -> pd.DataFrame:
-        n = len(ids)
+        self, n: int, chosen: np.ndarray, order: np.ndarray, in_set: np.ndarray, cust: np.ndarray, top_k: int
+    ) -> _Actions:
+        """The ranked actions of every customer: the choice, then the best of its action set."""
         is_chosen = np.zeros(len(cust), dtype=bool)
         is_chosen[chosen[chosen >= 0]] = True
         alt = order[in_set[order] & ~is_chosen[order]]
         alt_groups = Groups.of(cust[alt], n)
         alt = alt[alt_groups.pos < top_k - 1]
         alt_rank = Groups.of(cust[alt], n).pos + 2
-        rows = np.concatenate([chosen[chosen >= 0], alt])
-        ranks = np.concatenate([np.ones(int((chosen >= 0).sum()), dtype=np.int64), alt_rank])
         best = np.full(n, -1, dtype=np.int64)
         if len(order):
             first = Groups.of(cust[order], n)
             best = np.where(first.count > 0, order[np.minimum(first.start, len(order) - 1)], -1)
-        c = cust[rows]
-        trig = target.trigger[c, offer[rows]]
-        trigger_ids = np.array([t.id for t in self.config.policy.triggers] + [None], dtype=object)
-        actions = pd.DataFrame(
-            {
-                "customer_id": ids[c],
-                "rank": ranks,
-                "offer_id": self.offer_ids[offer[rows]],
-                "channel": self.channel_ids[channel[rows]],
-                "probability": p_contact[rows],
-                "uplift": uplift[rows],
-                "value": self.offer_value[offer[rows]],
-                "lever": self.offer_lever[offer[rows]],
-                "boost": boost[rows],
-                "cost": self.channel_cost[channel[rows]],
-                "expected_value": ev[rows],
-                "propensity": prop[rows],
-                "trigger": trigger_ids[trig],
-                "forced": target.forced[c, offer[rows]],
-                "explored": (ranks == 1) & (rows != best[c]),
-                "row": rows,
-            }
-        )
-        none = np.nonzero(chosen < 0)[0]
-        if len(none):
-            nothing = pd.DataFrame(
-                {
-                    "customer_id": ids[none], "rank": 1, "offer_id": None, "channel": None,
-                    "probability": np.nan, "uplift": np.nan, "value": 0.0, "lever": 0.0, "boost": 1.0, "cost": 0.0,
-                    "expected_value": 0.0, "propensity": 1.0, "trigger": None, "forced": False, "explored": False, "row": -1,
-                }
-            )
-            actions = pd.concat([actions, nothing], ignore_index=True) if len(actions) else nothing
-        position = pd.Index(ids).get_indexer(actions["customer_id"].to_numpy())
-        actions.insert(0, "decision_id", decisions["decision_id"].to_numpy()[position])
-        return actions.sort_values(["customer_id", "rank"], kind="stable", ignore_index=True)
+        has = np.flatnonzero(chosen >= 0)
+        none = np.flatnonzero(chosen < 0)
+        # A customer without a choice gets one "no action" row (row -1).
+        rows = np.concatenate([chosen[has], alt, np.full(len(none), -1, dtype=np.int64)])
+        who = np.concatenate([has, cust[alt], none]).astype(np.int64)
+        rank = np.concatenate([np.ones(len(has), dtype=np.int64), alt_rank, np.ones(len(none), dtype=np.int64)])
+        explored = (rank == 1) & (rows >= 0) & (rows != best[who])
+        return _Actions(who, rank, rows, explored)
 
-    def _add_reasons(
-        self,
-        actions: pd.DataFrame,
-        candidates: pd.DataFrame,
-        arm: np.ndarray,
-        cust: np.ndarray,
-        offer: np.ndarray,
-        target: Targeting,
-    ) -> pd.DataFrame:
-        rows = actions["row"].to_numpy()
-        reasons: list[list[str]] = [[] for _ in range(len(actions))]
-        real = np.nonzero(rows >= 0)[0]
-        aliases = np.array(self.arm_scorer, dtype=object)[arm[cust[rows[real]]]] if len(real) else np.array([], dtype=object)
+    def _reasons(self, actions: _Actions, sc: ScoredCandidates) -> list[list[str]]:
+        """Reason codes of each action: model contributions, then the rules and triggers that applied."""
+        rows = actions.row
+        reasons: list[list[str]] = [[] for _ in range(len(rows))]
+        real = np.flatnonzero(rows >= 0)
+        aliases = self._arm_alias[sc.arm[sc.cust[rows[real]]]] if len(real) else np.array([], dtype=object)
         for alias in dict.fromkeys(aliases):
             sel = real[aliases == alias]
-            model_reasons = self.scorers[alias].reasons(candidates.iloc[rows[sel]], top=3)
+            model_reasons = self.scorers[alias].reasons(sc.frame.iloc[rows[sel]], top=3)
             for i, r in zip(sel, model_reasons, strict=True):
                 reasons[i] = list(r)
         offers = self.config.offers.offers
         stage_mode = self.config.policy.stages.mode
-        trig = actions["trigger"].to_numpy()
-        forced = actions["forced"].to_numpy()
-        explored = actions["explored"].to_numpy()
-        for i in real:  # only the returned actions: the explained, per-customer path
-            o = offers[int(offer[rows[i]])]
-            if isinstance(trig[i], str):
-                reasons[i].append(f"trigger:{trig[i]}")
-            if forced[i]:
+        offer = sc.offer[rows[real]]
+        trig = sc.target.trigger[sc.cust[rows[real]], offer]
+        forced = sc.target.forced[sc.cust[rows[real]], offer]
+        staged = self.offer_stage[offer] == sc.target.stage[sc.cust[rows[real]]]
+        explored = actions.explored[real]
+        for k, i in enumerate(real.tolist()):  # only the returned actions: the explained, per-customer path
+            o = offers[int(offer[k])]
+            if trig[k] >= 0:
+                reasons[i].append(f"trigger:{self._trigger_ids[trig[k]]}")
+            if forced[k]:
                 reasons[i].append("forced")
             if o.eligibility:
                 reasons[i].append(f"eligibility:{o.eligibility}")
             if o.segment:
                 reasons[i].append(f"segment:{o.segment}")
-            if stage_mode == "boost" and self.offer_stage[offer[rows[i]]] == target.stage[cust[rows[i]]]:
+            if stage_mode == "boost" and staged[k]:
                 reasons[i].append(f"stage:{o.stage}")
-            if explored[i]:
+            if explored[k]:
                 reasons[i].append("explore")
-        for i in np.nonzero(rows < 0)[0]:
+        for i in np.flatnonzero(rows < 0).tolist():
             reasons[i] = ["no_positive_expected_value"]
-        return actions.assign(reasons=reasons)
+        return reasons
 
     def _suppressed(
-        self,
-        ids: np.ndarray,
-        codes: np.ndarray,
-        grid: PairGrid,
-        removed: np.ndarray,
-        cust: np.ndarray,
-        pair: np.ndarray,
-        view: HistoryView,
-    ) -> pd.DataFrame:
-        codes = codes.copy()
-        lost = np.nonzero(removed)[0]
-        codes[cust[lost], pair[lost]] = removed[lost]
+        self, sc: ScoredCandidates, removed: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``(customer position, offer, channel, reason code)`` of every removed pair, customer-major."""
+        codes = sc.codes.copy()
+        lost = np.flatnonzero(removed)
+        codes[sc.cust[lost], sc.pair[lost]] = removed[lost]
         c, p = np.nonzero(codes > 0)
-        code = codes[c, p]
-        o, ch = grid.offer[p], grid.channel[p]
+        return c, sc.grid.offer[p], sc.grid.channel[p], codes[c, p].astype(np.int64)
+
+    def _grid(self, day: dt.date, channel: str | None) -> PairGrid:
+        grid = self._grids.get((day, channel))
+        if grid is None:
+            grid = PairGrid.build(self.config, day, channel)
+            if len(self._grids) >= 64:  # a long simulation moves through many days
+                self._grids.clear()
+            self._grids[(day, channel)] = grid
+        return grid
+
+    def _detail_table(self) -> np.ndarray:
+        """(reason, offer, channel) -> the rule or limit that explains a suppression."""
+        if self._details is not None:
+            return self._details
         policy = self.config.policy
         offers, channels = self.config.offers.offers, self.config.channels.channels
 
@@ -618,19 +685,27 @@ class DecisionEngine:
             return f"{channels[ci].id} daily capacity {channels[ci].daily_capacity} reached"
 
         # Few distinct (reason, offer, channel) triples: explain each once, then index.
-        table = np.array(
+        self._details = np.array(
             [[[detail(k, oi, ci) if k else "" for ci in range(len(channels))] for oi in range(len(offers))] for k in range(len(REASONS))],
             dtype=object,
         )
-        return pd.DataFrame(
-            {
-                "customer_id": ids[c],
-                "offer_id": self.offer_ids[o],
-                "channel": self.channel_ids[ch],
-                "reason": np.array(REASONS, dtype=object)[code],
-                "detail": table[code, o, ch],
-            }
-        )
+        return self._details
+
+    def _profile_columns(self, profiles: pd.DataFrame | None, ids: np.ndarray) -> tuple[list[object], list[object]]:
+        """``first_name`` and ``gender`` of ``ids`` (``None`` when unknown)."""
+        if profiles is None:
+            return [None] * len(ids), [None] * len(ids)
+        cached = self._profiles
+        # The service passes the same (immutable) profiles frame with every request: index it once.
+        if cached is None or cached[0] is not profiles:
+            unique = profiles.drop_duplicates("customer_id")
+            index = pd.Index(unique["customer_id"].to_numpy(dtype=np.int64))
+            first = unique["first_name"].to_numpy(dtype=object) if "first_name" in unique.columns else None
+            gender = unique["gender"].to_numpy(dtype=object) if "gender" in unique.columns else None
+            cached = self._profiles = (profiles, index, first, gender)
+        _, index, first, gender = cached
+        pos = index.get_indexer(ids)
+        return _pick(first, pos, None).tolist(), _pick(gender, pos, None).tolist()
 
     # ------------------------------------------------------------------ documents
     def rank(
@@ -664,56 +739,69 @@ class DecisionEngine:
             In the order of ``features``; :func:`~nextbest.decisioning.log.decision_rows`
             turns them into rows for the ``decisions`` table.
         """
-        out = self.decide(
-            features, at, context=context, seed=seed, history=history, offer_history=offer_history,
-            top_k=top_k, explain=explain,
-        )
+        b = self._run(features, at, context, seed, history, offer_history, top_k, explain, True)
+        sc, a = b.sc, b.actions
+        n = len(sc.ids)
+        first, gender = self._profile_columns(profiles, sc.ids)
         interest = (
-            features.set_index("customer_id")["interest_category"] if "interest_category" in features.columns else None
+            features["interest_category"].to_numpy(dtype=object).tolist() if "interest_category" in features.columns else [None] * n
         )
-        names = profiles.set_index("customer_id") if profiles is not None else None
-        categories = {o.id: o.category for o in self.config.offers.offers}
-        messages = {o.id: o.message for o in self.config.offers.offers}
-        by_customer = dict(tuple(out.actions.groupby("customer_id", sort=False)))
-        suppressed = dict(tuple(out.suppressed.groupby("customer_id", sort=False))) if explain and out.suppressed is not None else {}
+        order = np.lexsort((a.rank, a.cust))  # customer position, then rank
+        cols = {k: v.tolist() for k, v in self._action_columns(sc, a, order, b.prop).items()}
+        offer_pos = _pick(sc.offer, a.row[order], -1).tolist()
+        reasons = [b.reasons[i] for i in order.tolist()] if explain and b.reasons is not None else None
+        per_customer = Groups.of(a.cust[order], n)
+        sup_start = sup_count = None
+        if explain and b.suppressed is not None:
+            c, o, ch, code = b.suppressed
+            sup = Groups.of(c, n)
+            sup_start, sup_count = sup.start.tolist(), sup.count.tolist()
+            details = self._detail_table()
+            sup_offer = self.offer_ids[o].tolist()
+            sup_channel = self.channel_ids[ch].tolist()
+            sup_reason = np.array(REASONS, dtype=object)[code].tolist()
+            sup_detail = details[code, o, ch].tolist()
         docs = []
-        for d in out.decisions.itertuples(index=False):
-            cid = int(d.customer_id)
-            first = names["first_name"].get(cid) if names is not None and "first_name" in names.columns else None
-            gender = names["gender"].get(cid) if names is not None and "gender" in names.columns else None
-            greet = salutation(first, gender)
-            liked = interest.get(cid) if interest is not None else None
+        starts, counts = per_customer.start.tolist(), per_customer.count.tolist()
+        ids, arms, contacted, cold = sc.ids.tolist(), sc.arm.tolist(), b.contacted.tolist(), sc.cold_start.tolist()
+        experiment = self.config.policy.experiment.name
+        # Documents from already validated values: model_construct skips re-validation.
+        for i in range(n):
+            greet = salutation(first[i], gender[i])
+            liked = interest[i]
             actions = []
-            for a in by_customer[cid].itertuples(index=False):
+            for j in range(starts[i], starts[i] + counts[i]):
+                offer_id = cols["offer_id"][j]
                 personal = None
-                if a.offer_id is not None:
+                if offer_id is not None:
                     # 'none' is the feature's value for "no recent interest".
-                    category = liked if isinstance(liked, str) and liked not in ("", "none") else categories[a.offer_id]
-                    personal = Personalisation(
-                        salutation=greet, category=category, trigger=a.trigger if isinstance(a.trigger, str) else None,
-                        message=fill_message(messages[a.offer_id], {"salutation": greet, "category": category}),
+                    category = liked if isinstance(liked, str) and liked not in ("", "none") else self._offer_category[offer_pos[j]]
+                    trigger = cols["trigger"][j]
+                    personal = Personalisation.model_construct(
+                        salutation=greet, category=category, trigger=trigger if isinstance(trigger, str) else None,
+                        message=fill_message(self._offer_message[offer_pos[j]], {"salutation": greet, "category": category}),
                     )
                 actions.append(
-                    Action(
-                        rank=int(a.rank), offer_id=a.offer_id, channel=a.channel,
-                        probability=_num(a.probability), uplift=_num(a.uplift), value=float(a.value),
-                        lever=float(a.lever), boost=float(a.boost), cost=float(a.cost),
-                        expected_value=float(a.expected_value), propensity=float(min(max(a.propensity, 0.0), 1.0)),
-                        reasons=list(a.reasons) if explain else [], personalisation=personal,
+                    Action.model_construct(
+                        rank=cols["rank"][j], offer_id=offer_id, channel=cols["channel"][j],
+                        probability=_num(cols["probability"][j]), uplift=_num(cols["uplift"][j]), value=cols["value"][j],
+                        lever=cols["lever"][j], boost=cols["boost"][j], cost=cols["cost"][j],
+                        expected_value=cols["expected_value"][j], propensity=min(max(cols["propensity"][j], 0.0), 1.0),
+                        reasons=list(reasons[j]) if reasons is not None else [], personalisation=personal,
                     )
                 )
-            sup = None
-            if explain:
-                frame = suppressed.get(cid)
-                sup = [] if frame is None else [
-                    Suppressed(offer_id=s.offer_id, channel=s.channel, reason=s.reason, detail=s.detail)
-                    for s in frame.itertuples(index=False)
+            suppressed = None
+            if sup_start is not None and sup_count is not None:
+                lo, hi = sup_start[i], sup_start[i] + sup_count[i]
+                suppressed = [
+                    Suppressed.model_construct(offer_id=sup_offer[k], channel=sup_channel[k], reason=sup_reason[k], detail=sup_detail[k])
+                    for k in range(lo, hi)
                 ]
             docs.append(
-                RankResponse(
-                    decision_id=d.decision_id, customer_id=cid, at=at, model_version=d.model_version,
-                    experiment=d.experiment, arm=d.arm, contacted=bool(d.contacted), cold_start=bool(d.cold_start),
-                    actions=actions, suppressed=sup,
+                RankResponse.model_construct(
+                    decision_id=b.decision_ids[i], customer_id=ids[i], at=sc.at, model_version=self._arm_version[arms[i]],
+                    experiment=experiment, arm=self.arm_names[arms[i]], contacted=contacted[i], cold_start=cold[i],
+                    actions=actions, suppressed=suppressed,
                 )
             )
         return docs

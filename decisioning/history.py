@@ -51,21 +51,90 @@ class HistoryView:
     channel_remaining: np.ndarray  # (C,) contacts left today under daily_capacity (inf = no cap)
 
 
+class _CustomerLog:
+    """Rows keyed by customer id, found by binary search instead of a scan.
+
+    A sorted base holds most rows; rows appended during a run go to a short
+    unsorted tail, merged into the base once it grows past an eighth of it, so
+    recording one decision at a time (the scoring service) stays O(log n) per
+    look-up and amortised O(1) per append.
+
+    Parameters
+    ----------
+    columns
+        Equal-length arrays, one of them ``customer_id`` (int64).
+    """
+
+    _MIN_TAIL = 4096
+
+    def __init__(self, columns: dict[str, np.ndarray]) -> None:
+        self._names = tuple(columns)
+        self._base = self._sorted(columns)
+        self._tail: list[dict[str, np.ndarray]] = []
+        self._tail_rows = 0
+
+    @staticmethod
+    def _sorted(columns: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        order = np.argsort(columns["customer_id"], kind="stable")
+        return {k: v[order] for k, v in columns.items()}
+
+    def append(self, columns: dict[str, np.ndarray]) -> None:
+        """Add rows (same columns as at construction)."""
+        if len(columns["customer_id"]) == 0:
+            return
+        self._tail.append(columns)
+        self._tail_rows += len(columns["customer_id"])
+        if self._tail_rows > max(self._MIN_TAIL, len(self._base["customer_id"]) // 8):
+            parts = [self._base, *self._tail]
+            self._base = self._sorted({k: np.concatenate([p[k] for p in parts]) for k in self._names})
+            self._tail, self._tail_rows = [], 0
+
+    def rows_of(self, customer_ids: np.ndarray) -> dict[str, np.ndarray]:
+        """Every row of the customers ``customer_ids`` (any order, each row once)."""
+        ids = np.unique(customer_ids)
+        keys = self._base["customer_id"]
+        lo = np.searchsorted(keys, ids, side="left")
+        hi = np.searchsorted(keys, ids, side="right")
+        lengths = hi - lo
+        take = np.repeat(lo - np.cumsum(lengths) + lengths, lengths) + np.arange(lengths.sum())
+        parts = [{k: v[take] for k, v in self._base.items()}]
+        for tail in self._tail:
+            mine = np.isin(tail["customer_id"], ids)
+            if mine.any():
+                parts.append({k: v[mine] for k, v in tail.items()})
+        if len(parts) == 1:
+            return parts[0]
+        return {k: np.concatenate([p[k] for p in parts]) for k in self._names}
+
+
+def _positions(customer_ids: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """Position of each of ``keys`` in ``customer_ids`` (-1 = absent); a sort, not a hash table."""
+    order = np.argsort(customer_ids, kind="stable")
+    ordered = customer_ids[order]
+    at = np.minimum(np.searchsorted(ordered, keys), max(len(ordered) - 1, 0))
+    if len(ordered) == 0:
+        return np.full(len(keys), -1, dtype=np.int64)
+    return np.where(ordered[at] == keys, order[at], -1)
+
+
 @dataclass
 class ContactHistory:
     """Contacts, complaints and unsubscribes known to the decision policy.
 
     Build with :meth:`load` (from the warehouse) or :meth:`empty`; add a run's
     decisions with :meth:`record`; ask for the counts of a batch with :meth:`view`.
+    Both are indexed by customer, so a view of a few customers costs the same
+    whatever the size of the history.
 
     Parameters
     ----------
     config
         Configuration (windows, caps, channels, offers).
     events
-        Contacted decisions: ``customer_id, ts, offer_id, channel``.
+        Contacted decisions known at construction: ``customer_id, ts, offer_id, channel``
+        (decisions recorded later are indexed, not appended here).
     negatives
-        Complaint and unsubscribe responses: ``customer_id, ts, outcome``.
+        Complaint and unsubscribe responses known at construction: ``customer_id, ts, outcome``.
     offer_totals
         All-time contacted decisions per offer.
     channel_days
@@ -77,7 +146,43 @@ class ContactHistory:
     negatives: pd.DataFrame = field(default_factory=lambda: _empty(_NEGATIVE_COLUMNS))
     offer_totals: Counter[str] = field(default_factory=Counter)
     channel_days: Counter[tuple[dt.date, str]] = field(default_factory=Counter)
-    _pending: list[pd.DataFrame] = field(default_factory=list, repr=False)
+    _contacts: _CustomerLog = field(init=False, repr=False)
+    _negative_log: _CustomerLog = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        cfg = self.config
+        self._offer_ids = [o.id for o in cfg.offers.offers]
+        self._channel_ids = [c.id for c in cfg.channels.channels]
+        self._offer_code = pd.Index(self._offer_ids, dtype=object)
+        self._channel_code = pd.Index(self._channel_ids, dtype=object)
+        self._personal = np.array([c.personal for c in cfg.channels.channels], dtype=bool)
+        self._contacts = _CustomerLog(self._contact_columns(
+            self.events["customer_id"].to_numpy(), self.events["ts"].to_numpy(),
+            self.events["offer_id"].to_numpy(dtype=object), self.events["channel"].to_numpy(dtype=object),
+        ))
+        self._negative_log = _CustomerLog(self._negative_columns(
+            self.negatives["customer_id"].to_numpy(), self.negatives["ts"].to_numpy(),
+            self.negatives["outcome"].to_numpy(dtype=object),
+        ))
+
+    def _contact_columns(
+        self, customer_ids: np.ndarray, ts: np.ndarray, offer_ids: np.ndarray, channels: np.ndarray
+    ) -> dict[str, np.ndarray]:
+        # Offers and channels as config positions (-1 = not configured): the view then needs no strings.
+        return {
+            "customer_id": np.asarray(customer_ids, dtype=np.int64),
+            "ts": np.asarray(ts, dtype="datetime64[us]"),
+            "offer": self._offer_code.get_indexer(np.asarray(offer_ids, dtype=object)),
+            "channel": self._channel_code.get_indexer(np.asarray(channels, dtype=object)),
+        }
+
+    @staticmethod
+    def _negative_columns(customer_ids: np.ndarray, ts: np.ndarray, outcomes: np.ndarray) -> dict[str, np.ndarray]:
+        return {
+            "customer_id": np.asarray(customer_ids, dtype=np.int64),
+            "ts": np.asarray(ts, dtype="datetime64[us]"),
+            "complaint": np.asarray(outcomes, dtype=object) == "complaint",
+        }
 
     @classmethod
     def empty(cls, config: NextbestConfig) -> ContactHistory:
@@ -154,71 +259,94 @@ class ContactHistory:
         Only rows with ``contacted`` true and an offer count; the next :meth:`view`
         sees them.
         """
-        made = decisions.loc[decisions["contacted"].astype(bool) & decisions["offer_id"].notna(), list(_EVENT_COLUMNS)]
-        if made.empty:
+        made = decisions["contacted"].astype(bool).to_numpy() & decisions["offer_id"].notna().to_numpy()
+        if not made.any():
             return
-        made = _normalise(made, _EVENT_COLUMNS)
-        self._pending.append(made)
-        self.offer_totals.update(made["offer_id"].value_counts().to_dict())
-        per_day = made.groupby([made["ts"].dt.date, made["channel"]]).size()
-        self.channel_days.update({key: int(n) for key, n in per_day.items()})
+        self.record_contacts(
+            decisions["customer_id"].to_numpy()[made],
+            pd.to_datetime(decisions["ts"]).to_numpy()[made],
+            decisions["offer_id"].to_numpy(dtype=object)[made],
+            decisions["channel"].to_numpy(dtype=object)[made],
+        )
+
+    def record_contacts(
+        self, customer_ids: np.ndarray, ts: np.ndarray, offer_ids: np.ndarray, channels: np.ndarray
+    ) -> None:
+        """Add contacts made in this run, one per element of the equal-length arrays.
+
+        Parameters
+        ----------
+        customer_ids
+            Contacted customers.
+        ts
+            Contact times (``datetime64``).
+        offer_ids, channels
+            Offer and channel of each contact.
+        """
+        columns = self._contact_columns(customer_ids, ts, offer_ids, channels)
+        if len(columns["customer_id"]) == 0:
+            return
+        self._contacts.append(columns)
+        offer, channel = columns["offer"], columns["channel"]
+        known = offer >= 0
+        counts = np.bincount(offer[known], minlength=len(self._offer_ids))
+        self.offer_totals.update({self._offer_ids[i]: int(k) for i, k in enumerate(counts) if k})
+        if not known.all():  # offers the catalogue no longer has still count under their id
+            self.offer_totals.update(pd.Series(np.asarray(offer_ids, dtype=object)[~known]).value_counts().to_dict())
+        days = columns["ts"].astype("datetime64[D]")
+        named = np.asarray(channels, dtype=object)
+        if len(days) <= _SMALL_RECORD:
+            for day, ch in zip(days.tolist(), named.tolist(), strict=True):
+                if ch is not None:
+                    self.channel_days[(day, ch)] += 1
+        else:
+            per_day = pd.DataFrame({"day": days, "channel": named}).value_counts(sort=False)
+            self.channel_days.update({(pd.Timestamp(d).date(), c): int(k) for (d, c), k in per_day.items()})
 
     def record_negative(self, customer_ids: np.ndarray, at: dt.datetime, outcome: str) -> None:
         """Add complaints or unsubscribes observed in this run (``outcome``: complaint | unsubscribe)."""
         ids = np.asarray(customer_ids, dtype="int64")
-        frame = pd.DataFrame({"customer_id": ids, "ts": pd.Timestamp(at), "outcome": outcome})
-        self.negatives = pd.concat([self.negatives, _normalise(frame, _NEGATIVE_COLUMNS)], ignore_index=True)
-
-    def _all_events(self) -> pd.DataFrame:
-        if self._pending:
-            self.events = pd.concat([self.events, *self._pending], ignore_index=True)
-            self._pending.clear()
-        return self.events
+        ts = np.full(len(ids), pd.Timestamp(at).as_unit("us").to_datetime64())
+        self._negative_log.append(self._negative_columns(ids, ts, np.full(len(ids), outcome, dtype=object)))
 
     def view(self, customer_ids: np.ndarray, at: dt.datetime) -> HistoryView:
         """Counts for the customers ``customer_ids`` (in that order) at ``at``."""
         cfg = self.config
         policy = cfg.policy.contact
-        channels = [c.id for c in cfg.channels.channels]
-        personal = np.array([c.personal for c in cfg.channels.channels])
-        offers = [o.id for o in cfg.offers.offers]
-        n, n_ch, n_of = len(customer_ids), len(channels), len(offers)
-        at_ts = pd.Timestamp(at)
-        index = pd.Index(np.asarray(customer_ids, dtype="int64"))
+        n, n_ch, n_of = len(customer_ids), len(self._channel_ids), len(self._offer_ids)
+        ids = np.asarray(customer_ids, dtype=np.int64)
+        at64 = np.datetime64(pd.Timestamp(at).as_unit("us").to_datetime64(), "us")
 
-        events = self._all_events()
-        recent = events[(events["ts"] > at_ts - pd.Timedelta(days=max(policy.window_days, policy.offer_cooldown_days))) & (events["ts"] <= at_ts)]
-        pos = index.get_indexer(recent["customer_id"].to_numpy())
-        ch = pd.Index(channels).get_indexer(recent["channel"].to_numpy())
-        of = pd.Index(offers).get_indexer(recent["offer_id"].to_numpy())
-        ts = recent["ts"].to_numpy()
-        mine = (pos >= 0) & (ch >= 0)
+        ev = self._contacts.rows_of(ids)
+        ts = ev["ts"]
+        recent = (ts > at64 - _days(max(policy.window_days, policy.offer_cooldown_days))) & (ts <= at64)
+        pos = _positions(ids, ev["customer_id"])
+        ch, of = ev["channel"], ev["offer"]
+        mine = recent & (pos >= 0) & (ch >= 0)
         is_personal = np.zeros(len(ch), dtype=bool)
-        is_personal[mine] = personal[ch[mine]]
-        in_window = mine & is_personal & (ts > (at_ts - pd.Timedelta(days=policy.window_days)).to_datetime64())
+        is_personal[mine] = self._personal[ch[mine]]
+        in_window = mine & is_personal & (ts > at64 - _days(policy.window_days))
         contacts = np.bincount(pos[in_window], minlength=n)
         by_channel = np.bincount(pos[in_window] * n_ch + ch[in_window], minlength=n * n_ch).reshape(n, n_ch)
-        cool = mine & is_personal & (of >= 0) & (ts > (at_ts - pd.Timedelta(days=policy.offer_cooldown_days)).to_datetime64())
+        cool = mine & is_personal & (of >= 0) & (ts > at64 - _days(policy.offer_cooldown_days))
         cooling = np.zeros((n, n_of), dtype=bool)
         cooling[pos[cool], of[cool]] = True
 
-        neg = self.negatives
-        npos = index.get_indexer(neg["customer_id"].to_numpy())
-        age = (at_ts - neg["ts"]).to_numpy()
+        neg = self._negative_log.rows_of(ids)
+        npos = _positions(ids, neg["customer_id"])
+        age = at64 - neg["ts"]
         live = (npos >= 0) & (age >= np.timedelta64(0))
+        is_complaint = neg["complaint"]
         complaint = np.zeros(n, dtype=bool)
         negative = np.zeros(n, dtype=bool)
-        is_complaint = (neg["outcome"] == "complaint").to_numpy()
-        c_sel = live & is_complaint & (age < np.timedelta64(policy.complaint_suppression_days, "D"))
-        n_sel = live & ~is_complaint & (age < np.timedelta64(policy.negative_response_suppression_days, "D"))
-        complaint[npos[c_sel]] = True
-        negative[npos[n_sel]] = True
+        complaint[npos[live & is_complaint & (age < _days(policy.complaint_suppression_days))]] = True
+        negative[npos[live & ~is_complaint & (age < _days(policy.negative_response_suppression_days))]] = True
 
         offer_remaining = np.array(
             [np.inf if o.max_contacts is None else max(o.max_contacts - self.offer_totals.get(o.id, 0), 0) for o in cfg.offers.offers],
             dtype=float,
         )
-        day = at_ts.date()
+        day = pd.Timestamp(at).date()
         channel_remaining = np.array(
             [
                 np.inf if c.daily_capacity is None else max(c.daily_capacity - self.channel_days.get((day, c.id), 0), 0)
@@ -227,6 +355,14 @@ class ContactHistory:
             dtype=float,
         )
         return HistoryView(contacts, by_channel, cooling, complaint, negative, offer_remaining, channel_remaining)
+
+
+#: Up to this many contacts, counting per (day, channel) in Python beats a pandas groupby.
+_SMALL_RECORD = 64
+
+
+def _days(n: int) -> np.timedelta64:
+    return np.timedelta64(int(n) * 86_400_000_000, "us")
 
 
 def _normalise(frame: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:

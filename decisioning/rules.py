@@ -328,20 +328,60 @@ class _Vec:
     numeric: bool
 
 
-def _operand(node: Node, frame: pd.DataFrame) -> _Vec:
-    n = len(frame)
+class RuleFrame:
+    """A feature frame prepared for evaluating rules: each column is read and converted once.
+
+    Evaluating many rules over one small batch (every offer's eligibility, the
+    segments, the trigger conditions) would otherwise repeat the same pandas
+    column conversions per rule; :func:`~nextbest.decisioning.candidates.targeting`
+    builds one and passes it to every :meth:`Rule.evaluate`.
+
+    Parameters
+    ----------
+    frame
+        The feature frame.
+    """
+
+    def __init__(self, frame: pd.DataFrame) -> None:
+        self.frame = frame
+        self.n = len(frame)
+        self._operands: dict[str, _Vec] = {}
+        self._truths: dict[str, Tri] = {}
+
+    def operand(self, name: str) -> _Vec:
+        """Column ``name`` as numbers (NaN = null) or objects."""
+        vec = self._operands.get(name)
+        if vec is None:
+            s = _column(self.frame, name)
+            if _is_numeric_series(s):
+                v = _numeric(s)
+                vec = _Vec(v, ~np.isnan(v), numeric=True)
+            else:
+                v = s.to_numpy(dtype=object, na_value=None)
+                vec = _Vec(v, ~pd.isna(v), numeric=False)
+            self._operands[name] = vec
+        return vec
+
+    def truth(self, name: str) -> Tri:
+        """Column ``name`` read as a condition: non-zero is true, null is unknown."""
+        tri = self._truths.get(name)
+        if tri is None:
+            s = _column(self.frame, name)
+            v = _numeric(s) if not _is_numeric_series(s) else s.to_numpy(dtype=float, na_value=np.nan)
+            known = ~np.isnan(v)
+            tri = self._truths[name] = ((v != 0) & known, known)
+        return tri
+
+
+def _operand(node: Node, frame: RuleFrame) -> _Vec:
+    n = frame.n
     if isinstance(node, Literal):
         known = np.full(n, node.value is not None)
         if node.value is None or isinstance(node.value, str):
             return _Vec(np.full(n, node.value, dtype=object), known, numeric=False)
         return _Vec(np.full(n, float(node.value)), known, numeric=True)
     if isinstance(node, Name):
-        s = _column(frame, node.name)
-        if _is_numeric_series(s):
-            v = _numeric(s)
-            return _Vec(v, ~np.isnan(v), numeric=True)
-        v = s.to_numpy(dtype=object, na_value=None)
-        return _Vec(v, ~pd.isna(v), numeric=False)
+        return frame.operand(node.name)
     value, known = _evaluate(node, frame)
     return _Vec(value.astype(float), known, numeric=True)
 
@@ -381,8 +421,8 @@ def _compare(op: str, a: _Vec, b: _Vec) -> Tri:
     return value, known
 
 
-def _evaluate(node: Node, frame: pd.DataFrame) -> Tri:
-    n = len(frame)
+def _evaluate(node: Node, frame: RuleFrame) -> Tri:
+    n = frame.n
     if isinstance(node, BoolOp):
         parts = [_evaluate(p, frame) for p in node.operands]
         if node.op == "and":
@@ -424,10 +464,7 @@ def _evaluate(node: Node, frame: pd.DataFrame) -> Tri:
         value = x.known if node.negate else ~x.known
         return value, np.ones(n, dtype=bool)
     if isinstance(node, Name):
-        s = _column(frame, node.name)
-        v = _numeric(s) if not _is_numeric_series(s) else s.to_numpy(dtype=float, na_value=np.nan)
-        known = ~np.isnan(v)
-        return (v != 0) & known, known
+        return frame.truth(node.name)
     if isinstance(node, Literal):
         if node.value is None:
             return np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
@@ -456,9 +493,12 @@ class Rule:
         """Names of the features the rule reads (each once, in source order)."""
         return tuple(dict.fromkeys(n.name for n in names_of(self.tree)))
 
-    def evaluate(self, frame: pd.DataFrame) -> np.ndarray:
-        """Boolean vector, one entry per row of ``frame``; unknown counts as false."""
-        value, known = _evaluate(self.tree, frame)
+    def evaluate(self, frame: pd.DataFrame | RuleFrame) -> np.ndarray:
+        """Boolean vector, one entry per row of ``frame``; unknown counts as false.
+
+        Pass a :class:`RuleFrame` when evaluating several rules over the same frame.
+        """
+        value, known = _evaluate(self.tree, frame if isinstance(frame, RuleFrame) else RuleFrame(frame))
         return value & known
 
     def __str__(self) -> str:

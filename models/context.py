@@ -18,12 +18,14 @@ Derived columns (each only when its inputs are in the training frame):
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 
 from nextbest.config import JOURNEY_STAGES, NextbestConfig
+from nextbest.models.encoding import Levels
 
 SHARE_PREFIX = "spend_share_"
 
@@ -75,26 +77,78 @@ class OfferContext(TransformerMixin, BaseEstimator):
         self.n_features_in_ = X.shape[1]
         return self
 
+    def _tables(self) -> _Tables:
+        # Built on first use (a restored bundle never runs ``fit``) and kept while the
+        # inputs are the same objects.
+        key = (self.offer_category, self.offer_stage, self.stages, self.categories_with_share_)
+        cached = self.__dict__.get("_tables_cache")
+        if cached is None or any(a is not b for a, b in zip(cached[0], key, strict=True)):
+            cached = (key, _Tables.build(self.offer_category or {}, self.offer_stage or {}, self.stages,
+                                         self.categories_with_share_))
+            self.__dict__["_tables_cache"] = cached
+        return cached[1]
+
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
         if not self.outputs_:
             return X
-        offer = X["offer_id"].astype("string")
+        t = self._tables()
+        # Every fact is looked up through the row's offer code: no per-row strings.
+        offer = t.offers.codes_of(X["offer_id"])  # -1 = an offer the catalogue does not know
+        category = t.offer_category[offer]  # -1 = no category, which nothing matches
         added: dict[str, np.ndarray] = {}
-        # Unknown offers get an empty category, which no interest or spend share matches.
-        category = offer.map(self.offer_category or {}).fillna("").to_numpy(dtype=object)
         if "offer_category_share" in self.outputs_:
             share = np.full(len(X), np.nan)
-            for c in self.categories_with_share_:  # one vectorised pass per category, not per row
-                mask = category == c
-                if mask.any():
-                    share[mask] = pd.to_numeric(X[f"{SHARE_PREFIX}{c}"], errors="coerce").to_numpy(dtype=float)[mask]
+            shared = t.share_slot[category]
+            for k, c in enumerate(self.categories_with_share_):  # one vectorised pass per category, not per row
+                rows = np.flatnonzero(shared == k)
+                if len(rows):
+                    column = X[f"{SHARE_PREFIX}{c}"]
+                    share[rows] = pd.to_numeric(column.iloc[rows], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
             added["offer_category_share"] = share
         if "offer_category_interest" in self.outputs_:
-            interest = X["interest_category"].astype("string").fillna("").to_numpy(dtype=object)
-            added["offer_category_interest"] = ((interest == category) & (category != "")).astype(float)
+            interest = t.categories.codes_of(X["interest_category"])
+            added["offer_category_interest"] = ((interest == category) & (category >= 0)).astype(float)
         if "offer_stage_gap" in self.outputs_:
-            index = {s: float(i) for i, s in enumerate(self.stages)}
-            customer = X["journey_stage"].astype("string").map(index).to_numpy(dtype=float)
-            target = offer.map(self.offer_stage or {}).map(index).to_numpy(dtype=float)
-            added["offer_stage_gap"] = np.abs(customer - target)
+            customer = t.stages.codes_of(X["journey_stage"]).astype(float)
+            customer[customer < 0] = np.nan
+            added["offer_stage_gap"] = np.abs(customer - t.offer_stage[offer])
         return X.assign(**added)
+
+
+@dataclass(frozen=True)
+class _Tables:
+    """The catalogue facts of an :class:`OfferContext` as arrays indexed by offer code.
+
+    Each per-offer array has one extra trailing entry, picked by code ``-1`` (unknown offer).
+    """
+
+    offers: Levels
+    categories: Levels
+    stages: Levels
+    offer_category: np.ndarray  # category code per offer (-1 = none)
+    offer_stage: np.ndarray  # stage index per offer (NaN = none)
+    share_slot: np.ndarray  # position in categories_with_share_ per category code, -1 = none
+
+    @classmethod
+    def build(
+        cls,
+        offer_category: Mapping[str, str],
+        offer_stage: Mapping[str, str],
+        stages: Sequence[str],
+        with_share: Sequence[str],
+    ) -> _Tables:
+        offer_ids = sorted(set(offer_category) | set(offer_stage))
+        categories = sorted(set(offer_category.values()))
+        cat_code = {c: i for i, c in enumerate(categories)}
+        stage_code = {s: float(i) for i, s in enumerate(stages)}
+        category = [cat_code.get(offer_category.get(o), -1) for o in offer_ids] + [-1]  # type: ignore[arg-type]
+        stage = [stage_code.get(offer_stage.get(o), np.nan) for o in offer_ids] + [np.nan]  # type: ignore[arg-type]
+        slot = {c: k for k, c in enumerate(with_share)}
+        return cls(
+            offers=Levels.of(offer_ids),
+            categories=Levels.of(categories),
+            stages=Levels.of(list(stages)),
+            offer_category=np.array(category, dtype=np.int64),
+            offer_stage=np.array(stage, dtype=float),
+            share_slot=np.array([slot.get(c, -1) for c in categories] + [-1], dtype=np.int64),
+        )

@@ -19,6 +19,10 @@ from nextbest.warehouse.schema import PERSONAL_COLUMNS
 #: Columns of a candidate that identify it; never model inputs.
 KEY_COLUMNS: tuple[str, ...] = ("customer_id", "decision_id", "ts", "as_of")
 
+#: Candidate rows scored per block: large enough that per-call overhead vanishes,
+#: small enough that the encoded matrices (rows x ~100 features x 8 bytes) stay in the tens of MB.
+_BLOCK_ROWS = 65_536
+
 
 def assert_no_personal_columns(columns: object) -> None:
     """Refuse any frame that would put personal data into a model artifact."""
@@ -147,13 +151,18 @@ class ResponseModel(BaseEstimator):
 
     def score(self, candidates: pd.DataFrame) -> pd.DataFrame:
         """``p_contact``, ``p_control``, ``uplift`` and ``value`` per candidate (see :class:`Scorer`)."""
-        X = self._inputs(candidates)
-        p1, p0 = self.learner_.predict_outcomes(X)
-        p1 = self.calibrator_.transform(p1)
-        p0 = self.calibrator_.transform(p0)
-        value = self.value_model_.predict(X)
-        out = pd.DataFrame({"p_contact": p1, "p_control": p0, "uplift": p1 - p0, "value": value}, index=candidates.index)
-        return out[list(SCORE_COLUMNS)]
+        n = len(candidates)
+        p1, p0, value = np.empty(n), np.empty(n), np.empty(n)
+        # Blocks bound the encoded matrices (rows x features doubles) a large batch would need at once.
+        for start in range(0, max(n, 1), _BLOCK_ROWS):
+            rows = slice(start, min(start + _BLOCK_ROWS, n))
+            X = self._inputs(candidates if n <= _BLOCK_ROWS else candidates.iloc[rows])
+            raw1, raw0 = self.learner_.predict_outcomes(X)
+            p1[rows] = self.calibrator_.transform(raw1)
+            p0[rows] = self.calibrator_.transform(raw0)
+            value[rows] = self.value_model_.predict(X)
+        columns = {"p_contact": p1, "p_control": p0, "uplift": p1 - p0, "value": value}
+        return pd.DataFrame({c: columns[c] for c in SCORE_COLUMNS}, index=candidates.index)
 
     def reasons(self, candidates: pd.DataFrame, top: int = 3) -> list[list[str]]:
         """Top ``top`` feature contributions (log-odds) to ``p_contact`` per row, e.g. ``"engagement_score:+0.41"``."""

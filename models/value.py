@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, RegressorMixin, clone
 
+from nextbest.models.encoding import Levels
 from nextbest.models.lgbm import LGBMValueRegressor
 
 
@@ -71,5 +72,12 @@ class ResponseValueModel(RegressorMixin, BaseEstimator):
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         if self.estimator_ is not None:
             return np.maximum(self.estimator_.predict(X), 0.0)
-        means = X[self.offer_column].astype("string").map(self.offer_means_)
-        return means.astype("float64").fillna(self.global_mean_).to_numpy()
+        # Offer mean by the row's offer code; unknown offers (and unknown means) get the global mean.
+        cached = self.__dict__.get("_means_cache")
+        if cached is None or cached[0] is not self.offer_means_:
+            means = np.array([*self.offer_means_.values(), np.nan], dtype=np.float64)
+            cached = (self.offer_means_, Levels.of(list(self.offer_means_)), means)
+            self.__dict__["_means_cache"] = cached
+        _, offers, means = cached
+        out = means[offers.codes_of(X[self.offer_column])]
+        return np.where(np.isnan(out), self.global_mean_, out)

@@ -45,7 +45,7 @@ def simulate(
     from nextbest.progress import progress_bar
     from nextbest.simulation.policies import MODEL_POLICIES
     from nextbest.simulation.runner import SimulationOptions, simulate as run_simulation
-    from nextbest.simulation.tables import results_table
+    from nextbest.simulation.tables import TABLE_WIDTH, channels_table, results_table
 
     ws = workspace_of(ctx)
     policies = tuple(policy or ("champion", "rules", "random", "oracle"))
@@ -64,8 +64,9 @@ def simulate(
 
         result = run_simulation(ws, options, on_day)
     currency = ws.config().channels.currency
-    console = Console()
+    console = Console(width=max(Console().width, TABLE_WIDTH))
     console.print(results_table(result.results, currency, f"{days} simulated days, {result.start} – {result.end} (paired)"))
+    console.print(channels_table(result.results))
     for name, events in result.retraining.items():
         for e in events:
             console.print(f"{name}: retrained on day {e['day']}: {e['version']} {'promoted' if e['promoted'] else 'kept champion'} ({e['reason']})")
@@ -87,7 +88,7 @@ def demo(
 ) -> None:
     """End to end: world, features, tuned model, served A/B simulation against baselines and the oracle, reports."""
     from nextbest.simulation.demo import DemoOptions, run_demo
-    from nextbest.simulation.tables import results_table
+    from nextbest.simulation.tables import TABLE_WIDTH, channels_table, results_table
 
     ws = workspace_of(ctx)
     summary = run_demo(
@@ -95,10 +96,11 @@ def demo(
         _say,
     )
     run = summary.simulation
-    console = Console()
+    console = Console(width=max(Console().width, TABLE_WIDTH))
     currency = ws.config().channels.currency
     pure = [r for r in run.results if r.policy != "experiment"]
     console.print(results_table(pure, currency, f"nextbest demo: {days} simulated days, {run.start} – {run.end} (paired, same world)"))
+    console.print(channels_table(run.results))
     champion = run.result("champion")
     lines = [f"champion captures {champion.share_of_oracle:.0%} of the oracle's incremental profit" if champion.share_of_oracle is not None else ""]
     for base in ("rules", "random"):

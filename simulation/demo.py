@@ -210,7 +210,7 @@ def run_demo(ws: Workspace, options: DemoOptions, say: Callable[[str], None]) ->
     steps["model"] = ensure_model(ws, options, say)
 
     sim_options = SimulationOptions(
-        days=options.days, policies=DEMO_POLICIES, seed=options.seed, served=("experiment",),
+        days=options.days, policies=DEMO_POLICIES, seed=options.seed, served=("experiment",), http_feedback=False,
         run_name=f"demo-{dt.datetime.now():%Y%m%d-%H%M%S}", experiment=DEMO_EXPERIMENT,
     )
     with progress_bar() as bar:

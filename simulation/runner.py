@@ -90,6 +90,11 @@ class SimulationOptions:
     served
         Policies ranked through a real ``nextbest serve`` process over HTTP (model
         policies only: the service scores with registered models).
+    http_feedback
+        For served policies, post every outcome to ``POST /feedback`` (one request each);
+        ``False`` stores a day's outcomes in one batch through the same function the
+        endpoint calls (:func:`nextbest.serving.feedback.insert_outcomes`), which the
+        demo uses to stay fast.
     run_name
         Folder under ``<workspace>/simulations``; default a timestamp.
     experiment
@@ -106,6 +111,7 @@ class SimulationOptions:
     tune_trials: int = 0
     seed: int = 0
     served: tuple[str, ...] = ()
+    http_feedback: bool = True
     run_name: str | None = None
     experiment: Experiment | None = None
     decision_hour: int = 10
@@ -280,7 +286,9 @@ class PolicySimulation:
         self._record(self.pending.pop_due(pd.Timestamp(at)))
 
         decisions = pd.DataFrame(columns=["decision_id", "customer_id", "offer_id", "channel", "contacted"])
-        responses = cf = truth = pd.DataFrame(columns=["decision_id", "ts", "outcome", "revenue"])
+        responses = pd.DataFrame(columns=["decision_id", "ts", "outcome", "revenue"])
+        cf = responses
+        truth = pd.DataFrame(columns=["decision_id", "p_contact", "p_control", "expected_revenue"])
         if self.decides:
             assert self.features is not None
             who = audience(self.features, self.config, day=day, share=self.options.campaign_share, seed=self.options.seed)
@@ -298,8 +306,6 @@ class PolicySimulation:
                 ("transactions", activity.transactions), ("life_events", activity.life_events),
             ):
                 append_rows(con, table, frame)
-        if truth.empty:
-            truth = pd.DataFrame(columns=["decision_id", "p_contact", "p_control", "expected_revenue"])
         self.ledger.add_day(day, decisions, responses, cf, truth, activity.transactions, self.config)
 
         every = self.options.retrain_every
@@ -346,12 +352,13 @@ class PolicySimulation:
 
     def _record(self, due: DueEvents) -> None:
         """Write the events whose time has come (feedback through the service's own code)."""
-        if self.client is not None and len(due.responses):
+        over_http = self.client is not None and self.options.http_feedback
+        if over_http and len(due.responses):
             for r in due.responses.itertuples(index=False):
                 revenue = None if r.revenue is None or (isinstance(r.revenue, float) and math.isnan(r.revenue)) else float(r.revenue)
                 self.client.feedback(str(r.decision_id), str(r.outcome), revenue=revenue, timestamp=pd.Timestamp(r.ts).to_pydatetime())
         with warehouse_connection(self.ws.warehouse_path) as con:
-            if self.client is None:
+            if not over_http:
                 record_responses(con, due.responses)
             withdraw_consent(con, due.responses, self.config)
             append_rows(con, "interactions", due.interactions)

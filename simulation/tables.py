@@ -8,11 +8,14 @@ from rich.table import Table
 
 from nextbest.simulation.accounting import PolicyResult
 
+#: Console width the tables need; narrower terminals wrap them.
+TABLE_WIDTH = 150
 
-def _money(x: float | None, currency: str) -> str:
+
+def _money(x: float | None) -> str:
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return "—"
-    return f"{x:,.0f} {currency}"
+    return f"{x:,.0f}"
 
 
 def _share(x: float | None) -> str:
@@ -20,20 +23,30 @@ def _share(x: float | None) -> str:
 
 
 def results_table(results: list[PolicyResult], currency: str, title: str) -> Table:
-    """One row per policy: revenue, increments versus ``none``, cost, contacts, violations, regret."""
-    table = Table(title=title, title_justify="left")
-    for col, justify in (
-        ("policy", "left"), ("revenue", "right"), ("incr. revenue", "right"), ("contact cost", "right"),
-        ("incr. profit", "right"), ("of oracle", "right"), ("regret vs oracle", "right"),
-        ("conversions (incr.)", "right"), ("contacts by channel", "left"), ("violations", "right"),
-    ):
-        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    """One row per policy: revenue, increments versus ``none``, cost, share of the oracle, regret, violations."""
+    table = Table(title=title, title_justify="left", caption=f"money in {currency}; incremental = versus no contact",
+                  caption_justify="left")
+    for col in ("policy", "revenue", "incr. revenue", "contact cost", "incr. profit", "of oracle", "regret",
+                "conversions", "incr. conv.", "contacts", "violations"):
+        width = max([len(col)] + [len(r.policy) for r in results]) if col == "policy" else len(col)
+        table.add_column(col, justify="left" if col == "policy" else "right", no_wrap=True, min_width=width)
     for r in results:
-        channels = ", ".join(f"{k} {v:,}" for k, v in sorted(r.contacts_by_channel.items(), key=lambda kv: -kv[1]))
         table.add_row(
-            r.policy, _money(r.revenue, currency), _money(r.incremental_revenue, currency),
-            _money(r.contact_cost, currency), _money(r.incremental_profit, currency), _share(r.share_of_oracle),
-            _money(r.regret_vs_oracle, currency), f"{r.conversions:,} ({r.incremental_conversions:+,})",
-            channels or "—", f"[bold red]{r.total_violations}[/]" if r.total_violations else "0",
+            r.policy, _money(r.revenue), _money(r.incremental_revenue), _money(r.contact_cost),
+            _money(r.incremental_profit), _share(r.share_of_oracle), _money(r.regret_vs_oracle),
+            f"{r.conversions:,}", f"{r.incremental_conversions:+,}", f"{sum(r.contacts_by_channel.values()):,}",
+            f"[bold red]{r.total_violations}[/]" if r.total_violations else "0",
         )
+    return table
+
+
+def channels_table(results: list[PolicyResult]) -> Table:
+    """Contacts per policy and channel."""
+    channels = sorted({c for r in results for c in r.contacts_by_channel})
+    table = Table(title="contacts by channel", title_justify="left")
+    table.add_column("policy", no_wrap=True)
+    for c in channels:
+        table.add_column(c, justify="right", no_wrap=True)
+    for r in results:
+        table.add_row(r.policy, *(f"{r.contacts_by_channel.get(c, 0):,}" for c in channels))
     return table

@@ -20,9 +20,9 @@ import pyarrow.compute as pc
 from scipy.special import ndtri
 
 from nextbest.world import rng as wr
-from nextbest.world.params import WorldParams
+from nextbest.world.params import SEGMENTS, WorldParams
 from nextbest.world.population import Population
-from nextbest.world.truth import Catalogue, category_season, day_of_year, engagement_z
+from nextbest.world.truth import Catalogue, category_season, day_of_year
 from nextbest.world.vocabulary import FAMILIES, Vocabulary
 
 INTERACTION_COLUMNS = ("customer_id", "ts", "type", "channel", "offer_id", "value")
@@ -32,6 +32,15 @@ LIFE_EVENT_TYPES = ("moved", "contract_end", "newsletter_signup")
 
 #: Relative price level of a category's order lines.
 CATEGORY_PRICE: dict[str, float] = {"electronics": 3.0, "home": 1.6, "garden": 1.8, "food": 0.5, "stationery": 0.4, "books": 0.6}
+#: Per latent segment: (extra events per day, their types). Promotion-minded persuadables
+#: follow and share on social media and look at offers; sleeping dogs call the service
+#: desk and complain; sure things fill carts and wish lists. This is how the segment -
+#: the main driver of uplift - leaves a trace in the raw tables.
+SEGMENT_SIGNATURES: dict[str, tuple[float, tuple[str, ...]]] = {
+    "persuadable": (0.06, ("social.like", "social.share", "social.follow", "web.view.offer", "app.screen.offers")),
+    "sleeping_dog": (0.045, ("service.complaint", "service.call", "service.chat", "email.preferences")),
+    "sure_thing": (0.05, ("web.wishlist_add.home", "store.visit", "web.login")),
+}
 CONTRACT_NOTICE_DAYS = 30  # a contract's end becomes known this long before it
 CONTRACT_TERM_DAYS = 730
 
@@ -144,6 +153,7 @@ class OrganicActivity:
         lam = np.exp(pop.eng_mu + pop.eng_x) * mult * active
         counts = wr.poisson(wr.uniforms(self._key("activity.count", day), ids), lam)
         interactions = self._interactions(pop, day, counts)
+        signature = self._signature(pop, day, active, mult)
 
         # ---- orders
         rate = p.orders_per_day * pop.buy_rate * np.exp(0.7 * (pop.eng_mu + pop.eng_x - np.log(p.interactions_per_day))) * mult * active
@@ -154,7 +164,7 @@ class OrganicActivity:
         life_events, signup_events = self._life_events(pop, day, active)
         self._drift(pop, day)
         return Activity(
-            interactions=pd.concat([interactions, order_events, signup_events], ignore_index=True),
+            interactions=pd.concat([interactions, signature, order_events, signup_events], ignore_index=True),
             transactions=transactions,
             life_events=life_events,
             customers=pd.DataFrame(),
@@ -187,6 +197,28 @@ class OrganicActivity:
         value[review] = np.clip(np.round(4.0 - 0.6 * pop.grumpiness[pos[review]] + 0.8 * z[review]), 1, 5)
         channel = np.asarray(FAMILIES, dtype=object)[fam]
         return interaction_frame(cid, timestamps(self.start, day, seconds), type_code, vocab, channel, None, value)
+
+    def _signature(self, pop: Population, day: int, active: np.ndarray, mult: float) -> pd.DataFrame:
+        """Extra events that betray a customer's latent segment (see SEGMENT_SIGNATURES)."""
+        vocab = self.vocabulary
+        rate = np.array([SEGMENT_SIGNATURES.get(seg, (0.0, ()))[0] for seg in SEGMENTS])[pop.segment] * mult * active
+        counts = wr.poisson(wr.uniforms(self._key("activity.signature", day), pop.customer_id), rate)
+        who = np.flatnonzero(counts)
+        c = counts[who]
+        pos = np.repeat(who, c)
+        k = np.arange(len(pos)) - np.repeat(np.cumsum(c) - c, c)
+        cid = pop.customer_id[pos]
+        table = np.full((len(SEGMENTS), max(len(t) for _, t in SEGMENT_SIGNATURES.values())), -1)
+        for s_idx, seg in enumerate(SEGMENTS):
+            types = SEGMENT_SIGNATURES.get(seg, (0.0, ()))[1]
+            for j in range(table.shape[1]):
+                if types:
+                    table[s_idx, j] = vocab.index(types[j % len(types)])
+        pick = np.floor(wr.uniforms(self._key("activity.signature.type", day), cid, k) * table.shape[1]).astype(np.int64)
+        type_code = table[pop.segment[pos], pick]
+        seconds = 7 * 3600 + wr.uniforms(self._key("activity.signature.time", day), cid, k) * 15 * 3600
+        channel = np.asarray([t.split(".")[0] for t in vocab.types], dtype=object)[type_code]
+        return interaction_frame(cid, timestamps(self.start, day, seconds), type_code, vocab, channel, None, None)
 
     def _orders(self, pop: Population, day: int, n_orders: np.ndarray) -> tuple[pd.DataFrame, pd.DataFrame]:
         p = self.params
@@ -277,7 +309,3 @@ class OrganicActivity:
         pop.eng_x += p.engagement_shock_sd * shock
         pop.fatigue *= 0.5 ** (1.0 / p.fatigue_half_life_days)
 
-
-def engagement_level(pop: Population, params: WorldParams) -> np.ndarray:
-    """Standardised current engagement of every customer (for ground-truth reports)."""
-    return engagement_z(pop, np.arange(len(pop)), params)

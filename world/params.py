@@ -56,16 +56,16 @@ UNKNOWN_CHANNEL_EFFECT = ChannelEffect(base=0.5, intrusiveness=0.5, click_rate=0
 
 #: Seasonality of category demand: (amplitude in logit units, peak day of year).
 DEFAULT_SEASONALITY: dict[str, tuple[float, int]] = {
-    "garden": (0.6, 130),
-    "kids": (0.5, 235),
-    "electronics": (0.45, 340),
-    "fashion_women": (0.25, 85),
-    "fashion_men": (0.25, 270),
-    "shoes": (0.25, 95),
-    "sports": (0.3, 10),
-    "home": (0.2, 300),
-    "beauty": (0.25, 345),
-    "books": (0.2, 350),
+    "garden": (0.35, 130),
+    "kids": (0.3, 235),
+    "electronics": (0.3, 340),
+    "fashion_women": (0.15, 85),
+    "fashion_men": (0.15, 270),
+    "shoes": (0.15, 95),
+    "sports": (0.2, 10),
+    "home": (0.1, 300),
+    "beauty": (0.15, 345),
+    "books": (0.15, 350),
     "health": (0.1, 30),
 }
 
@@ -96,8 +96,8 @@ class WorldParams:
     # ---- organic activity
     interactions_per_day: float = 0.15  # median customer's expected interactions per day
     engagement_sd: float = 0.8  # sd of the customer's log interaction rate
-    engagement_ar: float = 0.98  # daily persistence of engagement swings
-    engagement_shock_sd: float = 0.08
+    engagement_ar: float = 0.99  # daily persistence of engagement swings
+    engagement_shock_sd: float = 0.05
     orders_per_day: float = 0.018  # median customer's expected orders per day
     order_value: float = 45.0  # median order line amount
     activity_seasonality: float = 0.15  # amplitude of the yearly activity cycle (peak early December)
@@ -106,14 +106,14 @@ class WorldParams:
     newsletter_signup_rate: float = 0.0008
     # ---- response truth (logit scale)
     base_logit: float = -4.05
-    engagement_effect: float = 0.5
+    engagement_effect: float = 0.4
     affinity_effect: float = 0.5
     value_effect: float = 0.2
     offer_value_effect: float = -0.3  # per log(value / 60): dearer offers convert less
     stage_gap_effect: float = -0.2  # per journey stage between the customer and the offer
-    noise_sd: float = 0.25  # per customer x category, unobservable
+    noise_sd: float = 0.1  # per customer x category, unobservable
     segment_base: dict[str, float] = field(
-        default_factory=lambda: {"persuadable": -0.1, "sure_thing": 0.8, "lost_cause": -0.6, "sleeping_dog": 0.1}
+        default_factory=lambda: {"persuadable": -0.1, "sure_thing": 0.5, "lost_cause": -0.4, "sleeping_dog": 0.1}
     )
     segment_gain: dict[str, float] = field(
         default_factory=lambda: {"persuadable": 1.2, "sure_thing": 0.25, "lost_cause": 0.15, "sleeping_dog": 0.0}

@@ -37,7 +37,7 @@ _FIRST = {
 }
 _LAST = ("jansen", "devries", "bakker", "visser", "smit", "meijer", "mulder", "bos", "vos", "peters", "hendriks",
          "dekker", "brouwer", "dijkstra", "kok", "vermeulen", "schouten", "willems", "koster", "prins")
-_DOMAINS = ("example.com", "example.net", "example.org", "mail.example")
+_DOMAINS = ("example.com", "example.net", "example.org", "mail.example.org")
 _STREETS = ("Linden", "Oak", "Church", "Mill", "Station", "Harbour", "Garden", "Meadow", "Willow", "Market", "Bridge", "School")
 _SUFFIXES = ("Street", "Lane", "Road", "Avenue", "Square", "Way")
 
@@ -110,7 +110,7 @@ def generate_personal(pop: Population, rng: np.random.Generator, params: WorldPa
     variant = rng.integers(0, 3, bad_email.size)
     broken = np.asarray(
         [
-            e.replace("@", "") if v == 0 else e.replace("@", "@@") if v == 1 else e.rsplit(".", 1)[0]
+            e.replace("@", "") if v == 0 else e.replace("@", "@@") if v == 1 else e.replace("@", "@.")
             for e, v in zip(email[bad_email], variant)  # a few % of customers: cheap
         ],
         dtype=object,

@@ -219,7 +219,7 @@ def create_population(
         value_mult=value_mult,
         buy_rate=buy_rate,
         grumpiness=grumpiness,
-        gain_mult=np.exp(rng.normal(0, 0.2, n)),
+        gain_mult=np.exp(rng.normal(0, 0.1, n)),
         fatigue=np.zeros(n),
         moved_day=np.full(n, NEVER, dtype=np.int32),
         # Contracts (phone, energy) end some time in the next two years.

@@ -373,6 +373,10 @@ class World:
         is_dup = d["kind"].str.startswith("duplicate_")
         partner = pd.to_numeric(d["detail"].str.rsplit(" ", n=1).str[-1], errors="coerce")
         d = d[~is_dup | partner.isin(written)]  # a duplicate needs both customers in the table
+        # A newsletter sign-up during the history may have granted consent since.
+        consent_cols = [c.consent_field for c in self.config.channels.channels if c.consent_field]
+        still_missing = set(customers.loc[customers[consent_cols].isna().all(axis=1), "customer_id"])
+        d = d[(d["kind"] != "missing_consent_all") | d["customer_id"].isin(still_missing)]
 
         personal = [c for c in self.config.channels.channels if c.personal]
         reachable = np.zeros(len(customers), dtype=bool)

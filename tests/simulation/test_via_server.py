@@ -29,6 +29,10 @@ def run_cli(ws: Path, *args: str) -> str:
 def test_simulate_via_server_ranks_over_http_and_records_feedback(tmp_path: Path) -> None:
     ws = tmp_path / "ws"
     run_cli(ws, "init")
+    # On a world this small the S-learner's uplift is flat zero (it never splits on `contacted`),
+    # so nothing would clear the uplift objective; ranking by response keeps the plumbing busy.
+    policy = ws / "config" / "policy.yaml"
+    policy.write_text(policy.read_text().replace("objective: uplift", "objective: response"))
     run_cli(ws, "data", "generate", "--customers", "1200", "--days", "90", "--seed", "5")
     run_cli(ws, "features", "build")
     run_cli(ws, "train")

@@ -1,0 +1,74 @@
+"""Closed-loop benchmark: does the champion earn money, compared with the baselines and the oracle?
+
+For each seed, builds the demo's world (same size and history as ``nextbest demo``),
+its features and a champion (optionally tuned), then simulates the champion, the
+rules and random baselines and the oracle for 30 paired days, and prints one JSON
+line per seed plus a summary line:
+
+    python benchmarks/simulation.py                    # seeds 0 1 2, demo size
+    python benchmarks/simulation.py --seeds 0 --customers 10000
+
+Targets (``docs/architecture.md``): champion ≥ 80% of the oracle's incremental
+profit, ≥ 1.2× rules and ≥ 1.5× random, zero contact-policy violations.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+from nextbest.simulation.demo import DemoOptions, ensure_features, ensure_model, ensure_world
+from nextbest.simulation.runner import SimulationOptions, simulate
+from nextbest.workspace import Workspace
+
+
+def run_seed(root: Path, seed: int, customers: int, history_days: int, days: int, tune: int) -> dict[str, object]:
+    ws = Workspace(root / f"seed-{seed}").ensure()
+    ws.init_config()
+    options = DemoOptions(customers=customers, history_days=history_days, seed=seed, tune_trials=tune)
+    began = time.perf_counter()
+    quiet = lambda _m: None  # noqa: E731
+    ensure_world(ws, options, quiet)
+    ensure_features(ws, quiet)
+    ensure_model(ws, options, quiet)
+    prepared = time.perf_counter() - began
+    run = simulate(ws, SimulationOptions(days=days, policies=("champion", "rules", "random", "oracle"), seed=seed,
+                                         run_name="bench"))
+    r = {x.policy: x for x in run.results}
+    profit = {p: round(x.incremental_profit, 1) for p, x in r.items()}
+    expected = {p: round(x.expected_incremental_profit, 1) for p, x in r.items()}
+    champion = r["champion"].incremental_profit
+    return {
+        "seed": seed, "customers": customers, "days": days,
+        "incremental_profit": profit, "expected_incremental_profit": expected,
+        "champion_share_of_oracle": round(champion / r["oracle"].incremental_profit, 3),
+        "champion_vs_rules": round(champion / r["rules"].incremental_profit - 1, 3) if r["rules"].incremental_profit > 0 else None,
+        "champion_vs_random": round(champion / r["random"].incremental_profit - 1, 3) if r["random"].incremental_profit > 0 else None,
+        "violations": {p: x.total_violations for p, x in r.items()},
+        "seconds_prepare": round(prepared, 1), "seconds_simulate": round(run.seconds, 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--customers", type=int, default=DemoOptions.customers)
+    parser.add_argument("--history-days", type=int, default=DemoOptions.history_days)
+    parser.add_argument("--days", type=int, default=30)
+    parser.add_argument("--tune", type=int, default=0, help="Optuna trials per champion (the demo uses 5).")
+    args = parser.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="nextbest-sim-bench-") as tmp:
+        for seed in args.seeds:
+            row = run_seed(Path(tmp), seed, args.customers, args.history_days, args.days, args.tune)
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    shares = [r["champion_share_of_oracle"] for r in rows]
+    print(json.dumps({"summary": {"champion_share_of_oracle": shares, "mean": round(sum(shares) / len(shares), 3)}}))
+
+
+if __name__ == "__main__":
+    main()
