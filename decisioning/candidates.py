@@ -22,6 +22,7 @@ from nextbest.decisioning.history import HistoryView
 from nextbest.decisioning.rules import RuleFrame
 from nextbest.decisioning.ruleset import RuleSet
 from nextbest.errors import BadInputError
+from nextbest.models.encoding import Levels
 
 #: Suppression reason codes; the index is the code, 0 = not suppressed.
 REASONS: tuple[str, ...] = (
@@ -41,6 +42,8 @@ REASONS: tuple[str, ...] = (
     "channel_capacity",
 )
 CODE: dict[str, int] = {name: i for i, name in enumerate(REASONS) if name}
+
+_STAGES = Levels.of(JOURNEY_STAGES)
 
 
 @dataclass(frozen=True)
@@ -106,7 +109,7 @@ def stage_index(features: pd.DataFrame) -> np.ndarray:
     """Journey stage of each customer as 0..3; unknown counts as awareness (0)."""
     if "journey_stage" not in features.columns:
         raise BadInputError("feature frame has no column 'journey_stage'; the decision engine needs it")
-    codes = pd.Categorical(features["journey_stage"], categories=list(JOURNEY_STAGES)).codes
+    codes = _STAGES.codes_of(features["journey_stage"])
     return np.where(codes < 0, 0, codes).astype(np.int64)
 
 

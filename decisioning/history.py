@@ -97,14 +97,16 @@ class _CustomerLog:
         hi = np.searchsorted(keys, ids, side="right")
         lengths = hi - lo
         take = np.repeat(lo - np.cumsum(lengths) + lengths, lengths) + np.arange(lengths.sum())
-        parts = [{k: v[take] for k, v in self._base.items()}]
-        for tail in self._tail:
-            mine = np.isin(tail["customer_id"], ids)
-            if mine.any():
-                parts.append({k: v[mine] for k, v in tail.items()})
-        if len(parts) == 1:
-            return parts[0]
-        return {k: np.concatenate([p[k] for p in parts]) for k in self._names}
+        found = {k: v[take] for k, v in self._base.items()}
+        if not self._tail:
+            return found
+        if len(self._tail) > 1:  # one scan of the (short) tail instead of one per appended chunk
+            self._tail = [{k: np.concatenate([t[k] for t in self._tail]) for k in self._names}]
+        tail = self._tail[0]
+        mine = np.isin(tail["customer_id"], ids)
+        if not mine.any():
+            return found
+        return {k: np.concatenate([found[k], tail[k][mine]]) for k in self._names}
 
 
 def _positions(customer_ids: np.ndarray, keys: np.ndarray) -> np.ndarray:

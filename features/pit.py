@@ -49,7 +49,7 @@ def pit_ctes(config: NextbestConfig, *, filtered: bool) -> list[tuple[str, str]]
         ("pit_customers",
          f"SELECT {cols} FROM customers WHERE (member_since IS NULL OR CAST(member_since AS TIMESTAMP) < {AS_OF}){only}"),
         ("pit_interactions",
-         f"SELECT customer_id, ts, type, split_part(type, '.', 1) AS family, {age_days('ts')} AS age_days "
+         f"SELECT customer_id, ts, type, split_part(type, '.', 1) AS family, value, {age_days('ts')} AS age_days "
          f"FROM interactions WHERE ts < {AS_OF}{only}"),
         ("pit_transactions",
          f"SELECT customer_id, ts, order_id, coalesce(category, 'unknown') AS category, "

@@ -27,11 +27,13 @@ Entity = Literal["customer", "customer_offer"]
 Dtype = Literal["int", "float", "bool", "category"]
 Group = Literal[
     "profile", "geography", "engagement", "value", "basket", "reachability", "events", "personalisation",
-    "offer_history",
+    "affinity", "contacts", "offer_history",
 ]
 
 #: Window of the RFM / value features; part of their contract names (``frequency_365d``).
 VALUE_WINDOW_DAYS = 365
+#: Windows of the recent-contact counts; part of their names (``contacts_7d``).
+CONTACT_WINDOWS: tuple[int, ...] = (7, 30)
 #: Windows of the offer-history counts; part of their contract names (``shown_30d``).
 OFFER_SHOWN_WINDOWS: tuple[int, ...] = (30, 90)
 #: Response outcomes that count as "responded" (complaints and unsubscribes do not).
@@ -203,6 +205,35 @@ def feature_defs(config: NextbestConfig) -> tuple[FeatureDef, ...]:
     add("interest_category", "category", "personalisation",
         f"Category most viewed (web.view.category.<cat>) but not bought in the last {fc.interest_days} days; "
         "'none' if none.", fc.interest_days, "none")
+
+    # ---------------------------------------------------------------- affinity
+    add("category_events", "int", "affinity",
+        "Category-tagged events before the as-of time: order lines plus category views, cart and wish-list adds.",
+        None, 0)
+    for cat in basket_categories(config):
+        if cat != OTHER_CATEGORY:
+            add(f"category_affinity_{cat}", "float", "affinity",
+                f"Smoothed share of the category-tagged events in '{cat}' (1 / number of basket categories "
+                "without any).", None)
+
+    # ---------------------------------------------------------------- contacts and reactions
+    for d in CONTACT_WINDOWS:
+        add(f"contacts_{d}d", "int", "contacts", f"Contacts (any offer, any channel) in the last {d} days.", d, 0)
+    add("contacts_total", "int", "contacts", "Contacts before the as-of time.", None, 0)
+    add("holdouts_total", "int", "contacts", "Decisions held out (control, not contacted) before the as-of time.",
+        None, 0)
+    add("contact_responses", "int", "contacts",
+        f"Contacts answered ({'/'.join(POSITIVE_OUTCOMES)}) before the as-of time.", None, 0)
+    add("contact_conversions", "int", "contacts", "Contacts that converted before the as-of time.", None, 0)
+    add("holdout_conversions", "int", "contacts", "Held-out decisions that converted anyway.", None, 0)
+    add("contact_complaints", "int", "contacts", "Contacts answered with a complaint or an unsubscribe.", None, 0)
+    longest_window = max(fc.windows_days)
+    add(f"offer_views_{longest_window}d", "int", "contacts",
+        f"Views of the offers page (web.view.offer, app.screen.offers) in the last {longest_window} days.",
+        longest_window, 0)
+    add(f"complaints_{VALUE_WINDOW_DAYS}d", "int", "contacts",
+        f"service.complaint interactions in the last {VALUE_WINDOW_DAYS} days.", VALUE_WINDOW_DAYS, 0)
+    add("review_rating_avg", "float", "contacts", "Average social.review rating (1-5); null without reviews.")
 
     # ---------------------------------------------------------------- offer history
     for w in OFFER_SHOWN_WINDOWS:

@@ -11,6 +11,7 @@ nothing but the candidate rows.
 Derived columns (each only when its inputs are in the training frame):
 
 ``offer_category_share``     the customer's ``spend_share_<offer category>``
+``offer_category_affinity``  the customer's ``category_affinity_<offer category>`` (browsing and buying)
 ``offer_category_interest``  1 if ``interest_category`` is the offer's category
 ``offer_stage_gap``          |journey stage of the customer − the offer's stage| (in stages)
 """
@@ -28,6 +29,7 @@ from nextbest.config import JOURNEY_STAGES, NextbestConfig
 from nextbest.models.encoding import Levels
 
 SHARE_PREFIX = "spend_share_"
+AFFINITY_PREFIX = "category_affinity_"
 
 
 class OfferContext(TransformerMixin, BaseEstimator):
@@ -46,6 +48,8 @@ class OfferContext(TransformerMixin, BaseEstimator):
         Derived columns this fitted transformer adds.
     categories_with_share_ : list[str]
         Offer categories that have a ``spend_share_`` column.
+    categories_with_affinity_ : list[str]
+        Offer categories that have a ``category_affinity_`` column.
     """
 
     def __init__(
@@ -66,9 +70,12 @@ class OfferContext(TransformerMixin, BaseEstimator):
     def fit(self, X: pd.DataFrame, y: object = None) -> OfferContext:
         categories = sorted(set((self.offer_category or {}).values()))
         self.categories_with_share_ = [c for c in categories if f"{SHARE_PREFIX}{c}" in X.columns]
+        self.categories_with_affinity_ = [c for c in categories if f"{AFFINITY_PREFIX}{c}" in X.columns]
         outputs = []
         if self.categories_with_share_:
             outputs.append("offer_category_share")
+        if self.categories_with_affinity_:
+            outputs.append("offer_category_affinity")
         if self.offer_category and "interest_category" in X.columns:
             outputs.append("offer_category_interest")
         if self.offer_stage and "journey_stage" in X.columns:
@@ -80,11 +87,13 @@ class OfferContext(TransformerMixin, BaseEstimator):
     def _tables(self) -> _Tables:
         # Built on first use (a restored bundle never runs ``fit``) and kept while the
         # inputs are the same objects.
-        key = (self.offer_category, self.offer_stage, self.stages, self.categories_with_share_)
+        # Bundles saved before the affinity features existed have no ``categories_with_affinity_``.
+        with_affinity = self.__dict__.get("categories_with_affinity_", [])
+        key = (self.offer_category, self.offer_stage, self.stages, self.categories_with_share_, with_affinity)
         cached = self.__dict__.get("_tables_cache")
         if cached is None or any(a is not b for a, b in zip(cached[0], key, strict=True)):
             cached = (key, _Tables.build(self.offer_category or {}, self.offer_stage or {}, self.stages,
-                                         self.categories_with_share_))
+                                         self.categories_with_share_, with_affinity))
             self.__dict__["_tables_cache"] = cached
         return cached[1]
 
@@ -97,14 +106,11 @@ class OfferContext(TransformerMixin, BaseEstimator):
         category = t.offer_category[offer]  # -1 = no category, which nothing matches
         added: dict[str, np.ndarray] = {}
         if "offer_category_share" in self.outputs_:
-            share = np.full(len(X), np.nan)
-            shared = t.share_slot[category]
-            for k, c in enumerate(self.categories_with_share_):  # one vectorised pass per category, not per row
-                rows = np.flatnonzero(shared == k)
-                if len(rows):
-                    column = X[f"{SHARE_PREFIX}{c}"]
-                    share[rows] = pd.to_numeric(column.iloc[rows], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-            added["offer_category_share"] = share
+            added["offer_category_share"] = _pick(X, SHARE_PREFIX, self.categories_with_share_, t.share_slot[category])
+        if "offer_category_affinity" in self.outputs_:
+            added["offer_category_affinity"] = _pick(
+                X, AFFINITY_PREFIX, self.__dict__.get("categories_with_affinity_", []), t.affinity_slot[category]
+            )
         if "offer_category_interest" in self.outputs_:
             interest = t.categories.codes_of(X["interest_category"])
             added["offer_category_interest"] = ((interest == category) & (category >= 0)).astype(float)
@@ -113,6 +119,17 @@ class OfferContext(TransformerMixin, BaseEstimator):
             customer[customer < 0] = np.nan
             added["offer_stage_gap"] = np.abs(customer - t.offer_stage[offer])
         return X.assign(**added)
+
+
+def _pick(X: pd.DataFrame, prefix: str, categories: Sequence[str], slot: np.ndarray) -> np.ndarray:
+    """Per row, the ``<prefix><category>`` column of the row's slot (NaN for slot -1)."""
+    out = np.full(len(X), np.nan)
+    for k, c in enumerate(categories):  # one vectorised pass per category, not per row
+        rows = np.flatnonzero(slot == k)
+        if len(rows):
+            column = X[f"{prefix}{c}"]
+            out[rows] = pd.to_numeric(column.iloc[rows], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    return out
 
 
 @dataclass(frozen=True)
@@ -128,6 +145,7 @@ class _Tables:
     offer_category: np.ndarray  # category code per offer (-1 = none)
     offer_stage: np.ndarray  # stage index per offer (NaN = none)
     share_slot: np.ndarray  # position in categories_with_share_ per category code, -1 = none
+    affinity_slot: np.ndarray  # position in categories_with_affinity_ per category code, -1 = none
 
     @classmethod
     def build(
@@ -136,6 +154,7 @@ class _Tables:
         offer_stage: Mapping[str, str],
         stages: Sequence[str],
         with_share: Sequence[str],
+        with_affinity: Sequence[str] = (),
     ) -> _Tables:
         offer_ids = sorted(set(offer_category) | set(offer_stage))
         categories = sorted(set(offer_category.values()))
@@ -144,6 +163,7 @@ class _Tables:
         category = [cat_code.get(offer_category.get(o), -1) for o in offer_ids] + [-1]  # type: ignore[arg-type]
         stage = [stage_code.get(offer_stage.get(o), np.nan) for o in offer_ids] + [np.nan]  # type: ignore[arg-type]
         slot = {c: k for k, c in enumerate(with_share)}
+        affinity_slot = {c: k for k, c in enumerate(with_affinity)}
         return cls(
             offers=Levels.of(offer_ids),
             categories=Levels.of(categories),
@@ -151,4 +171,5 @@ class _Tables:
             offer_category=np.array(category, dtype=np.int64),
             offer_stage=np.array(stage, dtype=float),
             share_slot=np.array([slot.get(c, -1) for c in categories] + [-1], dtype=np.int64),
+            affinity_slot=np.array([affinity_slot.get(c, -1) for c in categories] + [-1], dtype=np.int64),
         )

@@ -77,7 +77,10 @@ class Levels:
         dtype = series.dtype
         if isinstance(dtype, pd.CategoricalDtype):
             # Map the few categories once; rows then take their category's code.
-            table = np.append(self.codes(_text(dtype.categories)), -1)
+            categories = dtype.categories.to_numpy(dtype=object)
+            if infer_dtype(categories, skipna=True) != "string":
+                categories = _text(categories)
+            table = np.append(self.codes(categories), -1)
             return table[series.array.codes]
         if dtype == object or pd.api.types.is_string_dtype(dtype):
             values = series.to_numpy(dtype=object)

@@ -168,9 +168,10 @@ class ResponseModel(BaseEstimator):
         """Top ``top`` feature contributions (log-odds) to ``p_contact`` per row, e.g. ``"engagement_score:+0.41"``."""
         if len(candidates) == 0:
             return []
-        contrib = self.learner_.predict_contrib(self._inputs(candidates)).drop(columns=["bias"])
-        values = contrib.to_numpy()
-        names = np.asarray(contrib.columns, dtype=object)
+        contrib = self.learner_.predict_contrib(self._inputs(candidates))
+        features = np.flatnonzero(contrib.columns != "bias")
+        values = contrib.to_numpy()[:, features]
+        names = np.asarray(contrib.columns, dtype=object)[features]
         k = min(top, values.shape[1])
         order = np.argsort(-np.abs(values), axis=1, kind="stable")[:, :k]
         picked = np.take_along_axis(values, order, axis=1)

@@ -246,3 +246,18 @@ def test_unknown_context_channel_is_rejected(config, features) -> None:
 def test_engine_needs_a_scorer(config) -> None:
     with pytest.raises(NotFoundError, match="run `nextbest train`"):
         DecisionEngine(config, {})
+
+
+def test_rank_documents_present_what_decide_chooses(config, features) -> None:
+    """``rank`` builds its documents from the same arrays as ``decide``: same choices, same order."""
+    engine = _engine(config)
+    out = engine.decide(features.iloc[:40], AT, seed=4, top_k=3, explain=True, history=ContactHistory.empty(config))
+    docs = engine.rank(features.iloc[:40], AT, top_k=3, seed=4, history=ContactHistory.empty(config))
+    assert [d.customer_id for d in docs] == out.decisions["customer_id"].tolist()
+    for doc, (_, acts) in zip(docs, out.actions.groupby("customer_id", sort=False), strict=True):
+        assert [(a.rank, a.offer_id, a.channel, a.reasons) for a in doc.actions] == [
+            (r.rank, r.offer_id, r.channel, r.reasons) for r in acts.itertuples()
+        ]
+        assert [a.propensity for a in doc.actions] == pytest.approx(acts["propensity"].tolist())
+    doc = RankResponse.model_validate_json(docs[0].model_dump_json())  # constructed documents are valid documents
+    assert doc == docs[0]

@@ -73,3 +73,38 @@ def test_written_rows_match_the_decisions_table(workspace) -> None:
     con.close()
     assert tuple(back.columns) == DECISION_COLUMNS
     assert back.loc[0, "decision_id"] == "d1" and bool(back.loc[0, "contacted"])
+
+
+def test_one_at_a_time_recording_sees_what_a_bulk_record_sees(config) -> None:
+    """The customer index (sorted base + tail, merged past a threshold) loses and repeats nothing."""
+    rng = np.random.default_rng(0)
+    n = 5000  # past the tail's merge threshold
+    made = pd.DataFrame(
+        {
+            "customer_id": rng.integers(1, 400, n),
+            "ts": AT - pd.to_timedelta(rng.uniform(0, 20, n), unit="D"),
+            "offer_id": rng.choice(["sports_gear", "book_club", "beauty_box"], n),
+            "channel": rng.choice(["email", "sms", "web"], n),
+            "contacted": True,
+        }
+    )
+    bulk = ContactHistory.empty(config)
+    bulk.record(made)
+    single = ContactHistory.empty(config)
+    for start in range(0, n, 7):
+        single.record(made.iloc[start : start + 7])
+    ids = np.array([5, 17, 399, 1000, 42])
+    a, b = bulk.view(ids, AT), single.view(ids, AT)
+    for field in ("contacts", "contacts_by_channel", "cooling", "offer_remaining", "channel_remaining"):
+        np.testing.assert_array_equal(getattr(a, field), getattr(b, field))
+    assert a.contacts[3] == 0 and a.contacts[:3].sum() > 0
+    assert bulk.offer_totals == single.offer_totals and bulk.channel_days == single.channel_days
+
+
+def test_recorded_negatives_suppress_only_their_customer(config) -> None:
+    history = ContactHistory.empty(config)
+    history.record_negative(np.array([3]), AT - dt.timedelta(days=1), "complaint")
+    history.record_negative(np.array([4]), AT - dt.timedelta(days=1), "unsubscribe")
+    view = history.view(np.array([4, 3, 5]), AT)
+    assert view.complaint.tolist() == [False, True, False]
+    assert view.negative.tolist() == [True, False, False]

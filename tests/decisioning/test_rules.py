@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from nextbest.config import load_config
-from nextbest.decisioning.rules import RuleError, check_names, parse_rule
+from nextbest.decisioning.rules import RuleError, RuleFrame, check_names, parse_rule
 from nextbest.errors import ConfigError
 
 FRAME = pd.DataFrame(
@@ -132,3 +132,23 @@ def test_default_config_rules_all_compile() -> None:
     rules = RuleSet.from_config(load_config())
     assert rules.eligibility["reading_glasses"].features == ("age",)
     assert set(rules.segments) == {"young_urban_rising", "high_value", "lapsing", "rural_families"}
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("age >= 40", [False, False, True]),
+        ("urbanity == 'urban' and not flag", [False, False, False]),
+        ("flag or age between 25 and 35", [True, False, False]),
+        ("urbanity is null", [False, False, True]),
+        ("not flag", [False, False, True]),
+    ],
+)
+def test_rules_share_one_rule_frame(text: str, expected: list[bool]) -> None:
+    frame = pd.DataFrame(
+        {"age": [30.0, None, 50.0], "urbanity": ["urban", "rural", None], "flag": pd.array([True, None, False], dtype="boolean")}
+    )
+    prepared = RuleFrame(frame)
+    prepared.operand("age")  # a column converted for one rule is reused by the next
+    assert parse_rule(text).evaluate(prepared).tolist() == expected
+    assert parse_rule(text).evaluate(frame).tolist() == expected

@@ -43,9 +43,9 @@ def _write(path: Path, n: int, days: int, seed: int) -> dict[str, pd.DataFrame]:
 
 # ---------------------------------------------------------------------------- determinism
 def test_same_seed_gives_identical_tables_and_another_seed_differs(tmp_path: Path) -> None:
-    a = _write(tmp_path / "a.duckdb", 300, 21, seed=5)
-    b = _write(tmp_path / "b.duckdb", 300, 21, seed=5)
-    c = _write(tmp_path / "c.duckdb", 300, 21, seed=6)
+    a = _write(tmp_path / "a.duckdb", 250, 15, seed=5)
+    b = _write(tmp_path / "b.duckdb", 250, 15, seed=5)
+    c = _write(tmp_path / "c.duckdb", 250, 15, seed=6)
     for name in a:
         assert len(a[name]) > 0, name
         pd.testing.assert_frame_equal(a[name], b[name], obj=name)

@@ -1,0 +1,75 @@
+"""Contact history and reactions: fatigue, response to past campaigns, complaints, service.
+
+These are the traces of *how a customer reacts to marketing*, which is what uplift
+depends on:
+
+* fatigue - contacts (any offer, any channel) in the last 7 and 30 days;
+* past campaigns - contacts and hold-outs so far, contacted decisions answered
+  (open/click/visit/conversion) or converted, hold-out decisions that converted
+  anyway, and contacts answered with a complaint or an unsubscribe;
+* promotion interest - views of the offers page (:data:`OFFER_VIEW_TYPES`) in the
+  longest count window;
+* care - service-desk complaints in the value window and the average review rating.
+
+Decisions and responses come from the point-in-time views, so a response counts
+only once it happened before the as-of time.
+"""
+
+from __future__ import annotations
+
+from nextbest.features.query import GroupQuery, literal
+from nextbest.features.registry import CONTACT_WINDOWS, POSITIVE_OUTCOMES, VALUE_WINDOW_DAYS
+
+from nextbest.config import NextbestConfig
+
+#: Interaction types that are a look at the current offers or promotions.
+OFFER_VIEW_TYPES: tuple[str, ...] = ("web.view.offer", "app.screen.offers")
+COMPLAINT_TYPE = "service.complaint"
+REVIEW_TYPE = "social.review"
+#: Responses that say "stop": a complaint about the contact or an unsubscribe.
+NEGATIVE_OUTCOMES: tuple[str, ...] = ("complaint", "unsubscribe")
+
+
+def _in(values: tuple[str, ...]) -> str:
+    return f"({', '.join(literal(v) for v in values)})"
+
+
+def offer_views_name(config: NextbestConfig) -> str:
+    """Name of the offer-page view count (the longest count window)."""
+    return f"offer_views_{max(config.features.windows_days)}d"
+
+
+def query(config: NextbestConfig) -> GroupQuery:
+    """Contact counts, campaign reactions and care signals per customer."""
+    w = max(config.features.windows_days)
+    recent = ", ".join(
+        f"count(*) FILTER (WHERE contacted AND age_days <= {d}) AS contacts_{d}d" for d in CONTACT_WINDOWS
+    )
+    contacts = (
+        f"SELECT customer_id, {recent}, count(*) FILTER (WHERE contacted) AS contacts_total, "
+        "count(*) FILTER (WHERE NOT contacted) AS holdouts_total "
+        "FROM pit_decisions WHERE offer_id IS NOT NULL GROUP BY customer_id"
+    )
+    reactions = (
+        "SELECT customer_id, "
+        f"count(DISTINCT decision_id) FILTER (WHERE contacted AND outcome IN {_in(POSITIVE_OUTCOMES)}) "
+        "AS contact_responses, "
+        "count(DISTINCT decision_id) FILTER (WHERE contacted AND outcome = 'conversion') AS contact_conversions, "
+        "count(DISTINCT decision_id) FILTER (WHERE NOT contacted AND outcome = 'conversion') AS holdout_conversions, "
+        f"count(DISTINCT decision_id) FILTER (WHERE contacted AND outcome IN {_in(NEGATIVE_OUTCOMES)}) "
+        "AS contact_complaints "
+        "FROM pit_responses GROUP BY customer_id"
+    )
+    care = (
+        "SELECT customer_id, "
+        f"count(*) FILTER (WHERE type IN {_in(OFFER_VIEW_TYPES)} AND age_days <= {w}) AS {offer_views_name(config)}, "
+        f"count(*) FILTER (WHERE type = {literal(COMPLAINT_TYPE)} AND age_days <= {VALUE_WINDOW_DAYS}) "
+        f"AS complaints_{VALUE_WINDOW_DAYS}d, "
+        f"avg(value) FILTER (WHERE type = {literal(REVIEW_TYPE)}) AS review_rating_avg "
+        f"FROM pit_interactions WHERE type IN {_in((*OFFER_VIEW_TYPES, COMPLAINT_TYPE, REVIEW_TYPE))} "
+        "GROUP BY customer_id"
+    )
+    return GroupQuery(
+        ctes=[("g_contacts", contacts), ("g_reactions", reactions), ("g_care", care)],
+        joined=["g_contacts", "g_reactions", "g_care"],
+    )
