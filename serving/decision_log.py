@@ -20,6 +20,7 @@ import threading
 import time
 from pathlib import Path
 
+import duckdb
 import pandas as pd
 
 from nextbest.serving.connections import WarehouseBusyError, warehouse_connection
@@ -150,6 +151,7 @@ class DecisionWriter:
     def _write(self, batches: list[pd.DataFrame], stopping: bool) -> None:
         frame = pd.concat(batches, ignore_index=True)
         committed = False
+        transient_failures = 0
         attempt_deadline = time.monotonic() + (self.lock_timeout_s * 3 if stopping else self.lock_timeout_s)
         while not committed:
             try:
@@ -162,9 +164,14 @@ class DecisionWriter:
                     # Put the batch back so newer rows join it; the next round retries.
                     self._requeue(batches)
                     return
-            except Exception:
-                log.exception("could not write %d decision rows; they are dropped", len(frame))
-                break
+            except duckdb.Error:
+                # A connection opened while another thread closes the last handle on the
+                # same file can come up without the Python scan functions; reopening fixes it.
+                transient_failures += 1
+                if transient_failures >= 3:
+                    log.exception("could not write %d decision rows; they are dropped", len(frame))
+                    break
+                time.sleep(0.05 * transient_failures)
         with self._cond:
             if committed:
                 self.rows_written += len(frame)

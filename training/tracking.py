@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import math
 import tempfile
 from collections.abc import Mapping
@@ -25,8 +27,16 @@ def use_workspace(ws: Workspace) -> str:
     rather than ``./mlruns`` of wherever the command was started.
     """
     uri = ws.tracking_uri
+    # mlflow.set_tracking_uri also exports MLFLOW_TRACKING_URI, which Workspace reads as
+    # a user override: left set, every later workspace in this process would log here.
+    before = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
+    for key, value in before.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
     return uri
 
 

@@ -13,6 +13,7 @@ import pytest
 from tests.decisioning.decisioning_helpers import fitted_scorer
 from typer.testing import CliRunner
 
+from nextbest.training.tracking import use_workspace
 from nextbest.cli import app
 from nextbest.config import load_config
 from nextbest.decisioning.synthetic import random_features
@@ -46,7 +47,7 @@ def ready(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
     write_snapshot(con, config, features, history, doc)
     con.close()
 
-    mlflow.set_tracking_uri(ws.tracking_uri)
+    use_workspace(ws)
     mlflow.set_experiment("test")
     with mlflow.start_run(), tempfile.TemporaryDirectory() as tmp:
         folder = fitted_scorer().save(Path(tmp) / SCORER_ARTIFACT)

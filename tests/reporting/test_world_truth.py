@@ -19,12 +19,12 @@ world_mod = pytest.importorskip("nextbest.world.world", reason="the synthetic wo
 
 @pytest.fixture(scope="module")
 def world_log(tmp_path_factory: pytest.TempPathFactory) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Outcomes of a 2,000-customer, 150-day world and the truth of each decision."""
+    """Outcomes of a 6,000-customer, 150-day world and the truth of each decision."""
     config = load_config()
     path: Path = tmp_path_factory.mktemp("world") / "warehouse.duckdb"
     con = connect(path)
     try:
-        world_mod.World.create(2000, seed=11, config=config).write_history(con, days=150)
+        world_mod.World.create(6000, seed=11, config=config).write_history(con, days=150)
         outcomes = load_outcomes(con, config)
         truth = con.execute("SELECT * FROM ground_truth.decision_truth").df()
     finally:

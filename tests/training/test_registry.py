@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from mlflow import MlflowClient
 
+from nextbest.training.tracking import use_workspace
 from nextbest.config import PromotionGate
 from nextbest.errors import BadInputError, NotFoundError
 from nextbest.models.registry import MODEL_NAME, get_version, load_scorer
@@ -55,7 +56,7 @@ def test_train_registers_champion_and_round_trips(synthetic_workspace: Workspace
     candidates = training_set.frame.iloc[:500]
     native = scorer.score(candidates)
     assert list(native.columns) == list(SCORE_COLUMNS)
-    mlflow.set_tracking_uri(ws.tracking_uri)
+    use_workspace(ws)
     pyfunc = mlflow.pyfunc.load_model(f"models:/{MODEL_NAME}@champion")
     np.testing.assert_array_equal(pyfunc.predict(candidates[list(training_set.feature_columns)]).to_numpy(), native.to_numpy())
     np.testing.assert_allclose(native["uplift"], native["p_contact"] - native["p_control"])
