@@ -38,7 +38,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 
 from nextbest.config import JOURNEY_STAGES, NextbestConfig
-from nextbest.models.encoding import Levels
+from nextbest.models.encoding import Levels, with_columns
 
 SHARE_PREFIX = "spend_share_"
 AFFINITY_PREFIX = "category_affinity_"
@@ -173,7 +173,7 @@ class OfferContext(TransformerMixin, BaseEstimator):
             customer = t.stages.codes_of(X["journey_stage"]).astype(float)
             customer[customer < 0] = np.nan
             added["offer_stage_gap"] = np.abs(customer - t.offer_stage[offer])
-        return X.assign(**added)
+        return with_columns(X, added)
 
 
     def _affinity(self, X: pd.DataFrame, slot: np.ndarray) -> np.ndarray:

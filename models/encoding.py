@@ -92,6 +92,19 @@ class Levels:
         return np.append(self.codes(_text(uniques)), -1)[inverse]
 
 
+def with_columns(X: pd.DataFrame, columns: dict[str, object]) -> pd.DataFrame:
+    """``X.assign(**columns)`` in one step.
+
+    Candidate frames hold many single-column blocks (categoricals, nullable
+    integers); adding columns one ``insert`` at a time to such a frame is slow
+    and makes pandas warn about fragmentation, so new columns are concatenated
+    at once. Replacing an existing column is a plain ``assign``.
+    """
+    if any(c in X.columns for c in columns):
+        return X.assign(**columns)
+    return pd.concat([X, pd.DataFrame(columns, index=X.index)], axis=1)
+
+
 def _text(values: pd.Index | pd.Series | np.ndarray) -> np.ndarray:
     """``values`` as the strings ``astype("string")`` makes of them (missing as ``None``)."""
     return pd.Series(values).astype("string").to_numpy(dtype=object, na_value=None)

@@ -19,6 +19,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, clone
 
 from nextbest.errors import BadInputError
+from nextbest.models.encoding import with_columns
 
 #: Up to this many rows, both arms are predicted in one call on a stacked copy; above
 #: it the copy costs more than the call it saves, so the matrix is flipped in place.
@@ -92,7 +93,7 @@ class SLearner(_UpliftBase):
         return self.estimator_.predict_proba(X.assign(**{self.treatment_column: _treatment(X, self.treatment_column)}))
 
     def predict_outcomes(self, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-        treated = X.assign(**{self.treatment_column: True})
+        treated = with_columns(X, {self.treatment_column: True})
         encoder = getattr(self.estimator_, "encoder_", None)
         if encoder is not None:
             # Encode once; the control arm is the same matrix with the treatment column off.
@@ -114,7 +115,7 @@ class SLearner(_UpliftBase):
 
     def predict_contrib(self, X: pd.DataFrame) -> pd.DataFrame:
         """Contributions to the *contacted* prediction, without the treatment column itself."""
-        contrib = self.estimator_.predict_contrib(X.assign(**{self.treatment_column: True}))
+        contrib = self.estimator_.predict_contrib(with_columns(X, {self.treatment_column: True}))
         keep = contrib.columns != self.treatment_column  # a positional take: cheaper than drop() on small frames
         return pd.DataFrame(contrib.to_numpy()[:, keep], columns=contrib.columns[keep], index=contrib.index)
 
