@@ -44,6 +44,7 @@ from nextbest.decisioning.documents import Context
 from nextbest.decisioning.engine import DecisionEngine, complete_features
 from nextbest.decisioning.history import ContactHistory
 from nextbest.decisioning.synthetic import random_features, random_training_rows
+from nextbest.models.encoding import with_columns
 from nextbest.models.lgbm import LGBMResponseClassifier
 from nextbest.models.response import ResponseModel
 from nextbest.models.uplift import SLearner
@@ -132,7 +133,7 @@ def main() -> None:
     t_score = time.perf_counter() - t0
     clf = model.learner_.estimator_
     treatment = model.learner_.treatment_column
-    matrix = clf.encoder_.transform(model._derive(frame).assign(**{treatment: True}))
+    matrix = clf.encoder_.transform(with_columns(model._derive(frame), {treatment: True}))
     column = list(clf.encoder_.feature_names_in_).index(treatment)
     t_raw = 0.0
     for contacted in (1.0, 0.0):

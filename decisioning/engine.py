@@ -438,8 +438,13 @@ class DecisionEngine:
         # Column labels as objects: scorers add columns, and inserting into an Arrow-backed
         # string index costs ~0.1 ms a column, most of a single-customer decision.
         frame.columns = frame.columns.astype(object)
-        frame.insert(1, "offer_id", pd.Categorical.from_codes(offer, categories=list(self.offer_ids)))
-        frame.insert(2, "channel", pd.Categorical.from_codes(channel, categories=list(self.channel_ids)))
+        pair = pd.DataFrame(
+            {
+                "offer_id": pd.Categorical.from_codes(offer, categories=list(self.offer_ids)),
+                "channel": pd.Categorical.from_codes(channel, categories=list(self.channel_ids)),
+            }
+        )
+        added: dict[str, np.ndarray] = {}
         if offer_history is not None and len(frame):
             n_of = len(self.offer_ids)
             oh_pos = pd.Index(features["customer_id"].to_numpy(dtype=np.int64)).get_indexer(offer_history["customer_id"].to_numpy())
@@ -452,8 +457,16 @@ class DecisionEngine:
                 if col in offer_history.columns:
                     # The appended fill value is what index -1 (never shown) picks.
                     values = np.append(offer_history[col].to_numpy(dtype=float, na_value=np.nan), fill)
-                    frame[col] = values[hit]
-        return frame
+                    added[col] = values[hit]
+        # One concatenation, not an insert per column: the frame has a block per categorical
+        # or nullable column, and pandas slows down (and warns) on inserts into such frames.
+        parts = [frame.iloc[:, :1], pair, frame.iloc[:, 1:]]
+        fresh = {c: v for c, v in added.items() if c not in frame.columns}
+        if fresh:
+            parts.append(pd.DataFrame(fresh))
+        frame = pd.concat(parts, axis=1)
+        replaced = {c: v for c, v in added.items() if c not in fresh}
+        return frame.assign(**replaced) if replaced else frame
 
     def _score(self, candidates: pd.DataFrame, row_arm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         p_contact = np.zeros(len(candidates))

@@ -7,8 +7,10 @@ depends on:
 * past campaigns - contacts and hold-outs so far, contacted decisions answered
   (open/click/visit/conversion) or converted, hold-out decisions that converted
   anyway, and contacts answered with a complaint or an unsubscribe;
-* promotion interest - views of the offers page (:data:`OFFER_VIEW_TYPES`) in the
-  longest count window;
+* habits (:data:`SIGNALS`) - over the whole history, how often a customer looks at the
+  offers page, likes or shares on social media, calls the service desk, visits the
+  e-mail preferences or logs in, as counts and as shares of all their interactions
+  (a share separates a habit from mere activity);
 * care - service-desk complaints in the value window and the average review rating.
 
 Decisions and responses come from the point-in-time views, so a response counts
@@ -18,12 +20,12 @@ only once it happened before the as-of time.
 from __future__ import annotations
 
 from nextbest.features.query import GroupQuery, literal
-from nextbest.features.registry import CONTACT_WINDOWS, POSITIVE_OUTCOMES, VALUE_WINDOW_DAYS
+from nextbest.features.registry import CONTACT_WINDOWS, HABIT_SIGNALS, POSITIVE_OUTCOMES, VALUE_WINDOW_DAYS
 
 from nextbest.config import NextbestConfig
 
-#: Interaction types that are a look at the current offers or promotions.
-OFFER_VIEW_TYPES: tuple[str, ...] = ("web.view.offer", "app.screen.offers")
+#: Habit signals (declared with the registry): feature stem -> interaction types.
+SIGNALS = HABIT_SIGNALS
 COMPLAINT_TYPE = "service.complaint"
 REVIEW_TYPE = "social.review"
 #: Responses that say "stop": a complaint about the contact or an unsubscribe.
@@ -34,14 +36,8 @@ def _in(values: tuple[str, ...]) -> str:
     return f"({', '.join(literal(v) for v in values)})"
 
 
-def offer_views_name(config: NextbestConfig) -> str:
-    """Name of the offer-page view count (the longest count window)."""
-    return f"offer_views_{max(config.features.windows_days)}d"
-
-
 def query(config: NextbestConfig) -> GroupQuery:
     """Contact counts, campaign reactions and care signals per customer."""
-    w = max(config.features.windows_days)
     recent = ", ".join(
         f"count(*) FILTER (WHERE contacted AND age_days <= {d}) AS contacts_{d}d" for d in CONTACT_WINDOWS
     )
@@ -60,16 +56,17 @@ def query(config: NextbestConfig) -> GroupQuery:
         "AS contact_complaints "
         "FROM pit_responses GROUP BY customer_id"
     )
+    signals = ", ".join(f"count(*) FILTER (WHERE type IN {_in(types)}) AS {stem}_total"
+                        for stem, types in SIGNALS.items())
     care = (
-        "SELECT customer_id, "
-        f"count(*) FILTER (WHERE type IN {_in(OFFER_VIEW_TYPES)} AND age_days <= {w}) AS {offer_views_name(config)}, "
+        f"SELECT customer_id, count(*) AS _all_interactions, {signals}, "
         f"count(*) FILTER (WHERE type = {literal(COMPLAINT_TYPE)} AND age_days <= {VALUE_WINDOW_DAYS}) "
         f"AS complaints_{VALUE_WINDOW_DAYS}d, "
         f"avg(value) FILTER (WHERE type = {literal(REVIEW_TYPE)}) AS review_rating_avg "
-        f"FROM pit_interactions WHERE type IN {_in((*OFFER_VIEW_TYPES, COMPLAINT_TYPE, REVIEW_TYPE))} "
-        "GROUP BY customer_id"
+        "FROM pit_interactions GROUP BY customer_id"
     )
     return GroupQuery(
         ctes=[("g_contacts", contacts), ("g_reactions", reactions), ("g_care", care)],
         joined=["g_contacts", "g_reactions", "g_care"],
+        derived={f"{stem}_share": f"{stem}_total / nullif(_all_interactions, 0)" for stem in SIGNALS},
     )

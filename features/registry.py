@@ -34,6 +34,14 @@ Group = Literal[
 VALUE_WINDOW_DAYS = 365
 #: Windows of the recent-contact counts; part of their names (``contacts_7d``).
 CONTACT_WINDOWS: tuple[int, ...] = (7, 30)
+#: Habit signals: feature stem -> the interaction types it counts (``<stem>_total``, ``<stem>_share``).
+HABIT_SIGNALS: dict[str, tuple[str, ...]] = {
+    "offer_views": ("web.view.offer", "app.screen.offers"),
+    "social_promotion": ("social.like", "social.share", "social.follow"),
+    "service_contacts": ("service.call", "service.chat", "service.complaint"),
+    "preference_visits": ("email.preferences",),
+    "logins": ("web.login", "app.open"),
+}
 #: Windows of the offer-history counts; part of their contract names (``shown_30d``).
 OFFER_SHOWN_WINDOWS: tuple[int, ...] = (30, 90)
 #: Response outcomes that count as "responded" (complaints and unsubscribes do not).
@@ -227,10 +235,10 @@ def feature_defs(config: NextbestConfig) -> tuple[FeatureDef, ...]:
     add("contact_conversions", "int", "contacts", "Contacts that converted before the as-of time.", None, 0)
     add("holdout_conversions", "int", "contacts", "Held-out decisions that converted anyway.", None, 0)
     add("contact_complaints", "int", "contacts", "Contacts answered with a complaint or an unsubscribe.", None, 0)
-    longest_window = max(fc.windows_days)
-    add(f"offer_views_{longest_window}d", "int", "contacts",
-        f"Views of the offers page (web.view.offer, app.screen.offers) in the last {longest_window} days.",
-        longest_window, 0)
+    for stem, types in HABIT_SIGNALS.items():
+        add(f"{stem}_total", "int", "contacts", f"{' / '.join(types)} interactions before the as-of time.", None, 0)
+        add(f"{stem}_share", "float", "contacts",
+            f"{stem}_total / all interactions before the as-of time; null without interactions.")
     add(f"complaints_{VALUE_WINDOW_DAYS}d", "int", "contacts",
         f"service.complaint interactions in the last {VALUE_WINDOW_DAYS} days.", VALUE_WINDOW_DAYS, 0)
     add("review_rating_avg", "float", "contacts", "Average social.review rating (1-5); null without reviews.")

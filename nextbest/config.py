@@ -250,18 +250,20 @@ class TrainingConfig(_Frozen):
     strategy: Literal["global", "per_offer_channel"] = "global"
     validation_share: float = Field(default=0.15, gt=0, lt=0.5)
     test_share: float = Field(default=0.15, gt=0, lt=0.5)
-    calibration: Literal["isotonic", "sigmoid", "none"] = "isotonic"
-    n_estimators: int = Field(default=400, ge=10)
-    learning_rate: float = Field(default=0.05, gt=0)
-    num_leaves: int = Field(default=31, ge=2)
+    calibration: Literal["isotonic", "sigmoid", "none"] = "sigmoid"
+    n_estimators: int = Field(default=2000, ge=10)
+    learning_rate: float = Field(default=0.02, gt=0)
+    num_leaves: int = Field(default=7, ge=2)
+    feature_fraction: float = Field(default=0.5, gt=0, le=1, description="LightGBM share of features per tree.")
+    lambda_l2: float = Field(default=10.0, ge=0, description="LightGBM L2 penalty on leaf values.")
     seed: int = 0
     promotion: PromotionGate = PromotionGate()
     uplift_learner: Literal["s", "t", "x"] = Field(
         default="s",
         description="s: one model with 'contacted' as a feature; t: one model per arm; x: X-learner on top of t.",
     )
-    min_child_samples: int = Field(default=100, ge=1, description="LightGBM min_data_in_leaf.")
-    early_stopping_rounds: int = Field(default=30, ge=1, description="Stop when validation log loss stalls.")
+    min_child_samples: int = Field(default=200, ge=1, description="LightGBM min_data_in_leaf.")
+    early_stopping_rounds: int = Field(default=100, ge=1, description="Stop when validation log loss stalls.")
     experiments: tuple[str, ...] | None = Field(
         default=None, description="Train only on decisions of these experiments (e.g. [historical]); null = all."
     )

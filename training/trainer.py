@@ -94,6 +94,8 @@ def base_params(training: TrainingConfig) -> dict[str, Any]:
         "learning_rate": training.learning_rate,
         "num_leaves": training.num_leaves,
         "min_child_samples": training.min_child_samples,
+        "feature_fraction": training.feature_fraction,
+        "lambda_l2": training.lambda_l2,
         "early_stopping_rounds": training.early_stopping_rounds,
         "random_state": training.seed,
         "n_jobs": training.n_jobs,
