@@ -14,7 +14,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 #: Something@domain.tld: one ``@``, no spaces, a dot in the domain, a 2+ letter top-level domain.
-EMAIL_PATTERN = r"[^@\s]+@[^@\s]+\.[A-Za-z]{2,}"
+# Local part, then a domain of non-empty labels (no leading, trailing or doubled dots) and a TLD.
+EMAIL_PATTERN = r"[^@\s]+@(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\.)+[A-Za-z]{2,}"
 
 #: Characters dropped before a phone number is checked or compared (spacing and punctuation).
 PHONE_SEPARATORS = r"[\s().\-/]"

@@ -121,8 +121,10 @@ def generate_personal(pop: Population, rng: np.random.Generator, params: WorldPa
     bad_phone = _pick(rng, np.flatnonzero(~phone_missing), params.invalid_phone_share, n)
     variant = rng.integers(0, 2, bad_phone.size)
     phone[bad_phone] = np.asarray(
-        # Both variants keep every digit, so malformed numbers stay unique (no accidental duplicates).
-        [p[:-3] + "-" + p[-3:] if v == 0 else p[:6] + "AB" + p[6:] for p, v in zip(phone[bad_phone], variant)], dtype=object
+        # Letters inside the number: malformed under the documented rule (warehouse/contact.py),
+        # which ignores separators, so a dash alone would still be valid. Every digit is kept,
+        # so malformed numbers stay unique (no accidental duplicates).
+        [p[:-3] + "x" + p[-3:] if v == 0 else p[:6] + "AB" + p[6:] for p, v in zip(phone[bad_phone], variant)], dtype=object
     )
     record("invalid_phone", bad_phone, "malformed phone number")
 

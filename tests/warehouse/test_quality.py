@@ -145,25 +145,10 @@ def generated(world_warehouse) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 SEEDED_KINDS = [
     "invalid_email",
-    pytest.param(
-        "invalid_phone",
-        marks=pytest.mark.xfail(
-            reason="the world seeds numbers with a misplaced dash ('+31634897-289') as malformed, while the "
-            "documented rule (warehouse/contact.py) ignores separators; the world should use "
-            "nextbest.warehouse.contact.valid_phone_mask",
-            strict=False,
-        ),
-    ),
+    "invalid_phone",
     "duplicate_email",
     "duplicate_phone",
-    pytest.param(
-        "missing_consent_all",
-        marks=pytest.mark.xfail(
-            reason="the world records customers seeded without any consent even when the simulated history "
-            "later gave them one (e.g. a newsletter sign-up); World._written_defects must drop those",
-            strict=False,
-        ),
-    ),
+    "missing_consent_all",
     "unreachable",
 ]
 
