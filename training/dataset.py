@@ -48,6 +48,8 @@ DECISION_COLUMNS: tuple[str, ...] = (
 TREATMENT = "contacted"
 #: Candidate columns the response model always reads besides the features.
 ACTION_COLUMNS: tuple[str, ...] = ("offer_id", "channel")
+#: Action columns that describe how a contact is made: no effect without one (see ``SLearner``).
+TREATMENT_FEATURES: tuple[str, ...] = ("channel",)
 
 
 @dataclass(frozen=True)

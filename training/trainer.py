@@ -41,10 +41,10 @@ from nextbest.models.metrics import (
 from nextbest.models.pyfunc import SCORER_ARTIFACT, ResponseModelPyfunc, signature_for
 from nextbest.models.registry import CHALLENGER, CHAMPION, MODEL_NAME, RegisteredVersion, get_version, set_alias
 from nextbest.models.response import ResponseModel, assert_no_personal_columns
-from nextbest.models.uplift import LEARNERS
+from nextbest.models.uplift import LEARNERS, SLearner
 from nextbest.models.value import ResponseValueModel
 from nextbest.training import tracking
-from nextbest.training.dataset import TimeSplit, TrainingSet, time_split
+from nextbest.training.dataset import TREATMENT_FEATURES, TimeSplit, TrainingSet, time_split
 from nextbest.workspace import Workspace
 
 Strategy = Literal["global", "per_offer_channel"]
@@ -115,8 +115,10 @@ def make_model(
     base = LGBMResponseClassifier(categorical=categorical, defaults=defaults or None, **params)
     estimator = PerGroupClassifier(base) if strategy == "per_offer_channel" else base
     prior = {o.id: o.value for o in config.offers.offers}
+    # The channel only acts through a contact: the S-learner hides it on rows without one.
+    uplift = SLearner(estimator, treatment_features=TREATMENT_FEATURES) if learner == "s" else LEARNERS[learner](estimator)
     return ResponseModel(
-        LEARNERS[learner](estimator),
+        uplift,
         calibration=config.training.calibration,
         value_model=ResponseValueModel(prior=prior),
         context=OfferContext.from_config(config),
