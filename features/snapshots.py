@@ -25,7 +25,7 @@ from nextbest.features.registry import FeatureDef, customer_features, feature_de
 from nextbest.warehouse.db import transaction
 
 from nextbest.config import NextbestConfig
-from nextbest.errors import NotFoundError
+from nextbest.errors import BadInputError, NotFoundError
 
 SCHEMA = "features"
 SNAPSHOT = f"{SCHEMA}.customer_snapshot"
@@ -136,6 +136,16 @@ def read_snapshot(con: duckdb.DuckDBPyConnection, config: NextbestConfig, as_of:
                             f"(run `nextbest features build --as-of {when.date()}`)")
     names = [d.name for d in customer_features(feature_defs(config))]
     hist = [d.name for d in offer_history_features(feature_defs(config))]
+    stored = {r[0] for r in con.execute(f"SELECT * FROM {SNAPSHOT} LIMIT 0").description}
+    missing = [n for n in names if n not in stored]
+    if missing:
+        # The registry gained features since this snapshot was written (a nextbest upgrade or
+        # a config change): reading it would hand models a different feature set.
+        raise BadInputError(
+            f"the feature snapshot as of {when} predates the current feature set (missing: "
+            f"{', '.join(missing[:5])}{', ...' if len(missing) > 5 else ''}); rebuild it with "
+            f"`nextbest features build --as-of {when.date()}`"
+        )
     where, params = "as_of = $as_of", {"as_of": when.to_pydatetime()}
     if customer_ids is not None:
         where += " AND customer_id IN (SELECT UNNEST(CAST($ids AS BIGINT[])))"
