@@ -35,6 +35,8 @@ from pathlib import Path
 
 import httpx
 
+from nextbest.serving.process import wait_ready
+
 ROOT = Path(__file__).resolve().parents[1]
 NEXTBEST = [sys.executable, "-m", "nextbest.cli"] if not (ROOT / ".venv/bin/nextbest").exists() else [str(ROOT / ".venv/bin/nextbest")]
 
@@ -98,16 +100,10 @@ def start_server(workspace: Path, port: int, workers: int, token: str | None) ->
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"server exited with {proc.returncode}; see {workspace / 'serve_benchmark.log'}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
-                return proc
-        except httpx.TransportError:
-            pass
-        time.sleep(0.5)
+    if wait_ready(proc, f"http://127.0.0.1:{port}", 180):
+        return proc
+    if proc.poll() is not None:
+        raise SystemExit(f"server exited with {proc.returncode}; see {workspace / 'serve_benchmark.log'}")
     stop_server(proc)
     raise SystemExit("server not ready within 180 s")
 

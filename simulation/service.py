@@ -12,14 +12,13 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 from types import TracebackType
 
-import httpx
 
 from nextbest.errors import NextbestError
 from nextbest.serving.client import NextbestClient
+from nextbest.serving.process import wait_ready
 from nextbest.workspace import Workspace
 
 
@@ -66,16 +65,10 @@ class ServiceProcess:
                 [*argv, "--workspace", str(self.ws.root), "serve", "--port", str(self.port)],
                 env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             )
-        deadline = time.monotonic() + self.ready_timeout_s
-        while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
-                raise NextbestError(f"the scoring service exited with {self._proc.returncode}:\n{self.log_tail()}")
-            try:
-                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
-                    return self
-            except httpx.TransportError:
-                pass
-            time.sleep(0.5)
+        if wait_ready(self._proc, self.url, self.ready_timeout_s):
+            return self
+        if self._proc.poll() is not None:
+            raise NextbestError(f"the scoring service exited with {self._proc.returncode}:\n{self.log_tail()}")
         self.stop()
         raise NextbestError(f"the scoring service was not ready within {self.ready_timeout_s:.0f} s:\n{self.log_tail()}")
 

@@ -15,7 +15,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +22,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from nextbest.serving.process import wait_ready
 from nextbest.workspace import Workspace
 
 #: The installed console script, next to the interpreter running the tests.
@@ -135,16 +135,10 @@ class Server:
         )
 
     def wait_ready(self, timeout: float = 240) -> Server:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"server exited with {self.proc.returncode}:\n{self.log()[-3000:]}")
-            try:
-                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
-                    return self
-            except httpx.TransportError:
-                pass
-            time.sleep(0.5)
+        if wait_ready(self.proc, self.url, timeout):
+            return self
+        if self.proc.poll() is not None:
+            raise AssertionError(f"server exited with {self.proc.returncode}:\n{self.log()[-3000:]}")
         self.stop()
         raise AssertionError(f"server not ready within {timeout} s:\n{self.log()[-3000:]}")
 
