@@ -7,6 +7,7 @@ line per seed plus a summary line:
 
     python benchmarks/simulation.py                    # seeds 0 1 2, demo size
     python benchmarks/simulation.py --seeds 0 --customers 10000
+    python benchmarks/simulation.py --learner shift     # another uplift learner for the champion
 
 Targets (``docs/architecture.md``): champion ≥ 80% of the oracle's incremental
 profit, ≥ 1.2× rules and ≥ 1.5× random, zero contact-policy violations.
@@ -20,14 +21,23 @@ import tempfile
 import time
 from pathlib import Path
 
+import yaml
+
+from nextbest.models.uplift import LEARNERS
 from nextbest.simulation.demo import DemoOptions, ensure_features, ensure_model, ensure_world
 from nextbest.simulation.runner import SimulationOptions, simulate
 from nextbest.workspace import Workspace
 
 
-def run_seed(root: Path, seed: int, customers: int, history_days: int, days: int, tune: int) -> dict[str, object]:
+def run_seed(
+    root: Path, seed: int, customers: int, history_days: int, days: int, tune: int, learner: str | None = None
+) -> dict[str, object]:
     ws = Workspace(root / f"seed-{seed}").ensure()
     ws.init_config()
+    if learner is not None:
+        path = ws.config_dir / "training.yaml"
+        training = yaml.safe_load(path.read_text()) | {"uplift_learner": learner}
+        path.write_text(yaml.safe_dump(training, sort_keys=False))
     options = DemoOptions(customers=customers, history_days=history_days, seed=seed, tune_trials=tune)
     began = time.perf_counter()
     quiet = lambda _m: None  # noqa: E731
@@ -42,7 +52,7 @@ def run_seed(root: Path, seed: int, customers: int, history_days: int, days: int
     expected = {p: round(x.expected_incremental_profit, 1) for p, x in r.items()}
     champion = r["champion"].incremental_profit
     return {
-        "seed": seed, "customers": customers, "days": days,
+        "seed": seed, "customers": customers, "days": days, "learner": ws.config().training.uplift_learner,
         "incremental_profit": profit, "expected_incremental_profit": expected,
         "champion_share_of_oracle": round(champion / r["oracle"].incremental_profit, 3),
         "champion_vs_rules": round(champion / r["rules"].incremental_profit - 1, 3) if r["rules"].incremental_profit > 0 else None,
@@ -59,11 +69,12 @@ def main() -> None:
     parser.add_argument("--history-days", type=int, default=DemoOptions.history_days)
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--tune", type=int, default=0, help="Optuna trials per champion (the demo uses 5).")
+    parser.add_argument("--learner", choices=sorted(LEARNERS), help="Uplift learner (default: the configuration's).")
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory(prefix="nextbest-sim-bench-") as tmp:
         for seed in args.seeds:
-            row = run_seed(Path(tmp), seed, args.customers, args.history_days, args.days, args.tune)
+            row = run_seed(Path(tmp), seed, args.customers, args.history_days, args.days, args.tune, args.learner)
             rows.append(row)
             print(json.dumps(row), flush=True)
     shares = [r["champion_share_of_oracle"] for r in rows]

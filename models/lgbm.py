@@ -81,16 +81,24 @@ class _LGBMBase(BaseEstimator):
         sample_weight: np.ndarray | None,
         eval_set: tuple[pd.DataFrame, np.ndarray] | None,
         callbacks: Sequence[Any] | None,
+        init_score: np.ndarray | None = None,
+        eval_init_score: np.ndarray | None = None,
     ) -> None:
         self.encoder_ = FrameEncoder(categorical=self.categorical, defaults=self.defaults).fit(X)
         matrix = self.encoder_.transform(X)
         cats = self.encoder_.categorical_indices_
-        train = lgb.Dataset(matrix, label=y, weight=sample_weight, categorical_feature=cats, free_raw_data=True)
+        train = lgb.Dataset(
+            matrix, label=y, weight=sample_weight, init_score=init_score, categorical_feature=cats, free_raw_data=True
+        )
         valid_sets, valid_names = [], []
         cbs = list(callbacks or [])
         if eval_set is not None:
             X_val, y_val = eval_set
-            valid_sets.append(lgb.Dataset(self.encoder_.transform(X_val), label=np.asarray(y_val), reference=train))
+            valid_sets.append(
+                lgb.Dataset(
+                    self.encoder_.transform(X_val), label=np.asarray(y_val), init_score=eval_init_score, reference=train
+                )
+            )
             valid_names.append("valid")
             if self.early_stopping_rounds:
                 cbs.append(lgb.early_stopping(self.early_stopping_rounds, verbose=False))
@@ -169,11 +177,24 @@ class LGBMResponseClassifier(ClassifierMixin, _LGBMBase):
         sample_weight: np.ndarray | None = None,
         eval_set: tuple[pd.DataFrame, np.ndarray] | None = None,
         callbacks: Sequence[Any] | None = None,
+        init_score: np.ndarray | None = None,
+        eval_init_score: np.ndarray | None = None,
     ) -> LGBMResponseClassifier:
+        """Fit the booster.
+
+        ``init_score`` (and ``eval_init_score`` for ``eval_set``) are per-row log-odds
+        offsets the trees add to: the model then learns a correction to a known
+        score, as :class:`~nextbest.models.uplift.ShiftLearner` needs. Predictions
+        (``predict_proba``, ``decision_function``) never include the offsets.
+        """
         y = np.asarray(y).astype(np.int8)
         self.classes_ = np.array([0, 1])
-        self._fit(X, y, sample_weight, eval_set, callbacks)
+        self._fit(X, y, sample_weight, eval_set, callbacks, init_score, eval_init_score)
         return self
+
+    def decision_function(self, X: pd.DataFrame) -> np.ndarray:
+        """Log-odds of the trees (without any training offset)."""
+        return self._raw(X, raw_score=True)
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         p = self._raw(X)

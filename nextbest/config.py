@@ -258,9 +258,16 @@ class TrainingConfig(_Frozen):
     lambda_l2: float = Field(default=10.0, ge=0, description="LightGBM L2 penalty on leaf values.")
     seed: int = 0
     promotion: PromotionGate = PromotionGate()
-    uplift_learner: Literal["s", "t", "x"] = Field(
+    uplift_learner: Literal["s", "t", "x", "shift"] = Field(
         default="s",
-        description="s: one model with 'contacted' as a feature; t: one model per arm; x: X-learner on top of t.",
+        description=(
+            "s: one model with 'contacted' as a feature; t: one model per arm; x: X-learner on top of t; "
+            "shift: a baseline model plus a contact-effect model in log-odds, fitted in turn."
+        ),
+    )
+    effect_num_leaves: int = Field(default=3, ge=2, description="shift learner: leaves per contact-effect tree.")
+    effect_min_child_samples: int = Field(
+        default=400, ge=1, description="shift learner: min_data_in_leaf of the contact-effect model."
     )
     min_child_samples: int = Field(default=200, ge=1, description="LightGBM min_data_in_leaf.")
     early_stopping_rounds: int = Field(default=100, ge=1, description="Stop when validation log loss stalls.")

@@ -31,9 +31,9 @@ def train(
     strategy: Annotated[
         str | None, typer.Option(help="global | per_offer_channel (default: training.strategy).")
     ] = None,
-    learner: Annotated[str | None, typer.Option(help="Uplift learner s | t | x (default: training.uplift_learner).")] = None,
+    learner: Annotated[str | None, typer.Option(help="Uplift learner s | t | x | shift (default: training.uplift_learner).")] = None,
     compare: Annotated[
-        bool, typer.Option(help="Train every strategy × learner (s, t) as separate runs, register none; print the table.")
+        bool, typer.Option(help="Train every strategy × learner (s, t; shift globally) as separate runs, register none; print the table.")
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
@@ -48,13 +48,14 @@ def train(
          f"({data.lineage['label']} within {data.lineage['response_window_days']} days)")
     if compare:
         rows = []
-        for strat in ("global", "per_offer_channel"):
-            for lrn in ("s", "t"):
-                opts = TrainOptions(strategy=strat, learner=lrn, tune_trials=0, register=False,  # type: ignore[arg-type]
-                                    run_name=f"compare-{strat}-{lrn}")
-                result = run_training(ws, config, data, opts, feature_set_version=version, progress=_say)
-                rows.append({"strategy": strat, "learner": lrn, "run_id": result.run_id,
-                             **{k: result.metrics.get(k) for k in SUMMARY_METRICS}})
+        # The shift learner's two models share one encoding, so it only exists globally.
+        pairs = [("global", "s"), ("global", "t"), ("global", "shift"), ("per_offer_channel", "s"), ("per_offer_channel", "t")]
+        for strat, lrn in pairs:
+            opts = TrainOptions(strategy=strat, learner=lrn, tune_trials=0, register=False,  # type: ignore[arg-type]
+                                run_name=f"compare-{strat}-{lrn}")
+            result = run_training(ws, config, data, opts, feature_set_version=version, progress=_say)
+            rows.append({"strategy": strat, "learner": lrn, "run_id": result.run_id,
+                         **{k: result.metrics.get(k) for k in SUMMARY_METRICS}})
         if as_json:
             echo_json({"runs": rows})
             return

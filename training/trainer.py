@@ -25,6 +25,7 @@ from typing import Any, Literal
 import mlflow
 import numpy as np
 import pandas as pd
+from sklearn.base import BaseEstimator, clone
 
 from nextbest.config import NextbestConfig, TrainingConfig
 from nextbest.errors import BadInputError, NotFoundError
@@ -41,14 +42,14 @@ from nextbest.models.metrics import (
 from nextbest.models.pyfunc import SCORER_ARTIFACT, ResponseModelPyfunc, signature_for
 from nextbest.models.registry import CHALLENGER, CHAMPION, MODEL_NAME, RegisteredVersion, get_version, set_alias
 from nextbest.models.response import ResponseModel, assert_no_personal_columns
-from nextbest.models.uplift import LEARNERS, SLearner
+from nextbest.models.uplift import LEARNERS, ShiftLearner, SLearner
 from nextbest.models.value import ResponseValueModel
 from nextbest.training import tracking
 from nextbest.training.dataset import TREATMENT_FEATURES, TimeSplit, TrainingSet, time_split
 from nextbest.workspace import Workspace
 
 Strategy = Literal["global", "per_offer_channel"]
-Learner = Literal["s", "t", "x"]
+Learner = Literal["s", "t", "x", "shift"]
 
 
 @dataclass(frozen=True)
@@ -115,8 +116,20 @@ def make_model(
     base = LGBMResponseClassifier(categorical=categorical, defaults=defaults or None, **params)
     estimator = PerGroupClassifier(base) if strategy == "per_offer_channel" else base
     prior = {o.id: o.value for o in config.offers.offers}
-    # The channel only acts through a contact: the S-learner hides it on rows without one.
-    uplift = SLearner(estimator, treatment_features=TREATMENT_FEATURES) if learner == "s" else LEARNERS[learner](estimator)
+    uplift: BaseEstimator
+    # The channel only acts through a contact: the S- and shift learners hide it on rows without one.
+    if learner == "s":
+        uplift = SLearner(estimator, treatment_features=TREATMENT_FEATURES)
+    elif learner == "shift":
+        if strategy != "global":
+            raise BadInputError("the shift learner needs strategy global (its two models share one encoding)")
+        effect = clone(base).set_params(
+            num_leaves=config.training.effect_num_leaves,
+            min_child_samples=config.training.effect_min_child_samples,
+        )
+        uplift = ShiftLearner(base, effect, treatment_features=TREATMENT_FEATURES)
+    else:
+        uplift = LEARNERS[learner](estimator)
     return ResponseModel(
         uplift,
         calibration=config.training.calibration,
@@ -275,8 +288,8 @@ def _requirements() -> list[str]:
 def check_options(options: TrainOptions) -> TrainOptions:
     if options.strategy not in (None, "global", "per_offer_channel"):
         raise BadInputError(f"--strategy {options.strategy!r}: use global or per_offer_channel")
-    if options.learner not in (None, "s", "t", "x"):
-        raise BadInputError(f"--learner {options.learner!r}: use s, t or x")
+    if options.learner not in (None, *LEARNERS):
+        raise BadInputError(f"--learner {options.learner!r}: use one of {', '.join(LEARNERS)}")
     if options.tune_trials < 0:
         raise BadInputError("--tune must be 0 or a positive number of trials")
     return options

@@ -15,7 +15,7 @@ from nextbest.models.calibration import ProbabilityCalibrator
 from nextbest.models.grouped import PerGroupClassifier
 from nextbest.models.lgbm import LGBMResponseClassifier, LGBMValueRegressor
 from nextbest.models.response import ResponseModel
-from nextbest.models.uplift import SLearner, TLearner, XLearner
+from nextbest.models.uplift import ShiftLearner, SLearner, TLearner, XLearner
 from nextbest.models.value import ResponseValueModel
 
 FAST = {"n_estimators": 60, "min_child_samples": 40}
@@ -30,6 +30,7 @@ def _estimators() -> list[object]:
         SLearner(base),
         TLearner(base),
         XLearner(base, effect_estimator=LGBMValueRegressor(**FAST)),
+        ShiftLearner(base, effect_estimator=LGBMResponseClassifier(num_leaves=3), treatment_features=("channel",)),
         ResponseValueModel(prior={"a": 1.0}),
         ProbabilityCalibrator("sigmoid"),
         ResponseModel(SLearner(base), calibration="sigmoid"),
@@ -70,7 +71,7 @@ def test_early_stopping_uses_the_eval_set(frame: tuple[pd.DataFrame, np.ndarray,
     assert 0 < model.booster_.best_iteration < 2000
 
 
-@pytest.mark.parametrize("learner", [SLearner, TLearner, XLearner], ids=lambda c: c.__name__)
+@pytest.mark.parametrize("learner", [SLearner, TLearner, XLearner, ShiftLearner], ids=lambda c: c.__name__)
 def test_uplift_learners_rank_true_uplift(learner: type, frame: tuple[pd.DataFrame, np.ndarray, np.ndarray]) -> None:
     X, y, true_uplift = frame
     model = learner(LGBMResponseClassifier(**FAST)).fit(X[:9000], y[:9000])
@@ -89,10 +90,11 @@ def test_uplift_learners_rank_true_uplift(learner: type, frame: tuple[pd.DataFra
         (lambda X: X.assign(contacted=True), "needs both contacted and control"),
     ],
 )
-def test_uplift_learner_rejects_bad_treatment(mutate, message: str, frame) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("learner", [TLearner, ShiftLearner], ids=lambda c: c.__name__)
+def test_uplift_learner_rejects_bad_treatment(learner, mutate, message: str, frame) -> None:  # type: ignore[no-untyped-def]
     X, y, _ = frame
     with pytest.raises(BadInputError, match=message):
-        TLearner(LGBMResponseClassifier(**FAST)).fit(mutate(X[:500]), y[:500])
+        learner(LGBMResponseClassifier(**FAST)).fit(mutate(X[:500]), y[:500])
 
 
 def test_per_group_fits_large_groups_and_falls_back_for_rare_ones(frame) -> None:  # type: ignore[no-untyped-def]

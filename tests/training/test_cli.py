@@ -36,7 +36,7 @@ def test_models_lists_versions_and_first_promote_is_a_no_op(synthetic_workspace:
     ("options", "message"),
     [
         (TrainOptions(strategy="per_customer"), "--strategy 'per_customer': use global or per_offer_channel"),  # type: ignore[arg-type]
-        (TrainOptions(learner="z"), "--learner 'z': use s, t or x"),  # type: ignore[arg-type]
+        (TrainOptions(learner="z"), "--learner 'z': use one of s, t, x, shift"),  # type: ignore[arg-type]
         (TrainOptions(tune_trials=-1), "--tune must be 0 or a positive number"),
     ],
 )
