@@ -81,8 +81,15 @@ def set_alias(tracking_uri: str, alias: str, version: str, name: str = MODEL_NAM
 
 
 def load_model_version(tracking_uri: str, version: RegisteredVersion, dst: Path | None = None) -> ResponseModel:
-    """Load a registered version's bundle natively (JSON + LightGBM text files)."""
-    target = Path(dst) if dst is not None else Path(tempfile.mkdtemp(prefix="nextbest-model-"))
+    """Load a registered version's bundle natively (JSON + LightGBM text files).
+
+    The artifact is downloaded into ``dst``, or into a temporary folder that is
+    removed once the bundle is in memory (a long-running service reloads models on
+    every refresh and would otherwise fill the temporary directory).
+    """
+    if dst is None:
+        with tempfile.TemporaryDirectory(prefix="nextbest-model-") as tmp:
+            return load_model_version(tracking_uri, version, Path(tmp))
     # Resolve the version's storage location through a client bound to ``tracking_uri``:
     # a ``models:/`` URI would be resolved against MLflow's *global* registry URI, which a
     # fresh process (the simulator, a notebook) has not pointed at the workspace.
@@ -90,7 +97,7 @@ def load_model_version(tracking_uri: str, version: RegisteredVersion, dst: Path 
     source = client.get_model_version_download_uri(version.name, version.version)
     local = mlflow.artifacts.download_artifacts(
         artifact_uri=f"{source.rstrip('/')}/artifacts/{SCORER_ARTIFACT}",
-        dst_path=str(target),
+        dst_path=str(dst),
         tracking_uri=tracking_uri,
     )
     return ResponseModel.load(local, model_version=version.label)

@@ -133,3 +133,21 @@ def test_tuning_logs_nested_trials(synthetic_workspace: Workspace, training_set:
     assert all("validation_logloss" in c.data.metrics or c.data.tags.get("state") == "pruned" for c in children)
     assert "tuning_best_validation_logloss" in parent.data.metrics
     assert get_version(ws.tracking_uri) is None  # register=False
+
+
+def test_shift_learner_registers_and_loads_without_leaving_temporary_files(
+    synthetic_workspace: Workspace, training_set: TrainingSet, tmp_path, monkeypatch  # type: ignore[no-untyped-def]
+) -> None:
+    import tempfile
+
+    ws = synthetic_workspace
+    result = run_training(ws, _config(ws, uplift_learner="shift"), training_set)
+    assert result.metrics["uplift_spearman"] > 0.4
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    scorer = load_scorer(ws.tracking_uri)
+    assert type(scorer.learner_).__name__ == "ShiftLearner"
+    scores = scorer.score(training_set.frame.iloc[:200])
+    assert (scores["p_control"].between(0, 1) & scores["p_contact"].between(0, 1)).all()
+    assert list(scratch.iterdir()) == []  # the downloaded artifact is gone once the model is in memory
