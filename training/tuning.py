@@ -27,16 +27,42 @@ from nextbest.training.dataset import TimeSplit, TrainingSet
 VALID_NAME = "valid"
 
 
+#: Ranges a trial draws from. Responses are rare (a few %), so the space stays on the
+#: regularised side: on the synthetic world, trials with 60+ leaves or a learning
+#: rate of 0.2 matched the defaults' validation log loss to the fourth decimal by
+#: luck and then lost 0.01 test AUC and a fifth of the uplift rank correlation.
+SEARCH_SPACE: dict[str, tuple[float, float]] = {
+    "learning_rate": (0.005, 0.1),
+    "num_leaves": (3, 31),
+    "min_child_samples": (50, 1500),
+    "feature_fraction": (0.3, 1.0),
+    "bagging_fraction": (0.5, 1.0),
+    "lambda_l2": (0.1, 100.0),
+}
+
+
 def search_space(trial: optuna.Trial) -> dict[str, Any]:
     """The parameters a trial tries."""
+    r = SEARCH_SPACE
     return {
-        "learning_rate": trial.suggest_float("learning_rate", 0.01, 0.2, log=True),
-        "num_leaves": trial.suggest_int("num_leaves", 7, 127, log=True),
-        "min_child_samples": trial.suggest_int("min_child_samples", 20, 1000, log=True),
-        "feature_fraction": trial.suggest_float("feature_fraction", 0.4, 1.0),
-        "bagging_fraction": trial.suggest_float("bagging_fraction", 0.5, 1.0),
-        "lambda_l2": trial.suggest_float("lambda_l2", 1e-3, 30.0, log=True),
+        "learning_rate": trial.suggest_float("learning_rate", *r["learning_rate"], log=True),
+        "num_leaves": trial.suggest_int("num_leaves", *map(int, r["num_leaves"]), log=True),
+        "min_child_samples": trial.suggest_int("min_child_samples", *map(int, r["min_child_samples"]), log=True),
+        "feature_fraction": trial.suggest_float("feature_fraction", *r["feature_fraction"]),
+        "bagging_fraction": trial.suggest_float("bagging_fraction", *r["bagging_fraction"]),
+        "lambda_l2": trial.suggest_float("lambda_l2", *r["lambda_l2"], log=True),
     }
+
+
+def starting_point(base: dict[str, Any]) -> dict[str, Any]:
+    """The configured parameters as a first trial, clipped into the search space.
+
+    Trial 0 is always the configuration: a study only replaces it with parameters
+    that did better on the validation period, never with the best of a few random draws.
+    """
+    point = {"bagging_fraction": 1.0} | {k: base[k] for k in SEARCH_SPACE if k in base}
+    clipped = {k: min(max(v, SEARCH_SPACE[k][0]), SEARCH_SPACE[k][1]) for k, v in point.items()}
+    return {k: int(round(v)) if k in ("num_leaves", "min_child_samples") else float(v) for k, v in clipped.items()}
 
 
 def tune(
@@ -87,6 +113,7 @@ def tune(
         study_name="nextbest-response-tuning",
     )
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study.enqueue_trial(starting_point(base))
     study.optimize(objective, n_trials=n_trials)
     tracking.log_metrics({"tuning_best_validation_logloss": study.best_value})
     mlflow.set_tag("tuning_best_trial", str(study.best_trial.number))

@@ -131,6 +131,12 @@ def test_tuning_logs_nested_trials(synthetic_workspace: Workspace, training_set:
     )
     assert len(children) == 2
     assert all("validation_logloss" in c.data.metrics or c.data.tags.get("state") == "pruned" for c in children)
+    # Trial 0 is the configuration itself, so tuning never ends worse than it on validation.
+    first = next(c for c in children if c.info.run_name == "trial-0")
+    config = _config(ws).training
+    assert float(first.data.params["learning_rate"]) == config.learning_rate
+    assert int(first.data.params["num_leaves"]) == config.num_leaves
+    assert int(first.data.params["min_child_samples"]) == config.min_child_samples
     assert "tuning_best_validation_logloss" in parent.data.metrics
     assert get_version(ws.tracking_uri) is None  # register=False
 
