@@ -30,13 +30,15 @@ from nextbest.workspace import Workspace
 
 
 def run_seed(
-    root: Path, seed: int, customers: int, history_days: int, days: int, tune: int, learner: str | None = None
+    root: Path, seed: int, customers: int, history_days: int, days: int, tune: int,
+    learner: str | None = None, members: int | None = None,
 ) -> dict[str, object]:
     ws = Workspace(root / f"seed-{seed}").ensure()
     ws.init_config()
-    if learner is not None:
+    overrides = {k: v for k, v in {"uplift_learner": learner, "ensemble_members": members}.items() if v is not None}
+    if overrides:
         path = ws.config_dir / "training.yaml"
-        training = yaml.safe_load(path.read_text()) | {"uplift_learner": learner}
+        training = yaml.safe_load(path.read_text()) | overrides
         path.write_text(yaml.safe_dump(training, sort_keys=False))
     options = DemoOptions(customers=customers, history_days=history_days, seed=seed, tune_trials=tune)
     began = time.perf_counter()
@@ -53,6 +55,7 @@ def run_seed(
     champion = r["champion"].incremental_profit
     return {
         "seed": seed, "customers": customers, "days": days, "learner": ws.config().training.uplift_learner,
+        "ensemble_members": ws.config().training.ensemble_members,
         "incremental_profit": profit, "expected_incremental_profit": expected,
         "champion_share_of_oracle": round(champion / r["oracle"].incremental_profit, 3),
         "champion_vs_rules": round(champion / r["rules"].incremental_profit - 1, 3) if r["rules"].incremental_profit > 0 else None,
@@ -70,11 +73,12 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--tune", type=int, default=0, help="Optuna trials per champion (the demo uses 5).")
     parser.add_argument("--learner", choices=sorted(LEARNERS), help="Uplift learner (default: the configuration's).")
+    parser.add_argument("--members", type=int, help="Bagged learners per champion (default: the configuration's).")
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory(prefix="nextbest-sim-bench-") as tmp:
         for seed in args.seeds:
-            row = run_seed(Path(tmp), seed, args.customers, args.history_days, args.days, args.tune, args.learner)
+            row = run_seed(Path(tmp), seed, args.customers, args.history_days, args.days, args.tune, args.learner, args.members)
             rows.append(row)
             print(json.dumps(row), flush=True)
     shares = [r["champion_share_of_oracle"] for r in rows]

@@ -265,6 +265,9 @@ class TrainingConfig(_Frozen):
             "shift: a baseline model plus a contact-effect model in log-odds, fitted in turn."
         ),
     )
+    ensemble_members: int = Field(
+        default=1, ge=1, description="Average this many learners fitted on row subsamples (1 = a single learner)."
+    )
     effect_num_leaves: int = Field(default=3, ge=2, description="shift learner: leaves per contact-effect tree.")
     effect_min_child_samples: int = Field(
         default=400, ge=1, description="shift learner: min_data_in_leaf of the contact-effect model."

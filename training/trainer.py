@@ -42,7 +42,7 @@ from nextbest.models.metrics import (
 from nextbest.models.pyfunc import SCORER_ARTIFACT, ResponseModelPyfunc, signature_for
 from nextbest.models.registry import CHALLENGER, CHAMPION, MODEL_NAME, RegisteredVersion, get_version, set_alias
 from nextbest.models.response import ResponseModel, assert_no_personal_columns
-from nextbest.models.uplift import LEARNERS, ShiftLearner, SLearner
+from nextbest.models.uplift import LEARNERS, BaggedLearner, ShiftLearner, SLearner
 from nextbest.models.value import ResponseValueModel
 from nextbest.training import tracking
 from nextbest.training.dataset import TREATMENT_FEATURES, TimeSplit, TrainingSet, time_split
@@ -130,6 +130,8 @@ def make_model(
         uplift = ShiftLearner(base, effect, treatment_features=TREATMENT_FEATURES)
     else:
         uplift = LEARNERS[learner](estimator)
+    if config.training.ensemble_members > 1:
+        uplift = BaggedLearner(uplift, n_members=config.training.ensemble_members)
     return ResponseModel(
         uplift,
         calibration=config.training.calibration,

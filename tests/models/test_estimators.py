@@ -15,7 +15,7 @@ from nextbest.models.calibration import ProbabilityCalibrator
 from nextbest.models.grouped import PerGroupClassifier
 from nextbest.models.lgbm import LGBMResponseClassifier, LGBMValueRegressor
 from nextbest.models.response import ResponseModel
-from nextbest.models.uplift import ShiftLearner, SLearner, TLearner, XLearner
+from nextbest.models.uplift import BaggedLearner, ShiftLearner, SLearner, TLearner, XLearner
 from nextbest.models.value import ResponseValueModel
 
 FAST = {"n_estimators": 60, "min_child_samples": 40}
@@ -31,6 +31,7 @@ def _estimators() -> list[object]:
         TLearner(base),
         XLearner(base, effect_estimator=LGBMValueRegressor(**FAST)),
         ShiftLearner(base, effect_estimator=LGBMResponseClassifier(num_leaves=3), treatment_features=("channel",)),
+        BaggedLearner(SLearner(base), n_members=2),
         ResponseValueModel(prior={"a": 1.0}),
         ProbabilityCalibrator("sigmoid"),
         ResponseModel(SLearner(base), calibration="sigmoid"),
@@ -125,3 +126,25 @@ def test_value_model_learns_varying_revenue() -> None:
     assert model.estimator_ is not None
     pred = model.predict(pd.DataFrame({"offer_id": ["a", "a"], "monetary": [10.0, 450.0]}))
     assert pred[1] - pred[0] > 60
+
+
+def test_bagged_learner_averages_members_that_differ(frame: tuple[pd.DataFrame, np.ndarray, np.ndarray]) -> None:
+    X, y, true_uplift = frame
+    model = BaggedLearner(SLearner(LGBMResponseClassifier(**FAST, random_state=4)), n_members=3).fit(X[:9000], y[:9000])
+    seeds = [m.estimator_.random_state for m in model.members_]
+    assert seeds == [4, 5, 6] and all(m.estimator_.bagging_fraction == 0.8 for m in model.members_)
+    p1, p0 = model.predict_outcomes(X[9000:])
+    member_p1 = [m.predict_outcomes(X[9000:])[0] for m in model.members_]
+    assert not np.allclose(member_p1[0], member_p1[1])  # subsamples make the members differ
+    np.testing.assert_allclose(p1, np.mean(member_p1, axis=0))
+    assert spearmanr(p1 - p0, true_uplift[9000:]).statistic > 0.4
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [({"n_members": 0}, "n_members must be at least 1, got 0"), ({"subsample": 1.5}, r"subsample must be in \(0, 1\], got 1.5")],
+)
+def test_bagged_learner_rejects_bad_parameters(kwargs: dict, message: str, frame) -> None:  # type: ignore[no-untyped-def]
+    X, y, _ = frame
+    with pytest.raises(BadInputError, match=message):
+        BaggedLearner(SLearner(LGBMResponseClassifier(**FAST)), **kwargs).fit(X[:500], y[:500])

@@ -13,7 +13,7 @@ from nextbest.models.context import OfferContext
 from nextbest.models.grouped import PerGroupClassifier
 from nextbest.models.lgbm import LGBMResponseClassifier
 from nextbest.models.response import ResponseModel
-from nextbest.models.uplift import ShiftLearner, SLearner, TLearner, XLearner
+from nextbest.models.uplift import BaggedLearner, ShiftLearner, SLearner, TLearner, XLearner
 from nextbest.models.value import ResponseValueModel
 
 FAST = {"n_estimators": 40, "min_child_samples": 40}
@@ -26,8 +26,9 @@ FAST = {"n_estimators": 40, "min_child_samples": 40}
         TLearner(PerGroupClassifier(LGBMResponseClassifier(**FAST), min_group_rows=500)),
         XLearner(LGBMResponseClassifier(**FAST)),
         ShiftLearner(LGBMResponseClassifier(**FAST), treatment_features=("channel",)),
+        BaggedLearner(SLearner(LGBMResponseClassifier(**FAST)), n_members=2),
     ],
-    ids=["s-global", "t-per-group", "x", "shift"],
+    ids=["s-global", "t-per-group", "x", "shift", "bagged-s"],
 )
 def test_saved_model_scores_identically(learner, frame, tmp_path) -> None:  # type: ignore[no-untyped-def]
     X, y, _ = frame
