@@ -1,0 +1,129 @@
+"""How much of the gap to the oracle is learnable from the features? Ceilings on the synthetic world.
+
+The oracle knows the world's latent state (segments, exact tastes, fatigue, noise);
+a model sees feature snapshots. Three numbers separate "the learner could do
+better" from "the features do not carry it", on a workspace with a generated world:
+
+1. **Feature ceiling** - LightGBM regressors fitted on the training rows to the
+   *true* log-odds (baseline and contact effect), scored on the test rows: the
+   test AUC and uplift rank correlation of a model that had perfect labels.
+2. **Label-rich learner** - the configured learner trained on ``--draws`` label
+   draws per decision from the true probabilities (the same rows and features,
+   the label noise averaged away).
+3. With ``--closed-loop``, the label-rich learner as the champion of a 30-day
+   simulation against the rules policy and the oracle (demo world only).
+
+Usage::
+
+    .venv/bin/python benchmarks/model_ceiling.py --workspace PATH        # a workspace with `data generate` run
+    .venv/bin/python benchmarks/model_ceiling.py --demo-seed 0 --closed-loop
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+
+import lightgbm as lgb
+import numpy as np
+from scipy.stats import spearmanr
+from sklearn.metrics import roc_auc_score
+
+from nextbest.training.dataset import TrainingSet, time_split
+from nextbest.training.trainer import TrainOptions, load_training_set, run_training
+from nextbest.workspace import Workspace
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    return np.log(p / (1.0 - p))
+
+
+def feature_ceiling(data: TrainingSet, validation_share: float, test_share: float) -> dict[str, float]:
+    """Test AUC and uplift Spearman of regressors fitted to the true log-odds."""
+    frame = data.frame
+    split = time_split(frame["ts"], validation_share, test_share)
+    X = frame[list(data.feature_columns)].copy()
+    for c in data.categorical:
+        X[c] = X[c].astype("category")
+    b = _logit(frame["true_p_control"].to_numpy(float))
+    tau = _logit(frame["true_p_contact"].to_numpy(float)) - b
+    train, test = np.asarray(split.train), np.asarray(split.test)
+    params = {"n_estimators": 400, "learning_rate": 0.05, "num_leaves": 31, "verbose": -1, "n_jobs": 1}
+    b_hat = lgb.LGBMRegressor(**params).fit(X[train], b[train]).predict(X[test])
+    tau_hat = lgb.LGBMRegressor(**params).fit(X[train], tau[train]).predict(X[test])
+    contacted = frame["contacted"].to_numpy(bool)[test]
+    y = frame["label"].to_numpy(int)[test]
+    true_uplift = (frame["true_p_contact"] - frame["true_p_control"]).to_numpy(float)[test]
+    sig = lambda x: 1.0 / (1.0 + np.exp(-x))  # noqa: E731
+    truth = np.where(contacted, frame["true_p_contact"].to_numpy(float)[test], frame["true_p_control"].to_numpy(float)[test])
+    return {
+        "oracle_auc": round(float(roc_auc_score(y, truth)), 4),
+        "ceiling_auc": round(float(roc_auc_score(y, b_hat + contacted * tau_hat)), 4),
+        "ceiling_uplift_spearman": round(float(spearmanr(sig(b_hat + tau_hat) - sig(b_hat), true_uplift).statistic), 3),
+        "ceiling_tau_r2": round(float(1 - ((tau_hat - tau[test]) ** 2).mean() / tau[test].var()), 3),
+    }
+
+
+def label_rich(data: TrainingSet, draws: int, seed: int) -> TrainingSet:
+    """``draws`` copies of every decision, each with a label drawn from its true probability."""
+    frame = data.frame
+    rng = np.random.default_rng(seed)
+    p = np.where(frame["contacted"].astype(bool), frame["true_p_contact"], frame["true_p_control"]).astype(float)
+    big = frame.loc[frame.index.repeat(draws)].reset_index(drop=True)
+    big["label"] = (rng.random(len(big)) < np.repeat(p, draws)).astype(np.int8)
+    # Revenue of a conversion: the decision's own when it converted, else the average conversion's.
+    paid = frame["revenue"].where(frame["label"] == 1)
+    per_row = paid.fillna(paid.mean() if paid.notna().any() else 0.0).to_numpy(float)
+    big["revenue"] = np.where(big["label"] == 1, np.repeat(per_row, draws), 0.0)
+    return replace(data, frame=big)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workspace", type=Path, help="Workspace with a generated world (default: build the demo world).")
+    parser.add_argument("--demo-seed", type=int, default=0, help="Seed of the demo world built when --workspace is absent.")
+    parser.add_argument("--draws", type=int, default=20, help="Label draws per decision for the label-rich learner.")
+    parser.add_argument("--closed-loop", action="store_true", help="Also simulate the label-rich champion for 30 days.")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="nextbest-ceiling-") as tmp:
+        if args.workspace is not None:
+            ws = Workspace(args.workspace)
+        else:
+            from nextbest.simulation.demo import DemoOptions, ensure_features, ensure_world
+
+            ws = Workspace(Path(tmp) / "demo").ensure()
+            ws.init_config()
+            quiet = lambda _m: None  # noqa: E731
+            ensure_world(ws, DemoOptions(seed=args.demo_seed), quiet)
+            ensure_features(ws, quiet)
+        config = ws.config()
+        data, version = load_training_set(ws, config)
+        if not data.has_truth:
+            raise SystemExit(f"{ws.root}: no ground truth; run `nextbest data generate` first")
+        out: dict[str, object] = {"workspace": str(ws.root), "decisions": len(data.frame)}
+        out |= feature_ceiling(data, config.training.validation_share, config.training.test_share)
+        rich = run_training(
+            ws, config, label_rich(data, args.draws, seed=0),
+            TrainOptions(run_name=f"ceiling-{args.draws}-draws", register=args.closed_loop), feature_set_version=version,
+        )
+        out |= {f"label_rich_{k}": round(rich.metrics[k], 4) for k in ("test_auc", "uplift_spearman")}
+        if args.closed_loop:
+            from nextbest.simulation.runner import SimulationOptions, simulate
+
+            run = simulate(ws, SimulationOptions(days=30, policies=("champion", "rules", "oracle"), seed=args.demo_seed,
+                                                 run_name="ceiling"))
+            r = {x.policy: x for x in run.results}
+            out["closed_loop"] = {
+                "incremental_profit": {p: round(x.incremental_profit) for p, x in r.items()},
+                "expected_incremental_profit": {p: round(x.expected_incremental_profit) for p, x in r.items()},
+                "champion_share_of_oracle": round(r["champion"].incremental_profit / r["oracle"].incremental_profit, 3),
+            }
+        print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
