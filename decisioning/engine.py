@@ -441,6 +441,7 @@ class DecisionEngine:
         top_k: int,
         explain: bool,
         record: bool,
+        suppressed: bool | None = None,
     ) -> _Batch:
         """Score, select, record and rank a batch; the arrays :meth:`decide` and :meth:`rank` present."""
         history = history if history is not None else ContactHistory.empty(self.config)
@@ -461,11 +462,12 @@ class DecisionEngine:
                 self.offer_ids[offer[chosen[made]]], self.channel_ids[channel[chosen[made]]],
             )
         actions = self._actions(n, chosen, order, in_set, cust, top_k)
-        reasons = suppressed = None
+        reasons = removed_pairs = None
         if explain:
             reasons = self._reasons(actions, sc)
-            suppressed = self._suppressed(sc, removed)
-        return _Batch(sc, decision_ids, chosen, prop, contacted, actions, reasons, suppressed)
+        if explain if suppressed is None else suppressed:
+            removed_pairs = self._suppressed(sc, removed)
+        return _Batch(sc, decision_ids, chosen, prop, contacted, actions, reasons, removed_pairs)
 
     def _candidate_frame(
         self, customers: PreparedCustomers, cust: np.ndarray, offer: np.ndarray, channel: np.ndarray
@@ -801,6 +803,7 @@ class DecisionEngine:
         offer_history: pd.DataFrame | None = None,
         profiles: pd.DataFrame | None = None,
         explain: bool = True,
+        suppressed: bool | None = None,
     ) -> list[RankResponse]:
         """Rank and return one :class:`RankResponse` per customer.
 
@@ -813,6 +816,9 @@ class DecisionEngine:
             read at response time only and never passed to a model.
         explain
             Include reasons and suppressed candidates.
+        suppressed
+            Whether to list the suppressed candidates; ``None`` follows ``explain``
+            (the service always gives reasons, suppressions only when asked).
 
         Returns
         -------
@@ -820,7 +826,7 @@ class DecisionEngine:
             In the order of ``features``; :func:`~nextbest.decisioning.log.decision_rows`
             turns them into rows for the ``decisions`` table.
         """
-        b = self._run(features, at, context, seed, history, offer_history, top_k, explain, True)
+        b = self._run(features, at, context, seed, history, offer_history, top_k, explain, True, suppressed)
         sc, a = b.sc, b.actions
         n = len(sc.ids)
         first, gender = self._profile_columns(profiles, sc.ids)
@@ -831,7 +837,7 @@ class DecisionEngine:
         reasons = [b.reasons[i] for i in order.tolist()] if explain and b.reasons is not None else None
         per_customer = Groups.of(a.cust[order], n)
         sup_start = sup_count = None
-        if explain and b.suppressed is not None:
+        if b.suppressed is not None:
             c, o, ch, code = b.suppressed
             sup = Groups.of(c, n)
             sup_start, sup_count = sup.start.tolist(), sup.count.tolist()

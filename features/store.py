@@ -95,6 +95,20 @@ class FeatureStore:
         rows = np.repeat(lo - np.cumsum(lengths) + lengths, lengths) + np.arange(lengths.sum())
         return self._history.take(rows)
 
+    def positions(self, customer_ids: np.ndarray) -> np.ndarray:
+        """Row of each id in :attr:`frame` (-1 = unknown), in request order."""
+        return self._index.get_indexer(np.asarray(customer_ids, dtype=np.int64))
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        """Every customer's feature row (``customer_id`` + features); do not modify."""
+        return self._features
+
+    @property
+    def history_frame(self) -> pd.DataFrame:
+        """Every offer-history row, sorted by customer and offer; do not modify."""
+        return self._history
+
     def __contains__(self, customer_id: object) -> bool:
         return isinstance(customer_id, (int, np.integer)) and int(customer_id) in self._index
 
