@@ -681,11 +681,7 @@ class DecisionEngine:
             sel = real[aliases == alias]
             matrix = self.matrix.get(alias)
             if matrix is not None:
-                picked = rows[sel]
-                c, o = sc.cust[picked], sc.offer[picked]
-                model_reasons = matrix.reasons(
-                    sc.customers.encoded(alias), c, o, sc.channel[picked], self._history_of(sc.customers, c, o), top=3
-                )
+                model_reasons = self._matrix_reasons(alias, matrix, sc, rows[sel])
             else:
                 model_reasons = self.scorers[alias].reasons(sc.frame.iloc[rows[sel]], top=3)
             for i, r in zip(sel, model_reasons, strict=True):
@@ -714,6 +710,26 @@ class DecisionEngine:
         for i in np.flatnonzero(rows < 0).tolist():
             reasons[i] = ["no_positive_expected_value"]
         return reasons
+
+    def _matrix_reasons(
+        self, alias: str, matrix: CandidateMatrix, sc: ScoredCandidates, picked: np.ndarray
+    ) -> list[list[str]] | list[tuple[str, ...]]:
+        """Model reason codes of candidate rows ``picked``, from the customers' memo where it has them."""
+        customers = sc.customers
+        c, o, ch = sc.cust[picked], sc.offer[picked], sc.channel[picked]
+        memo, origin = customers.memo, customers.origin
+        if memo is None or origin is None:
+            return matrix.reasons(customers.encoded(alias), c, o, ch, self._history_of(customers, c, o), top=3)
+        keys = list(zip([alias] * len(picked), origin[c].tolist(), o.tolist(), ch.tolist(), strict=True))
+        found = [memo.get(k) for k in keys]
+        missing = np.array([i for i, f in enumerate(found) if f is None], dtype=np.int64)
+        if len(missing):
+            cm, om = c[missing], o[missing]
+            computed = matrix.reasons(customers.encoded(alias), cm, om, ch[missing], self._history_of(customers, cm, om), top=3)
+            for i, r in zip(missing.tolist(), computed, strict=True):
+                memo.put(keys[i], r)
+                found[i] = tuple(r)
+        return found  # type: ignore[return-value]
 
     def _suppressed(
         self, sc: ScoredCandidates, removed: np.ndarray

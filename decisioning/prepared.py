@@ -103,6 +103,40 @@ class OfferHistoryRows:
         return {c: np.append(v, OFFER_HISTORY_FILL[c])[hit] for c, v in self.values.items()}
 
 
+class ReasonMemo:
+    """Model reason codes already computed, by (model alias, customer row, offer, channel).
+
+    A candidate row is fixed by its customer's prepared row and its pair, so its
+    contributions (``pred_contrib``, ~0.25 ms a row, most of a single-customer
+    decision) are too, for as long as the prepared block and the models stay: the
+    scoring service keeps one memo per loaded state. Bounded by ``size`` entries:
+    full, it starts over.
+
+    Parameters
+    ----------
+    size
+        Most entries kept.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        # Tuples of strings: the garbage collector stops tracking them, so a full memo adds nothing to its scans.
+        self._codes: dict[tuple[str, int, int, int], tuple[str, ...]] = {}
+
+    def __len__(self) -> int:
+        return len(self._codes)
+
+    def get(self, key: tuple[str, int, int, int]) -> tuple[str, ...] | None:
+        """The reasons of ``key``, or ``None`` when not computed yet."""
+        return self._codes.get(key)
+
+    def put(self, key: tuple[str, int, int, int], reasons: Sequence[str]) -> None:
+        """Remember the reasons of ``key``."""
+        if len(self._codes) >= self.size:
+            self._codes.clear()
+        self._codes[key] = tuple(reasons)
+
+
 class PreparedCustomers:
     """A batch of customers as the engine decides on them.
 
@@ -126,6 +160,9 @@ class PreparedCustomers:
         Scorer alias → function encoding a feature frame for its matrix path.
     encoded
         Encodings already made, by alias.
+    memo, origin
+        Reason codes computed before for these customers, and each customer's row
+        in the block the memo belongs to (both ``None``: nothing remembered).
     """
 
     def __init__(
@@ -138,6 +175,8 @@ class PreparedCustomers:
         frame_of: Callable[[np.ndarray], pd.DataFrame],
         encoders: Mapping[str, Callable[[pd.DataFrame], EncodedCustomers]],
         encoded: dict[str, EncodedCustomers] | None = None,
+        memo: ReasonMemo | None = None,
+        origin: np.ndarray | None = None,
     ) -> None:
         self.ids = ids
         self.facts = facts
@@ -148,6 +187,8 @@ class PreparedCustomers:
         self._frame: pd.DataFrame | None = None
         self._encoders = encoders
         self._encoded = dict(encoded or {})
+        self.memo = memo
+        self.origin = origin
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -172,6 +213,15 @@ class PreparedCustomers:
             self.encoded(alias)
         return self
 
+    def remember_reasons(self, size: int) -> PreparedCustomers:
+        """Keep up to ``size`` reason codes of these customers across :meth:`take`\ s; returns ``self``.
+
+        Only for a block whose rows and models stay fixed (a loaded snapshot); ``size`` 0 keeps none.
+        """
+        self.memo = ReasonMemo(size) if size > 0 else None
+        self.origin = np.arange(len(self.ids), dtype=np.int64) if size > 0 else None
+        return self
+
     def take(self, positions: np.ndarray, ids: np.ndarray | None = None) -> PreparedCustomers:
         """The customers at ``positions``; ``ids`` renames them (a cold-start row serves any unknown id)."""
         return PreparedCustomers(
@@ -183,6 +233,8 @@ class PreparedCustomers:
             self._frame_of,
             self._encoders,
             {alias: enc.take(positions) for alias, enc in self._encoded.items()},
+            self.memo,
+            self.origin[positions] if self.origin is not None else None,
         )
 
     @classmethod

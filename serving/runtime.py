@@ -75,12 +75,14 @@ class ServingState:
         return self.customers.take(np.where(unknown, blank, pos), ids=ids), int(unknown.sum())
 
 
-def prepare_snapshot(engine: DecisionEngine, store: FeatureStore) -> PreparedCustomers:
+def prepare_snapshot(engine: DecisionEngine, store: FeatureStore, reason_memo: int = 0) -> PreparedCustomers:
     """Every customer of ``store`` prepared for ``engine``, plus a last, all-null row.
 
     Done once per loaded state, so a request only takes rows. The null row is
     what an unknown id is ranked on (a cold start), prepared on its own: mixed
     into a frame with known customers it would turn every column into objects.
+    ``reason_memo`` model reason codes are remembered (the snapshot and models
+    are fixed for the state's life).
     """
     columns = store.columns[1:]
     known = engine.prepare(store.frame, store.history_frame).encode_all()
@@ -90,7 +92,7 @@ def prepare_snapshot(engine: DecisionEngine, store: FeatureStore) -> PreparedCus
     def frame_of(ids: np.ndarray) -> pd.DataFrame:
         return complete_features(store.get(ids), ids, columns)
 
-    return PreparedCustomers.concat([known, blank], frame_of)
+    return PreparedCustomers.concat([known, blank], frame_of).remember_reasons(reason_memo)
 
 
 def load_features(ws: Workspace, config: NextbestConfig, lock_timeout_s: float) -> tuple[FeatureStore, pd.DataFrame]:
@@ -118,7 +120,7 @@ def build_state(settings: ServeSettings) -> ServingState:
         profiles=profiles,
         model_versions={alias: s.model_version for alias, s in scorers.items()},
         loaded_at=dt.datetime.now(dt.timezone.utc),
-        customers=prepare_snapshot(engine, store),
+        customers=prepare_snapshot(engine, store, settings.reason_memo),
     )
 
 

@@ -173,3 +173,19 @@ def test_other_scorers_keep_the_dataframe_path() -> None:
     assert not engine.matrix
     out = engine.decide(random_features(config, 20, seed=1), AT, seed=1, explain=True)
     assert len(out.decisions) == 20
+
+
+def test_remembered_reasons_equal_computed_ones() -> None:
+    """A snapshot that remembers reason codes answers repeats from memory with the same codes."""
+    config = load_config()
+    fast, reference = engines(config, context_scorer())
+    features = random_features(config, 120, seed=6)
+    oh = offer_history(config, features["customer_id"].to_numpy(), 6)
+    snapshot = fast.prepare(features, oh).encode_all().remember_reasons(40)
+    assert snapshot.memo is not None
+    pos = np.arange(0, 120, 3)
+    expected = reference.rank(features.iloc[pos], AT, Context(), 5, 2, offer_history=oh, history=ContactHistory.empty(config))
+    for _ in range(3):  # the first round fills the memo (and starts it over once full), the others read it
+        ours = fast.rank(snapshot.take(pos), AT, Context(), 5, 2, history=ContactHistory.empty(config))
+        assert [[a.reasons for a in d.actions] for d in ours] == [[a.reasons for a in d.actions] for d in expected]
+        assert 0 < len(snapshot.memo) <= 40
