@@ -74,7 +74,11 @@ class _Blanks(dict):
 
 def fill_message(template: str, values: Mapping[str, str]) -> str:
     """``template`` with ``{salutation}``, ``{category}``… filled; unknown fields stay as written."""
-    return string.Formatter().vformat(template, (), _Blanks(values))
+    try:
+        # str.format_map asks _Blanks for unknown names as vformat does, in C.
+        return template.format_map(_Blanks(values))
+    except (IndexError, ValueError):  # positional or malformed fields: the general formatter's answer
+        return string.Formatter().vformat(template, (), _Blanks(values))
 
 
 @dataclass(frozen=True)
@@ -797,13 +801,13 @@ class DecisionEngine:
         cached = self._profiles
         # The service passes the same (immutable) profiles frame with every request: index it once.
         if cached is None or cached[0] is not profiles:
-            unique = profiles.drop_duplicates("customer_id")
+            unique = profiles.drop_duplicates("customer_id").sort_values("customer_id", kind="stable")
             index = pd.Index(unique["customer_id"].to_numpy(dtype=np.int64))
             first = unique["first_name"].to_numpy(dtype=object) if "first_name" in unique.columns else None
             gender = unique["gender"].to_numpy(dtype=object) if "gender" in unique.columns else None
             cached = self._profiles = (profiles, index, first, gender)
         _, index, first, gender = cached
-        pos = index.get_indexer(ids)
+        pos = _positions_in(index, ids)
         return _pick(first, pos, None).tolist(), _pick(gender, pos, None).tolist()
 
     # ------------------------------------------------------------------ documents
@@ -906,6 +910,15 @@ class DecisionEngine:
                 )
             )
         return docs
+
+
+def _positions_in(index: pd.Index, ids: np.ndarray) -> np.ndarray:
+    """``index.get_indexer(ids)`` (-1 = absent), by binary search when the index is sorted and unique."""
+    values = index.to_numpy()
+    if len(values) == 0 or not (index.is_monotonic_increasing and index.is_unique):
+        return index.get_indexer(ids)
+    at = np.minimum(np.searchsorted(values, ids), len(values) - 1)
+    return np.where(values[at] == ids, at, -1)
 
 
 def _num(x: float) -> float | None:

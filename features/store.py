@@ -47,6 +47,9 @@ class FeatureStore:
         strings = {c: object for c in features.columns if pd.api.types.is_string_dtype(features[c])}
         self._features = features.reset_index(drop=True).astype(strings).copy()
         self._index = pd.Index(ids)
+        # Sorted ids for request look-ups: a binary search costs less than a hash-index call for a few ids.
+        self._order = np.argsort(ids, kind="stable")
+        self._sorted_ids = ids[self._order]
         hist = offer_history if offer_history is not None else pd.DataFrame({"customer_id": [], "offer_id": []})
         self._history = hist.sort_values(["customer_id", "offer_id"], kind="stable").reset_index(drop=True)
         self._history_ids = self._history["customer_id"].to_numpy(np.int64)
@@ -97,7 +100,11 @@ class FeatureStore:
 
     def positions(self, customer_ids: np.ndarray) -> np.ndarray:
         """Row of each id in :attr:`frame` (-1 = unknown), in request order."""
-        return self._index.get_indexer(np.asarray(customer_ids, dtype=np.int64))
+        ids = np.asarray(customer_ids, dtype=np.int64)
+        if len(self._sorted_ids) == 0:
+            return np.full(len(ids), -1, dtype=np.int64)
+        at = np.minimum(np.searchsorted(self._sorted_ids, ids), len(self._sorted_ids) - 1)
+        return np.where(self._sorted_ids[at] == ids, self._order[at], -1)
 
     @property
     def frame(self) -> pd.DataFrame:
