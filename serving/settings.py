@@ -7,7 +7,7 @@ share, so every knob is an environment variable with a documented default.
 ==============================  =======================================================
 ``NEXTBEST_WORKSPACE``          workspace folder (default ``./workspace``)
 ``NEXTBEST_API_TOKEN``          bearer token; unset = no authentication
-``NEXTBEST_WRITER_INTERVAL_MS`` longest a decision waits before it is written (200)
+``NEXTBEST_WRITER_INTERVAL_MS`` longest a decision waits before it is written (1000)
 ``NEXTBEST_WRITER_MAX_ROWS``    rows that trigger an early write (5000)
 ``NEXTBEST_BATCH_CHUNK``        customers per engine call in ``/rank_batch`` (1000)
 ``NEXTBEST_RANK_BATCH_MAX``     customers accepted by one ``/rank_batch`` call (20000)
@@ -52,7 +52,7 @@ class ServeSettings(BaseModel):
 
     workspace: Workspace
     api_token: str | None = Field(default=None, min_length=8, description="Bearer token; None = open.")
-    writer_interval_ms: int = Field(default=200, ge=1, le=60_000)
+    writer_interval_ms: int = Field(default=1000, ge=1, le=60_000)
     writer_max_rows: int = Field(default=5000, ge=1)
     batch_chunk: int = Field(default=1000, ge=1, le=100_000)
     rank_batch_max: int = Field(default=20_000, ge=1)
