@@ -145,8 +145,95 @@ class Targeting:
     trigger: np.ndarray
 
 
-def targeting(features: pd.DataFrame, config: NextbestConfig, rules: RuleSet, context: Context) -> Targeting:
-    """Evaluate eligibility, segments, consent, reachability, stage and triggers."""
+@dataclass(frozen=True)
+class CustomerFacts:
+    """What targeting reads from a customer's features, before the request's context is known.
+
+    Everything here depends on the feature rows alone, so the scoring service
+    computes it once per feature snapshot and takes rows per request;
+    :meth:`targeting` adds the triggers, which depend on the context's event.
+
+    Attributes
+    ----------
+    eligible, reason, consent, reachable, stage
+        As in :class:`Targeting`.
+    event
+        Per trigger: (n,) whether its event feature is true, or the error that
+        reading the (missing) column raised, re-raised only when the trigger
+        needs the column (a context naming the event fires it without it).
+    condition
+        Per trigger: (n,) whether its condition holds, ``None`` without one.
+    """
+
+    eligible: np.ndarray
+    reason: np.ndarray
+    consent: np.ndarray
+    reachable: np.ndarray
+    stage: np.ndarray
+    event: tuple[np.ndarray | BadInputError, ...]
+    condition: tuple[np.ndarray | None, ...]
+
+    def __len__(self) -> int:
+        return len(self.stage)
+
+    def take(self, positions: np.ndarray) -> CustomerFacts:
+        """The facts of the customers at ``positions`` (repeats allowed)."""
+        return CustomerFacts(
+            self.eligible[positions], self.reason[positions], self.consent[positions], self.reachable[positions],
+            self.stage[positions],
+            tuple(e if isinstance(e, BadInputError) else e[positions] for e in self.event),
+            tuple(c if c is None else c[positions] for c in self.condition),
+        )
+
+    @classmethod
+    def concat(cls, parts: list[CustomerFacts]) -> CustomerFacts:
+        """The customers of ``parts`` one after the other."""
+        def events(i: int) -> np.ndarray | BadInputError:
+            column = [p.event[i] for p in parts]
+            missing = next((e for e in column if isinstance(e, BadInputError)), None)
+            return missing if missing is not None else np.concatenate(column)  # type: ignore[arg-type]
+
+        first = parts[0]
+        return cls(
+            *(np.concatenate([getattr(p, f) for p in parts]) for f in ("eligible", "reason", "consent", "reachable", "stage")),
+            tuple(events(i) for i in range(len(first.event))),
+            tuple(None if first.condition[i] is None else np.concatenate([p.condition[i] for p in parts])  # type: ignore[misc]
+                  for i in range(len(first.condition))),
+        )
+
+    def targeting(self, config: NextbestConfig, context: Context) -> Targeting:
+        """The facts with the triggers of ``context`` applied."""
+        n = len(self.stage)
+        offers = config.offers.offers
+        offer_pos = {o.id: j for j, o in enumerate(offers)}
+        boost = np.ones((n, len(offers)))
+        forced = np.zeros((n, len(offers)), dtype=bool)
+        trigger = np.full((n, len(offers)), -1, dtype=np.int64)
+        for t_idx, t in enumerate(config.policy.triggers):
+            if context.event == t.event:
+                fired = np.ones(n, dtype=bool)
+            else:
+                event = self.event[t_idx]
+                if isinstance(event, BadInputError):
+                    raise event
+                fired = event.copy()
+            condition = self.condition[t_idx]
+            if condition is not None:
+                fired &= condition
+            for offer_id in t.offers:
+                j = offer_pos[offer_id]
+                if t.action == "force":
+                    take = fired & ~forced[:, j]
+                    forced[:, j] |= fired
+                else:
+                    take = fired & ~forced[:, j] & (t.boost > boost[:, j])
+                    boost[:, j] = np.where(take, t.boost, boost[:, j])
+                trigger[take, j] = t_idx
+        return Targeting(self.eligible, self.reason, self.consent, self.reachable, self.stage, boost, forced, trigger)
+
+
+def customer_facts(features: pd.DataFrame, config: NextbestConfig, rules: RuleSet) -> CustomerFacts:
+    """Evaluate eligibility, segments, consent, reachability, stage and the trigger inputs."""
     n = len(features)
     offers = config.offers.offers
     frame = RuleFrame(features)  # each feature column is converted once for all rules
@@ -172,41 +259,59 @@ def targeting(features: pd.DataFrame, config: NextbestConfig, rules: RuleSet, co
             consent[:, k] = truthy(features, f"consent_{ch.id}")
             reachable[:, k] = truthy(features, f"reachable_{ch.id}") & consent[:, k]
 
-    offer_pos = {o.id: j for j, o in enumerate(offers)}
-    boost = np.ones((n, len(offers)))
-    forced = np.zeros((n, len(offers)), dtype=bool)
-    trigger = np.full((n, len(offers)), -1, dtype=np.int64)
-    for t_idx, t in enumerate(config.policy.triggers):
-        if context.event == t.event:
-            fired = np.ones(n, dtype=bool)
-        else:
-            fired = truthy(features, t.event)
+    events: list[np.ndarray | BadInputError] = []
+    conditions: list[np.ndarray | None] = []
+    for t in config.policy.triggers:
+        try:
+            events.append(truthy(features, t.event))
+        except BadInputError as exc:
+            events.append(exc)
         condition = rules.conditions[t.id]
-        if condition is not None:
-            fired &= condition.evaluate(frame)
-        for offer_id in t.offers:
-            j = offer_pos[offer_id]
-            if t.action == "force":
-                take = fired & ~forced[:, j]
-                forced[:, j] |= fired
-            else:
-                take = fired & ~forced[:, j] & (t.boost > boost[:, j])
-                boost[:, j] = np.where(take, t.boost, boost[:, j])
-            trigger[take, j] = t_idx
-    return Targeting(eligible, reason, consent, reachable, stage_index(features), boost, forced, trigger)
+        conditions.append(condition.evaluate(frame) if condition is not None else None)
+    return CustomerFacts(eligible, reason, consent, reachable, stage_index(features), tuple(events), tuple(conditions))
+
+
+def targeting(features: pd.DataFrame, config: NextbestConfig, rules: RuleSet, context: Context) -> Targeting:
+    """Evaluate eligibility, segments, consent, reachability, stage and triggers."""
+    return customer_facts(features, config, rules).targeting(config, context)
+
+
+@dataclass(frozen=True)
+class PolicyArrays:
+    """The configuration's per-offer and per-channel facts :func:`suppression_codes` compares against."""
+
+    offer_stage: np.ndarray  # (O,) journey stage index of each offer
+    min_stage: np.ndarray  # (C,) least journey stage a channel needs
+    personal: np.ndarray  # (C,) channel addresses a person
+    per_channel: np.ndarray  # (C,) contacts allowed per channel in the window
+
+    @classmethod
+    def of(cls, config: NextbestConfig) -> PolicyArrays:
+        policy = config.policy
+        channels = config.channels.channels
+        return cls(
+            offer_stage=np.array([JOURNEY_STAGES.index(x.stage) for x in config.offers.offers]),
+            min_stage=np.array(
+                [JOURNEY_STAGES.index(policy.stages.min_stage_for_channel[ch.id]) if ch.id in policy.stages.min_stage_for_channel else 0
+                 for ch in channels]
+            ),
+            personal=np.array([ch.personal for ch in channels]),
+            per_channel=np.array([policy.contact.max_contacts_per_channel.get(ch.id, np.iinfo(np.int64).max) for ch in channels]),
+        )
 
 
 def suppression_codes(
-    config: NextbestConfig, grid: PairGrid, target: Targeting, view: HistoryView
+    config: NextbestConfig, grid: PairGrid, target: Targeting, view: HistoryView, arrays: PolicyArrays | None = None
 ) -> np.ndarray:
     """(n, P) int8: 0 where the pair is a candidate, else the first failing rule's code.
 
     The order of checks is the order of :data:`REASONS`, so the explanation of a
     suppressed pair is the most fundamental one (no consent before a full cap).
+    ``arrays`` are ``PolicyArrays.of(config)``, passed by callers that decide often.
     """
     n = len(target.stage)
     policy = config.policy
-    channels = config.channels.channels
+    arrays = arrays if arrays is not None else PolicyArrays.of(config)
     o, c = grid.offer, grid.channel
     codes = np.zeros((n, len(grid)), dtype=np.int8)
 
@@ -218,22 +323,19 @@ def suppression_codes(
     offer_reason = target.reason[:, o]
     np.copyto(codes, offer_reason, where=(codes == 0) & (offer_reason > 0))
 
-    offer_stage = np.array([JOURNEY_STAGES.index(x.stage) for x in config.offers.offers])[o]
+    offer_stage = arrays.offer_stage[o]
     stage = target.stage[:, None]
     if policy.stages.mode == "gate":
         apply(offer_stage[None, :] > stage + 1, CODE["stage_gate"])
-    min_stage = np.array(
-        [JOURNEY_STAGES.index(policy.stages.min_stage_for_channel[ch.id]) if ch.id in policy.stages.min_stage_for_channel else 0 for ch in channels]
-    )[c]
+    min_stage = arrays.min_stage[c]
     apply(stage < min_stage[None, :], CODE["channel_stage"])
 
-    personal = np.array([ch.personal for ch in channels])[c][None, :]
+    personal = arrays.personal[c][None, :]
     contact = policy.contact
     apply(personal & view.complaint[:, None], CODE["complaint"])
     apply(personal & view.negative[:, None], CODE["negative_response"])
     apply(personal & (view.contacts[:, None] >= contact.max_contacts), CODE["contact_cap"])
-    per_channel = np.array([contact.max_contacts_per_channel.get(ch.id, np.iinfo(np.int64).max) for ch in channels])
-    apply(personal & (view.contacts_by_channel >= per_channel[None, :])[:, c], CODE["channel_cap"])
+    apply(personal & (view.contacts_by_channel >= arrays.per_channel[None, :])[:, c], CODE["channel_cap"])
     apply(personal & view.cooling[:, o], CODE["offer_cooldown"])
     apply(np.broadcast_to(view.offer_remaining[o] <= 0, codes.shape), CODE["offer_cap"])
     apply(np.broadcast_to(view.channel_remaining[c] <= 0, codes.shape), CODE["channel_capacity"])

@@ -24,24 +24,23 @@ import string
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
 
 from nextbest.config import JOURNEY_STAGES, NextbestConfig
-from nextbest.decisioning.candidates import CODE, REASONS, PairGrid, Targeting, suppression_codes, targeting
+from nextbest.decisioning.candidates import CODE, REASONS, PairGrid, PolicyArrays, Targeting, customer_facts, suppression_codes
 from nextbest.decisioning.documents import Action, Context, Personalisation, RankResponse, Suppressed
 from nextbest.decisioning.hashing import key_of, uniform
 from nextbest.decisioning.history import ContactHistory, HistoryView
+from nextbest.decisioning.prepared import OFFER_HISTORY_FILL, OfferHistoryRows, PreparedCustomers  # noqa: F401 - re-exported
 from nextbest.decisioning.ruleset import RuleSet
 from nextbest.decisioning.selection import EPSILON, GREEDY, SOFTMAX, UNIFORM, Groups, draw, fits_capacity, propensities
 from nextbest.errors import BadInputError, NotFoundError
+from nextbest.models.candidate_matrix import CandidateMatrix
 from nextbest.models.scoring import Scorer
 
-#: Offer-history columns joined onto candidate rows, with the value a never-shown offer gets.
-OFFER_HISTORY_FILL: dict[str, float] = {
-    "shown_30d": 0.0, "shown_90d": 0.0, "days_since_shown": np.nan, "responded_before": 0.0, "converted_before": 0.0,
-}
 _EXPLORATION = {"epsilon_greedy": EPSILON, "softmax": SOFTMAX, "none": GREEDY}
 
 
@@ -75,7 +74,11 @@ class _Blanks(dict):
 
 def fill_message(template: str, values: Mapping[str, str]) -> str:
     """``template`` with ``{salutation}``, ``{category}``… filled; unknown fields stay as written."""
-    return string.Formatter().vformat(template, (), _Blanks(values))
+    try:
+        # str.format_map asks _Blanks for unknown names as vformat does, in C.
+        return template.format_map(_Blanks(values))
+    except (IndexError, ValueError):  # positional or malformed fields: the general formatter's answer
+        return string.Formatter().vformat(template, (), _Blanks(values))
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,8 @@ class ScoredCandidates:
     ``cust``/``pair``/``offer``/``channel`` index each row's customer (batch
     position), grid pair, offer and channel (config order); the other arrays
     are per row except ``ids``, ``arm``, ``cold_start`` (per customer).
+    ``customers`` are the prepared customers the rows belong to; :attr:`frame`
+    builds the rows as a DataFrame (the scorers' input) when asked.
     """
 
     at: dt.datetime
@@ -98,7 +103,7 @@ class ScoredCandidates:
     pair: np.ndarray
     offer: np.ndarray
     channel: np.ndarray
-    frame: pd.DataFrame
+    customers: PreparedCustomers
     probability: np.ndarray
     uplift: np.ndarray
     boost: np.ndarray
@@ -106,6 +111,12 @@ class ScoredCandidates:
     cost: np.ndarray
     expected_value: np.ndarray
     cold_start: np.ndarray
+    engine: DecisionEngine
+
+    @cached_property
+    def frame(self) -> pd.DataFrame:
+        """The candidate rows as the scorers read them: ``customer_id, offer_id, channel`` + features."""
+        return self.engine._candidate_frame(self.customers, self.cust, self.offer, self.channel)
 
 
 @dataclass(frozen=True)
@@ -184,6 +195,11 @@ class DecisionEngine:
         not use.
     known_features
         Feature names rules may read (default: the feature registry's).
+    matrix_scoring
+        Score through :class:`~nextbest.models.candidate_matrix.CandidateMatrix`
+        where the scorer allows it (same numbers, no candidate DataFrame); ``False``
+        scores every candidate through ``Scorer.score`` on the DataFrame (the
+        reference the matrix path is tested against).
 
     Raises
     ------
@@ -199,6 +215,7 @@ class DecisionEngine:
         scorers: Mapping[str, Scorer],
         *,
         known_features: frozenset[str] | None = None,
+        matrix_scoring: bool = True,
     ) -> None:
         if not scorers:
             raise NotFoundError("no model to score with; run `nextbest train` to register a champion")
@@ -240,11 +257,54 @@ class DecisionEngine:
         self._grids: dict[tuple[dt.date, str | None], PairGrid] = {}
         self._details: np.ndarray | None = None
         self._profiles: tuple[pd.DataFrame, pd.Index, np.ndarray | None, np.ndarray | None] | None = None
+        self._policy_arrays = PolicyArrays.of(config)
+        self._offer_pos = {o: i for i, o in enumerate(self.offer_ids.tolist())}
+        #: Alias → matrix-level scorer, for the scorers that have one.
+        self.matrix: dict[str, CandidateMatrix] = {}
+        if matrix_scoring:
+            for alias, scorer in self.scorers.items():
+                m = CandidateMatrix.of(scorer, self.offer_ids.tolist(), self.channel_ids.tolist())
+                if m is not None:
+                    self.matrix[alias] = m
 
     # ------------------------------------------------------------------ batch core
+    def prepare(self, features: pd.DataFrame, offer_history: pd.DataFrame | None = None) -> PreparedCustomers:
+        """Read everything decisions need from a feature frame, once.
+
+        Parameters
+        ----------
+        features
+            One row per customer: ``customer_id`` and the customer features.
+        offer_history
+            ``build_offer_history`` rows joined onto candidates for the scorer.
+
+        Raises
+        ------
+        BadInputError
+            When the frame lacks ``customer_id``, repeats one, or lacks a feature
+            the policy reads.
+        """
+        if "customer_id" not in features.columns:
+            raise BadInputError("feature frame has no 'customer_id' column")
+        features = features.reset_index(drop=True)
+        ids = features["customer_id"].to_numpy(dtype=np.int64)
+        if len(np.unique(ids)) != len(ids):
+            raise BadInputError("feature frame has duplicate customer_id values; pass one row per customer")
+        facts = customer_facts(features, self.config, self.rules)
+        known = features.notna().to_numpy()
+        known[:, features.columns.get_loc("customer_id")] = False
+        interest = (
+            features["interest_category"].to_numpy(dtype=object)
+            if "interest_category" in features.columns else np.full(len(ids), None, dtype=object)
+        )
+        history = OfferHistoryRows.of(offer_history, ids, self.offer_ids.tolist()) if offer_history is not None else None
+        columns = history.columns if history is not None else []
+        encoders = {alias: (lambda frame, m=m: m.encode(frame, columns)) for alias, m in self.matrix.items()}
+        return PreparedCustomers(ids, facts, ~known.any(axis=1), interest, history, lambda _: features, encoders)
+
     def score_candidates(
         self,
-        features: pd.DataFrame,
+        features: pd.DataFrame | PreparedCustomers,
         at: dt.datetime,
         *,
         context: Context | None = None,
@@ -261,26 +321,21 @@ class DecisionEngine:
             When the frame lacks ``customer_id``, repeats one, or lacks a feature
             the policy reads.
         """
-        if "customer_id" not in features.columns:
-            raise BadInputError("feature frame has no 'customer_id' column")
+        customers = features if isinstance(features, PreparedCustomers) else self.prepare(features, offer_history)
         context = context or Context()
         at = pd.Timestamp(at).to_pydatetime()
-        features = features.reset_index(drop=True)
-        ids = features["customer_id"].to_numpy(dtype=np.int64)
-        if len(np.unique(ids)) != len(ids):
-            raise BadInputError("feature frame has duplicate customer_id values; pass one row per customer")
+        ids = customers.ids
         history = history if history is not None else ContactHistory.empty(self.config)
 
         grid = self._grid(at.date(), context.channel)
-        target = targeting(features, self.config, self.rules, context)
+        target = customers.facts.targeting(self.config, context)
         view = history.view(ids, at)
-        codes = suppression_codes(self.config, grid, target, view)
+        codes = suppression_codes(self.config, grid, target, view, self._policy_arrays)
         arm = self.arm_served[assign_arms(ids, self.config)]
 
         cust, pair = np.nonzero(codes == 0)
         offer, channel = grid.offer[pair], grid.channel[pair]
-        frame = self._candidate_frame(features, cust, offer, channel, offer_history)
-        p_contact, uplift = self._score(frame, arm[cust])
+        p_contact, uplift = self._score(customers, cust, offer, channel, arm[cust])
 
         arb = self.config.policy.arbitration
         boost = target.boost[cust, offer]
@@ -291,18 +346,15 @@ class DecisionEngine:
         gain = self.offer_value[offer] * self.offer_lever[offer] * boost
         p = uplift if arb.objective == "uplift" else p_contact
         cost = self.channel_cost[channel]
-        known = features.notna().to_numpy()
-        known[:, features.columns.get_loc("customer_id")] = False
-        cold = ~known.any(axis=1)
         return ScoredCandidates(
             at=at, ids=ids, arm=arm, grid=grid, target=target, view=view, codes=codes, cust=cust, pair=pair,
-            offer=offer, channel=channel, frame=frame, probability=p_contact, uplift=uplift, boost=boost,
-            gain=gain, cost=cost, expected_value=p * gain - cost, cold_start=cold,
+            offer=offer, channel=channel, customers=customers, probability=p_contact, uplift=uplift, boost=boost,
+            gain=gain, cost=cost, expected_value=p * gain - cost, cold_start=customers.cold_start, engine=self,
         )
 
     def decide(
         self,
-        features: pd.DataFrame,
+        features: pd.DataFrame | PreparedCustomers,
         at: dt.datetime,
         *,
         context: Context | None = None,
@@ -319,7 +371,8 @@ class DecisionEngine:
         ----------
         features
             One row per customer: ``customer_id`` and the customer features
-            (``consent_*``, ``reachable_*``, ``journey_stage``, rule and trigger inputs).
+            (``consent_*``, ``reachable_*``, ``journey_stage``, rule and trigger inputs),
+            or customers already :meth:`prepare`\ d (``offer_history`` is then theirs).
         at
             Decision time (naive, warehouse time).
         context
@@ -383,7 +436,7 @@ class DecisionEngine:
 
     def _run(
         self,
-        features: pd.DataFrame,
+        features: pd.DataFrame | PreparedCustomers,
         at: dt.datetime,
         context: Context | None,
         seed: int | None,
@@ -392,6 +445,7 @@ class DecisionEngine:
         top_k: int,
         explain: bool,
         record: bool,
+        suppressed: bool | None = None,
     ) -> _Batch:
         """Score, select, record and rank a batch; the arrays :meth:`decide` and :meth:`rank` present."""
         history = history if history is not None else ContactHistory.empty(self.config)
@@ -412,20 +466,17 @@ class DecisionEngine:
                 self.offer_ids[offer[chosen[made]]], self.channel_ids[channel[chosen[made]]],
             )
         actions = self._actions(n, chosen, order, in_set, cust, top_k)
-        reasons = suppressed = None
+        reasons = removed_pairs = None
         if explain:
             reasons = self._reasons(actions, sc)
-            suppressed = self._suppressed(sc, removed)
-        return _Batch(sc, decision_ids, chosen, prop, contacted, actions, reasons, suppressed)
+        if explain if suppressed is None else suppressed:
+            removed_pairs = self._suppressed(sc, removed)
+        return _Batch(sc, decision_ids, chosen, prop, contacted, actions, reasons, removed_pairs)
 
     def _candidate_frame(
-        self,
-        features: pd.DataFrame,
-        cust: np.ndarray,
-        offer: np.ndarray,
-        channel: np.ndarray,
-        offer_history: pd.DataFrame | None,
+        self, customers: PreparedCustomers, cust: np.ndarray, offer: np.ndarray, channel: np.ndarray
     ) -> pd.DataFrame:
+        features = customers.frame
         # Text columns as categoricals: taking ~25 rows per customer copies codes, not strings.
         # (Skipped for small batches, where the per-column conversion costs more than it saves.)
         # Small batches: Arrow-backed strings as plain objects, whose row take is far cheaper.
@@ -445,19 +496,8 @@ class DecisionEngine:
             }
         )
         added: dict[str, np.ndarray] = {}
-        if offer_history is not None and len(frame):
-            n_of = len(self.offer_ids)
-            oh_pos = pd.Index(features["customer_id"].to_numpy(dtype=np.int64)).get_indexer(offer_history["customer_id"].to_numpy())
-            oh_off = pd.Index(self.offer_ids).get_indexer(offer_history["offer_id"].to_numpy())
-            ok = (oh_pos >= 0) & (oh_off >= 0)
-            slot = np.full(len(features) * n_of, -1, dtype=np.int64)
-            slot[oh_pos[ok] * n_of + oh_off[ok]] = np.nonzero(ok)[0]
-            hit = slot[cust * n_of + offer]
-            for col, fill in OFFER_HISTORY_FILL.items():
-                if col in offer_history.columns:
-                    # The appended fill value is what index -1 (never shown) picks.
-                    values = np.append(offer_history[col].to_numpy(dtype=float, na_value=np.nan), fill)
-                    added[col] = values[hit]
+        if customers.offer_history is not None and len(frame):
+            added = customers.offer_history.lookup(cust, offer, len(self.offer_ids))
         # One concatenation, not an insert per column: the frame has a block per categorical
         # or nullable column, and pandas slows down (and warns) on inserts into such frames.
         parts = [frame.iloc[:, :1], pair, frame.iloc[:, 1:]]
@@ -468,19 +508,38 @@ class DecisionEngine:
         replaced = {c: v for c, v in added.items() if c not in fresh}
         return frame.assign(**replaced) if replaced else frame
 
-    def _score(self, candidates: pd.DataFrame, row_arm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        p_contact = np.zeros(len(candidates))
-        uplift = np.zeros(len(candidates))
-        if len(candidates) == 0:
+    def _history_of(self, customers: PreparedCustomers, cust: np.ndarray, offer: np.ndarray) -> dict[str, np.ndarray]:
+        """Offer-history values of candidate rows (none without offer history)."""
+        if customers.offer_history is None or len(cust) == 0:
+            return {}
+        return customers.offer_history.lookup(cust, offer, len(self.offer_ids))
+
+    def _score(
+        self, customers: PreparedCustomers, cust: np.ndarray, offer: np.ndarray, channel: np.ndarray, row_arm: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        p_contact = np.zeros(len(cust))
+        uplift = np.zeros(len(cust))
+        if len(cust) == 0:
             return p_contact, uplift
         aliases = np.array(self.arm_scorer, dtype=object)[row_arm]
+        frame: pd.DataFrame | None = None
+        history: dict[str, np.ndarray] | None = None
         for alias in dict.fromkeys(self.arm_scorer):
             sel = aliases == alias
             if not sel.any():
                 continue
-            scorer = self.scorers[alias]
-            part = candidates if sel.all() else candidates.loc[sel]
-            scores = scorer.score(part)
+            matrix = self.matrix.get(alias)
+            if matrix is not None:
+                history = self._history_of(customers, cust, offer) if history is None else history
+                every = sel.all()
+                p_contact[sel], uplift[sel] = matrix.score(
+                    customers.encoded(alias), cust if every else cust[sel], offer if every else offer[sel],
+                    channel if every else channel[sel], history if every else {c: v[sel] for c, v in history.items()},
+                )
+                continue
+            frame = self._candidate_frame(customers, cust, offer, channel) if frame is None else frame
+            part = frame if sel.all() else frame.loc[sel]
+            scores = self.scorers[alias].score(part)
             p_contact[sel] = scores["p_contact"].to_numpy(dtype=float)
             uplift[sel] = scores["uplift"].to_numpy(dtype=float)
         return p_contact, uplift
@@ -624,7 +683,11 @@ class DecisionEngine:
         aliases = self._arm_alias[sc.arm[sc.cust[rows[real]]]] if len(real) else np.array([], dtype=object)
         for alias in dict.fromkeys(aliases):
             sel = real[aliases == alias]
-            model_reasons = self.scorers[alias].reasons(sc.frame.iloc[rows[sel]], top=3)
+            matrix = self.matrix.get(alias)
+            if matrix is not None:
+                model_reasons = self._matrix_reasons(alias, matrix, sc, rows[sel])
+            else:
+                model_reasons = self.scorers[alias].reasons(sc.frame.iloc[rows[sel]], top=3)
             for i, r in zip(sel, model_reasons, strict=True):
                 reasons[i] = list(r)
         offers = self.config.offers.offers
@@ -651,6 +714,26 @@ class DecisionEngine:
         for i in np.flatnonzero(rows < 0).tolist():
             reasons[i] = ["no_positive_expected_value"]
         return reasons
+
+    def _matrix_reasons(
+        self, alias: str, matrix: CandidateMatrix, sc: ScoredCandidates, picked: np.ndarray
+    ) -> list[list[str]] | list[tuple[str, ...]]:
+        """Model reason codes of candidate rows ``picked``, from the customers' memo where it has them."""
+        customers = sc.customers
+        c, o, ch = sc.cust[picked], sc.offer[picked], sc.channel[picked]
+        memo, origin = customers.memo, customers.origin
+        if memo is None or origin is None:
+            return matrix.reasons(customers.encoded(alias), c, o, ch, self._history_of(customers, c, o), top=3)
+        keys = list(zip([alias] * len(picked), origin[c].tolist(), o.tolist(), ch.tolist(), strict=True))
+        found = [memo.get(k) for k in keys]
+        missing = np.array([i for i, f in enumerate(found) if f is None], dtype=np.int64)
+        if len(missing):
+            cm, om = c[missing], o[missing]
+            computed = matrix.reasons(customers.encoded(alias), cm, om, ch[missing], self._history_of(customers, cm, om), top=3)
+            for i, r in zip(missing.tolist(), computed, strict=True):
+                memo.put(keys[i], r)
+                found[i] = tuple(r)
+        return found  # type: ignore[return-value]
 
     def _suppressed(
         self, sc: ScoredCandidates, removed: np.ndarray
@@ -718,19 +801,19 @@ class DecisionEngine:
         cached = self._profiles
         # The service passes the same (immutable) profiles frame with every request: index it once.
         if cached is None or cached[0] is not profiles:
-            unique = profiles.drop_duplicates("customer_id")
+            unique = profiles.drop_duplicates("customer_id").sort_values("customer_id", kind="stable")
             index = pd.Index(unique["customer_id"].to_numpy(dtype=np.int64))
             first = unique["first_name"].to_numpy(dtype=object) if "first_name" in unique.columns else None
             gender = unique["gender"].to_numpy(dtype=object) if "gender" in unique.columns else None
             cached = self._profiles = (profiles, index, first, gender)
         _, index, first, gender = cached
-        pos = index.get_indexer(ids)
+        pos = _positions_in(index, ids)
         return _pick(first, pos, None).tolist(), _pick(gender, pos, None).tolist()
 
     # ------------------------------------------------------------------ documents
     def rank(
         self,
-        features: pd.DataFrame,
+        features: pd.DataFrame | PreparedCustomers,
         at: dt.datetime,
         context: Context | None = None,
         top_k: int = 3,
@@ -740,18 +823,22 @@ class DecisionEngine:
         offer_history: pd.DataFrame | None = None,
         profiles: pd.DataFrame | None = None,
         explain: bool = True,
+        suppressed: bool | None = None,
     ) -> list[RankResponse]:
         """Rank and return one :class:`RankResponse` per customer.
 
         Parameters
         ----------
         features, at, context, top_k, seed, history, offer_history
-            As for :meth:`decide`.
+            As for :meth:`decide` (``features`` may be :meth:`prepare`\ d customers).
         profiles
             ``customer_id, first_name, gender`` from ``customers`` for the salutation;
             read at response time only and never passed to a model.
         explain
             Include reasons and suppressed candidates.
+        suppressed
+            Whether to list the suppressed candidates; ``None`` follows ``explain``
+            (the service always gives reasons, suppressions only when asked).
 
         Returns
         -------
@@ -759,20 +846,18 @@ class DecisionEngine:
             In the order of ``features``; :func:`~nextbest.decisioning.log.decision_rows`
             turns them into rows for the ``decisions`` table.
         """
-        b = self._run(features, at, context, seed, history, offer_history, top_k, explain, True)
+        b = self._run(features, at, context, seed, history, offer_history, top_k, explain, True, suppressed)
         sc, a = b.sc, b.actions
         n = len(sc.ids)
         first, gender = self._profile_columns(profiles, sc.ids)
-        interest = (
-            features["interest_category"].to_numpy(dtype=object).tolist() if "interest_category" in features.columns else [None] * n
-        )
+        interest = sc.customers.interest.tolist()
         order = np.lexsort((a.rank, a.cust))  # customer position, then rank
         cols = {k: v.tolist() for k, v in self._action_columns(sc, a, order, b.prop).items()}
         offer_pos = _pick(sc.offer, a.row[order], -1).tolist()
         reasons = [b.reasons[i] for i in order.tolist()] if explain and b.reasons is not None else None
         per_customer = Groups.of(a.cust[order], n)
         sup_start = sup_count = None
-        if explain and b.suppressed is not None:
+        if b.suppressed is not None:
             c, o, ch, code = b.suppressed
             sup = Groups.of(c, n)
             sup_start, sup_count = sup.start.tolist(), sup.count.tolist()
@@ -825,6 +910,15 @@ class DecisionEngine:
                 )
             )
         return docs
+
+
+def _positions_in(index: pd.Index, ids: np.ndarray) -> np.ndarray:
+    """``index.get_indexer(ids)`` (-1 = absent), by binary search when the index is sorted and unique."""
+    values = index.to_numpy()
+    if len(values) == 0 or not (index.is_monotonic_increasing and index.is_unique):
+        return index.get_indexer(ids)
+    at = np.minimum(np.searchsorted(values, ids), len(values) - 1)
+    return np.where(values[at] == ids, at, -1)
 
 
 def _num(x: float) -> float | None:

@@ -174,8 +174,8 @@ class ContactHistory:
         return {
             "customer_id": np.asarray(customer_ids, dtype=np.int64),
             "ts": np.asarray(ts, dtype="datetime64[us]"),
-            "offer": self._offer_code.get_indexer(np.asarray(offer_ids, dtype=object)),
-            "channel": self._channel_code.get_indexer(np.asarray(channels, dtype=object)),
+            "offer": _positions_of(self._offer_code, offer_ids),
+            "channel": _positions_of(self._channel_code, channels),
         }
 
     @staticmethod
@@ -361,6 +361,15 @@ class ContactHistory:
 
 #: Up to this many contacts, counting per (day, channel) in Python beats a pandas groupby.
 _SMALL_RECORD = 64
+
+
+def _positions_of(index: pd.Index, values: np.ndarray) -> np.ndarray:
+    """Position of each value in ``index`` (-1 = absent); a dict look-up for the few of a single decision."""
+    values = np.asarray(values, dtype=object)
+    if len(values) <= _SMALL_RECORD:
+        where = {v: i for i, v in enumerate(index.tolist())}
+        return np.fromiter((where.get(v, -1) for v in values.tolist()), dtype=np.int64, count=len(values))
+    return index.get_indexer(values)
 
 
 def _days(n: int) -> np.timedelta64:

@@ -28,25 +28,22 @@ def decision_rows(documents: Sequence[RankResponse]) -> pd.DataFrame:
     ``score`` is the action's expected value; ``propensity`` the probability the
     policy chose it; ``contacted`` is false for the control arm and for 'no action'.
     """
-    rows = []
-    for doc in documents:
-        top = doc.actions[0]
-        rows.append(
-            {
-                "decision_id": doc.decision_id,
-                "customer_id": doc.customer_id,
-                "ts": doc.at,
-                "offer_id": top.offer_id,
-                "channel": top.channel,
-                "arm": doc.arm,
-                "experiment": doc.experiment,
-                "propensity": top.propensity,
-                "model_version": doc.model_version,
-                "score": top.expected_value,
-                "contacted": doc.contacted,
-            }
-        )
-    return as_decision_rows(pd.DataFrame(rows, columns=list(DECISION_COLUMNS)))
+    tops = [doc.actions[0] for doc in documents]
+    # Column lists, not a dict per row: the service logs every decision through here.
+    columns: dict[str, list[object]] = {
+        "decision_id": [d.decision_id for d in documents],
+        "customer_id": [d.customer_id for d in documents],
+        "ts": [d.at for d in documents],
+        "offer_id": [a.offer_id for a in tops],
+        "channel": [a.channel for a in tops],
+        "arm": [d.arm for d in documents],
+        "experiment": [d.experiment for d in documents],
+        "propensity": [a.propensity for a in tops],
+        "model_version": [d.model_version for d in documents],
+        "score": [a.expected_value for a in tops],
+        "contacted": [d.contacted for d in documents],
+    }
+    return as_decision_rows(pd.DataFrame({c: columns[c] for c in DECISION_COLUMNS}))
 
 
 def as_decision_rows(frame: pd.DataFrame) -> pd.DataFrame:

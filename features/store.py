@@ -47,6 +47,9 @@ class FeatureStore:
         strings = {c: object for c in features.columns if pd.api.types.is_string_dtype(features[c])}
         self._features = features.reset_index(drop=True).astype(strings).copy()
         self._index = pd.Index(ids)
+        # Sorted ids for request look-ups: a binary search costs less than a hash-index call for a few ids.
+        self._order = np.argsort(ids, kind="stable")
+        self._sorted_ids = ids[self._order]
         hist = offer_history if offer_history is not None else pd.DataFrame({"customer_id": [], "offer_id": []})
         self._history = hist.sort_values(["customer_id", "offer_id"], kind="stable").reset_index(drop=True)
         self._history_ids = self._history["customer_id"].to_numpy(np.int64)
@@ -94,6 +97,24 @@ class FeatureStore:
         lengths = hi - lo
         rows = np.repeat(lo - np.cumsum(lengths) + lengths, lengths) + np.arange(lengths.sum())
         return self._history.take(rows)
+
+    def positions(self, customer_ids: np.ndarray) -> np.ndarray:
+        """Row of each id in :attr:`frame` (-1 = unknown), in request order."""
+        ids = np.asarray(customer_ids, dtype=np.int64)
+        if len(self._sorted_ids) == 0:
+            return np.full(len(ids), -1, dtype=np.int64)
+        at = np.minimum(np.searchsorted(self._sorted_ids, ids), len(self._sorted_ids) - 1)
+        return np.where(self._sorted_ids[at] == ids, self._order[at], -1)
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        """Every customer's feature row (``customer_id`` + features); do not modify."""
+        return self._features
+
+    @property
+    def history_frame(self) -> pd.DataFrame:
+        """Every offer-history row, sorted by customer and offer; do not modify."""
+        return self._history
 
     def __contains__(self, customer_id: object) -> bool:
         return isinstance(customer_id, (int, np.integer)) and int(customer_id) in self._index

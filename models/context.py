@@ -176,6 +176,51 @@ class OfferContext(TransformerMixin, BaseEstimator):
         return with_columns(X, added)
 
 
+    def offer_table(self, X: pd.DataFrame, offer_ids: Sequence[str]) -> dict[str, np.ndarray]:
+        """Every derived column for each customer row of ``X`` × each of ``offer_ids``.
+
+        The scoring service's matrix path reads a candidate's derived value at
+        ``[customer, offer]`` instead of deriving it per candidate row; each entry
+        equals what :meth:`transform` gives the row of that customer and offer
+        (the same operations, element by element).
+
+        Returns
+        -------
+        dict
+            Derived column → ``(len(X), len(offer_ids))`` float array (``outputs_`` only).
+        """
+        if not self.outputs_:
+            return {}
+        t = self._tables()
+        offer = t.offers.codes(np.asarray(list(offer_ids), dtype=object))  # -1 = an offer the catalogue does not know
+        category = t.offer_category[offer]
+        out: dict[str, np.ndarray] = {}
+        if "offer_category_share" in self.outputs_:
+            out["offer_category_share"] = _pick_table(X, SHARE_PREFIX, self.categories_with_share_, t.share_slot[category])
+        if "offer_category_affinity" in self.outputs_:
+            out["offer_category_affinity"] = self._affinity_table(X, t.affinity_slot[category])
+        if "offer_category_interest" in self.outputs_:
+            interest = t.categories.codes_of(X["interest_category"])
+            out["offer_category_interest"] = ((interest[:, None] == category[None, :]) & (category >= 0)[None, :]).astype(float)
+        if "offer_stage_gap" in self.outputs_:
+            customer = t.stages.codes_of(X["journey_stage"]).astype(float)
+            customer[customer < 0] = np.nan
+            out["offer_stage_gap"] = np.abs(customer[:, None] - t.offer_stage[offer][None, :])
+        return out
+
+    def _affinity_table(self, X: pd.DataFrame, slot: np.ndarray) -> np.ndarray:
+        """:meth:`_affinity` for every customer × offer (``slot`` per offer)."""
+        own = _pick_table(X, AFFINITY_PREFIX, self.categories_with_affinity_, slot)
+        prior = self.__dict__.get("affinity_prior_")
+        if prior is None:
+            return own
+        events = pd.to_numeric(X[EVENTS_COLUMN], errors="coerce").fillna(0.0).to_numpy(dtype=float)[:, None]
+        cell = np.minimum(self._cell_codes(X), len(prior) - 1)
+        cell_share = np.where(slot[None, :] >= 0, prior[cell[:, None], np.maximum(slot, 0)[None, :]], np.nan)
+        own = np.where(np.isnan(own), cell_share, own)
+        a = self.affinity_prior_events
+        return (events * own + a * cell_share) / (events + a)
+
     def _affinity(self, X: pd.DataFrame, slot: np.ndarray) -> np.ndarray:
         """The customer's affinity for the offer's category, shrunk towards their cell's."""
         own = _pick(X, AFFINITY_PREFIX, self.categories_with_affinity_, slot)
@@ -198,6 +243,17 @@ def _pick(X: pd.DataFrame, prefix: str, categories: Sequence[str], slot: np.ndar
         if len(rows):
             column = X[f"{prefix}{c}"]
             out[rows] = pd.to_numeric(column.iloc[rows], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    return out
+
+
+def _pick_table(X: pd.DataFrame, prefix: str, categories: Sequence[str], slot: np.ndarray) -> np.ndarray:
+    """Per row of ``X`` and per offer, the ``<prefix><category>`` column of the offer's slot (NaN for slot -1)."""
+    out = np.full((len(X), len(slot)), np.nan)
+    for k, c in enumerate(categories):
+        offers = np.flatnonzero(slot == k)
+        if len(offers):
+            column = pd.to_numeric(X[f"{prefix}{c}"], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+            out[:, offers] = column[:, None]
     return out
 
 

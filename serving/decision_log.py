@@ -20,8 +20,13 @@ import threading
 import time
 from pathlib import Path
 
+from collections.abc import Sequence
+
 import duckdb
 import pandas as pd
+
+from nextbest.decisioning.documents import RankResponse
+from nextbest.decisioning.log import decision_rows
 
 from nextbest.serving.connections import WarehouseBusyError, warehouse_connection
 from nextbest.warehouse.schema import DECISIONS
@@ -55,7 +60,8 @@ class DecisionWriter:
         self.max_rows = max_rows
         self.lock_timeout_s = lock_timeout_s
         self._cond = threading.Condition()
-        self._queue: list[pd.DataFrame] = []
+        # Frames, or documents whose rows the writer thread builds (off the request path).
+        self._queue: list[pd.DataFrame | Sequence[RankResponse]] = []
         self._queued_rows = 0
         self._pending_ids: set[str] = set()
         self._submitted = 0  # batches handed in
@@ -104,6 +110,24 @@ class DecisionWriter:
             if self._queued_rows >= self.max_rows:
                 self._cond.notify_all()
 
+    def submit_documents(self, documents: Sequence[RankResponse]) -> None:
+        """Queue the decisions of ranked documents (their rank-1 actions); never blocks on I/O.
+
+        The rows are built in the writer thread, once per write, so a request pays
+        for a list append instead of a DataFrame.
+        """
+        if not documents:
+            return
+        with self._cond:
+            if self._stopping:
+                raise RuntimeError("decision writer is closed")
+            self._queue.append(list(documents))
+            self._queued_rows += len(documents)
+            self._pending_ids.update(d.decision_id for d in documents)
+            self._submitted += 1
+            if self._queued_rows >= self.max_rows:
+                self._cond.notify_all()
+
     def is_pending(self, decision_id: str) -> bool:
         """Whether the decision is queued but not yet committed."""
         with self._cond:
@@ -148,8 +172,12 @@ class DecisionWriter:
             elif stopping:
                 return
 
-    def _write(self, batches: list[pd.DataFrame], stopping: bool) -> None:
-        frame = pd.concat(batches, ignore_index=True)
+    def _write(self, batches: list[pd.DataFrame | Sequence[RankResponse]], stopping: bool) -> None:
+        documents = [d for b in batches if not isinstance(b, pd.DataFrame) for d in b]
+        frames = [b for b in batches if isinstance(b, pd.DataFrame)]
+        if documents:
+            frames.append(decision_rows(documents).reindex(columns=list(COLUMNS)))
+        frame = pd.concat(frames, ignore_index=True)
         committed = False
         transient_failures = 0
         attempt_deadline = time.monotonic() + (self.lock_timeout_s * 3 if stopping else self.lock_timeout_s)
@@ -181,7 +209,7 @@ class DecisionWriter:
             self._done += len(batches)
             self._cond.notify_all()
 
-    def _requeue(self, batches: list[pd.DataFrame]) -> None:
+    def _requeue(self, batches: list[pd.DataFrame | Sequence[RankResponse]]) -> None:
         with self._cond:
             self._queue[:0] = batches
             self._queued_rows += sum(len(b) for b in batches)

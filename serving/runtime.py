@@ -15,9 +15,11 @@ which must see the decisions of the previous call.
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import logging
 import threading
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +31,7 @@ from nextbest.config import NextbestConfig
 from nextbest.decisioning.documents import Context, RankRequest, RankResponse
 from nextbest.decisioning.cli import load_scorers
 from nextbest.decisioning.engine import DecisionEngine, complete_features
-from nextbest.decisioning.log import decision_rows
+from nextbest.decisioning.prepared import PreparedCustomers
 from nextbest.errors import NotFoundError
 from nextbest.features.snapshots import read_snapshot
 from nextbest.features.store import FeatureStore
@@ -62,6 +64,35 @@ class ServingState:
     profiles: pd.DataFrame
     model_versions: dict[str, str]
     loaded_at: dt.datetime
+    #: Every customer of ``features`` prepared for ``engine``, then one all-null row for unknown ids.
+    customers: PreparedCustomers
+
+    def prepared(self, ids: np.ndarray) -> tuple[PreparedCustomers, int]:
+        """The prepared rows of ``ids`` (unknown ids get the cold-start row) and how many were unknown."""
+        pos = self.features.positions(ids)
+        unknown = pos < 0
+        blank = len(self.customers) - 1
+        return self.customers.take(np.where(unknown, blank, pos), ids=ids), int(unknown.sum())
+
+
+def prepare_snapshot(engine: DecisionEngine, store: FeatureStore, reason_memo: int = 0) -> PreparedCustomers:
+    """Every customer of ``store`` prepared for ``engine``, plus a last, all-null row.
+
+    Done once per loaded state, so a request only takes rows. The null row is
+    what an unknown id is ranked on (a cold start), prepared on its own: mixed
+    into a frame with known customers it would turn every column into objects.
+    ``reason_memo`` model reason codes are remembered (the snapshot and models
+    are fixed for the state's life).
+    """
+    columns = store.columns[1:]
+    known = engine.prepare(store.frame, store.history_frame).encode_all()
+    null_row = complete_features(store.frame.iloc[:0], np.array([-1], dtype=np.int64), columns)
+    blank = engine.prepare(null_row, store.history_frame.iloc[:0]).encode_all()
+
+    def frame_of(ids: np.ndarray) -> pd.DataFrame:
+        return complete_features(store.get(ids), ids, columns)
+
+    return PreparedCustomers.concat([known, blank], frame_of).remember_reasons(reason_memo)
 
 
 def load_features(ws: Workspace, config: NextbestConfig, lock_timeout_s: float) -> tuple[FeatureStore, pd.DataFrame]:
@@ -81,13 +112,15 @@ def build_state(settings: ServeSettings) -> ServingState:
     use_workspace(ws)
     scorers = load_scorers(ws, config)
     store, profiles = load_features(ws, config, settings.lock_timeout_s)
+    engine = DecisionEngine(config, scorers)
     return ServingState(
         config=config,
-        engine=DecisionEngine(config, scorers),
+        engine=engine,
         features=store,
         profiles=profiles,
         model_versions={alias: s.model_version for alias, s in scorers.items()},
         loaded_at=dt.datetime.now(dt.timezone.utc),
+        customers=prepare_snapshot(engine, store, settings.reason_memo),
     )
 
 
@@ -105,6 +138,34 @@ def preflight(ws: Workspace) -> None:
         raise NotFoundError(f"no champion model registered in {ws.tracking_uri} — run `nextbest train`")
     with warehouse_connection(ws.warehouse_path) as con:
         read_snapshot(con, config, customer_ids=[])
+
+
+def occurrences(ids: np.ndarray) -> np.ndarray:
+    """For each id, how many times it appeared before in ``ids`` (0 for a first occurrence)."""
+    order = np.argsort(ids, kind="stable")
+    ordered = ids[order]
+    first = np.ones(len(ids), dtype=bool)
+    first[1:] = ordered[1:] != ordered[:-1]
+    starts = np.flatnonzero(first)
+    out = np.empty(len(ids), dtype=np.int64)
+    out[order] = np.arange(len(ids)) - np.repeat(starts, np.diff(np.append(starts, len(ids))))
+    return out
+
+
+def settle_heap(*, thaw: bool = False) -> None:
+    """Move everything loaded so far out of the garbage collector's sight.
+
+    A worker holds ~400k long-lived objects (libraries, models, the feature
+    snapshot); a full collection walks them all and stalls every request for
+    ~0.3 s, which the cyclic collector does every few seconds under load. Frozen
+    objects are never scanned, so full collections only walk what requests made.
+    ``thaw`` first returns frozen objects to the collector, so a replaced state's
+    reference cycles are freed (one full collection, after a refresh).
+    """
+    if thaw:
+        gc.unfreeze()
+    gc.collect()
+    gc.freeze()
 
 
 def to_warehouse_time(ts: dt.datetime) -> dt.datetime:
@@ -146,6 +207,7 @@ class Runtime:
         self._stop = threading.Event()
         self._watcher = threading.Thread(target=self._watch_stamp, name="nextbest-refresh-watch", daemon=True)
         self._watcher.start()
+        settle_heap()
 
     @property
     def state(self) -> ServingState:
@@ -182,7 +244,9 @@ class Runtime:
             ids = np.array([requests[i].customer_id for i in members], dtype=np.int64)
             top_k = max(requests[i].top_k for i in members)
             try:
-                docs = self._rank(ids, at, context, top_k, seed, True, explicit_time=explicit)
+                # Reasons always; suppressed candidates (dozens of entries each) only if someone asked.
+                listed = any(requests[i].explain for i in members)
+                docs = self._rank(ids, at, context, top_k, seed, True, explicit_time=explicit, suppressed=listed)
             except Exception as exc:  # noqa: BLE001 - returned to each caller of the group
                 log.exception("ranking failed")
                 for i in members:
@@ -221,42 +285,41 @@ class Runtime:
         explain: bool,
         *,
         explicit_time: bool,
+        suppressed: bool | None = None,
     ) -> list[RankResponse]:
-        """Rank ``ids`` (repeats allowed) and queue their decisions for logging."""
+        """Rank ``ids`` (repeats allowed) and queue their decisions for logging.
+
+        ``explain`` gives reasons (and suppressions, unless ``suppressed`` says otherwise).
+        """
         # A batch holds one row per customer: the k-th repeat of an id goes to the k-th round.
-        occurrence = pd.Series(ids).groupby(ids).cumcount().to_numpy()
+        occurrence = occurrences(ids)
         docs: list[RankResponse | None] = [None] * len(ids)
         for round_ in range(int(occurrence.max()) + 1 if len(ids) else 0):
             positions = np.nonzero(occurrence == round_)[0]
-            for pos, doc in zip(positions, self._rank_unique(ids[positions], at, context, top_k, seed, explain, explicit_time), strict=True):
+            ranked = self._rank_unique(ids[positions], at, context, top_k, seed, explain, explicit_time, suppressed)
+            for pos, doc in zip(positions, ranked, strict=True):
                 docs[pos] = doc
         return [d for d in docs if d is not None]
 
     def _rank_unique(
         self, ids: np.ndarray, at: dt.datetime, context: Context, top_k: int, seed: int | None, explain: bool,
-        explicit_time: bool,
+        explicit_time: bool, suppressed: bool | None = None,
     ) -> list[RankResponse]:
         state = self._state
-        known = state.features.get(ids)
-        n_unknown = len(ids) - len(known)
         # Cold start: unknown ids get a row of nulls. Unknown consent is no consent,
         # so only non-personal channels survive the rules; the engine flags cold_start.
-        frame = complete_features(known, ids, columns=state.features.columns[1:])
+        customers, n_unknown = state.prepared(ids)
         with self._engine_lock:
             history = self._histories.at(at) if explicit_time else self._histories.live()[0]
             docs = state.engine.rank(
-                frame, at, context, top_k, seed,
-                history=history,
-                offer_history=state.features.offer_history(ids),
-                profiles=state.profiles,
-                explain=explain,
+                customers, at, context, top_k, seed, history=history, profiles=state.profiles, explain=explain,
+                suppressed=suppressed,
             )
-        self.writer.submit(decision_rows(docs))
+        self.writer.submit_documents(docs)
         metrics = service_metrics()
         by_id = {d.customer_id: d for d in docs}
-        arms = pd.Series([d.arm for d in docs]).value_counts()
-        for arm, n in arms.items():
-            metrics.decisions.labels(str(arm)).inc(int(n))
+        for arm, n in Counter(d.arm for d in docs).items():
+            metrics.decisions.labels(arm).inc(n)
         if n_unknown:
             metrics.fallbacks.labels("unknown_customer").inc(n_unknown)
         return [by_id[int(c)] for c in ids]
@@ -313,8 +376,10 @@ class Runtime:
                 self._stamp.touch()
                 self._stamp_seen = self._stamp_mtime()
             changed = new.model_versions != old.model_versions
-            service_metrics().refreshes.labels("changed" if changed else "unchanged").inc()
             log.info("serving models %s (was %s)", new.model_versions, old.model_versions)
+            del old
+            settle_heap(thaw=True)
+            service_metrics().refreshes.labels("changed" if changed else "unchanged").inc()
             return RefreshReport(changed=changed, model_versions=new.model_versions, loaded_at=new.loaded_at)
 
     def _new_histories(self, config: NextbestConfig) -> HistoryCache:

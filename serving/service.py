@@ -27,7 +27,7 @@ from typing import Annotated, Any, TypeVar
 
 import anyio.to_thread
 import bentoml
-from fastapi import FastAPI, Query, Request
+from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 
@@ -38,6 +38,7 @@ from nextbest.serving.batching import MicroBatcher
 from nextbest.serving.connections import WarehouseBusyError
 from nextbest.serving.metrics import service_metrics
 from nextbest.serving.reports import latest_report
+from nextbest.serving.request_timeout import install as install_request_timeout
 from nextbest.serving.runtime import Runtime
 from nextbest.serving.schemas import (
     ErrorBody,
@@ -52,6 +53,9 @@ from nextbest.serving.settings import TOKEN_ENV, ServeSettings
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+# Before BentoML builds the app: its timeout middleware would keep each request alive for 120 s.
+install_request_timeout()
 
 api = FastAPI(
     title="nextbest",
@@ -177,80 +181,96 @@ class NextbestService:
         """Does nothing: the benchmark's baseline for the cost of the HTTP stack."""
         return {"customer_id": customer_id}
 
-    # ------------------------------------------------------------------ ranking
-    @api.post("/rank", response_model=RankResponse, responses=_ERRORS, tags=["decisions"])
-    async def rank(
-        self,
-        body: RankBody,
-        explain: Annotated[bool, Query(description="Include the suppressed candidates and why.")] = False,
-    ) -> Response:
-        """Rank the next best actions of one customer and log the decision.
 
-        Unknown customers get a cold-start ranking (``cold_start: true``): no
-        profile, non-personal channels only, since no consent is known.
-        """
-        request = body.to_request(explain=explain)
+# The routes are module functions with an async dependency rather than methods of the
+# service: BentoML gives a method's ``self`` a synchronous dependency, which FastAPI
+# resolves in a worker thread, one thread hop per request.
+async def current_service() -> NextbestService:
+    """The worker's service instance."""
+    return bentoml.get_current_service()  # type: ignore[no-any-return]
 
-        async def run() -> Response:
-            return _json(await self.batcher.submit(request))
 
-        return await _timed("rank", run)
+Service = Annotated["NextbestService", Depends(current_service)]
 
-    @api.post("/rank_batch", response_model=RankBatchResult, responses=_ERRORS, tags=["decisions"])
-    async def rank_batch(self, body: RankBatchBody) -> Response:
-        """Rank many customers in one call (chunked, so memory stays bounded) and log every decision."""
-        if len(body.customer_ids) > self.settings.rank_batch_max:
-            raise BadInputError(
-                f"customer_ids has {len(body.customer_ids)} entries; send at most {self.settings.rank_batch_max} per call"
-            )
 
-        async def run() -> Response:
-            decisions = await anyio.to_thread.run_sync(self.runtime.rank_batch, body)
-            return _json(
-                RankBatchResult(count=len(decisions), cold_start=sum(d.cold_start for d in decisions), decisions=decisions)
-            )
+# ------------------------------------------------------------------ ranking
+@api.post("/rank", response_model=RankResponse, responses=_ERRORS, tags=["decisions"])
+async def rank(
+    service: Service,
+    body: RankBody,
+    explain: Annotated[bool, Query(description="Include the suppressed candidates and why.")] = False,
+) -> Response:
+    """Rank the next best actions of one customer and log the decision.
 
-        return await _timed("rank_batch", run)
+    Unknown customers get a cold-start ranking (``cold_start: true``): no
+    profile, non-personal channels only, since no consent is known.
+    """
+    request = body.to_request(explain=explain)
 
-    # ------------------------------------------------------------------ feedback
-    @api.post(
-        "/feedback",
-        status_code=202,
-        response_model=FeedbackReceipt,
-        responses={404: {"model": ErrorBody, "description": "Unknown decision_id."}, **_ERRORS},
-        tags=["decisions"],
-    )
-    async def feedback(self, body: FeedbackBody) -> FeedbackReceipt:
-        """Record an outcome of a decision; stored durably before the 202. Repeats are no-ops."""
+    async def run() -> Response:
+        return _json(await service.batcher.submit(request))
 
-        async def run() -> FeedbackReceipt:
-            return await anyio.to_thread.run_sync(self.runtime.feedback, body)
+    return await _timed("rank", run)
 
-        return await _timed("feedback", run)
 
-    # ------------------------------------------------------------------ admin
-    @api.post("/admin/refresh", response_model=RefreshReport, responses=_ERRORS, tags=["admin"])
-    async def refresh(self) -> RefreshReport:
-        """Load the registry's current champion (and challenger) and swap them in without dropping requests.
+@api.post("/rank_batch", response_model=RankBatchResult, responses=_ERRORS, tags=["decisions"])
+async def rank_batch(service: Service, body: RankBatchBody) -> Response:
+    """Rank many customers in one call (chunked, so memory stays bounded) and log every decision."""
+    if len(body.customer_ids) > service.settings.rank_batch_max:
+        raise BadInputError(
+            f"customer_ids has {len(body.customer_ids)} entries; send at most {service.settings.rank_batch_max} per call"
+        )
 
-        Other workers pick the change up within a second.
-        """
-        return await anyio.to_thread.run_sync(self.runtime.refresh)
+    async def run() -> Response:
+        decisions = await anyio.to_thread.run_sync(service.runtime.rank_batch, body)
+        return _json(
+            RankBatchResult(count=len(decisions), cold_start=sum(d.cold_start for d in decisions), decisions=decisions)
+        )
 
-    @api.get(
-        "/reports/latest",
-        response_class=FileResponse,
-        responses={404: {"model": ErrorBody, "description": "No report yet."}},
-        tags=["reports"],
-    )
-    async def latest_report(self) -> FileResponse:
-        """The newest HTML report of the workspace (read-only)."""
-        path = latest_report(self.settings.workspace.reports_dir)
-        if path is None:
-            raise NotFoundError(
-                f"no HTML report in {self.settings.workspace.reports_dir}: run `nextbest report` to create one"
-            )
-        return FileResponse(path, media_type="text/html")
+    return await _timed("rank_batch", run)
+
+
+# ------------------------------------------------------------------ feedback
+@api.post(
+    "/feedback",
+    status_code=202,
+    response_model=FeedbackReceipt,
+    responses={404: {"model": ErrorBody, "description": "Unknown decision_id."}, **_ERRORS},
+    tags=["decisions"],
+)
+async def feedback(service: Service, body: FeedbackBody) -> FeedbackReceipt:
+    """Record an outcome of a decision; stored durably before the 202. Repeats are no-ops."""
+
+    async def run() -> FeedbackReceipt:
+        return await anyio.to_thread.run_sync(service.runtime.feedback, body)
+
+    return await _timed("feedback", run)
+
+
+# ------------------------------------------------------------------ admin
+@api.post("/admin/refresh", response_model=RefreshReport, responses=_ERRORS, tags=["admin"])
+async def refresh(service: Service) -> RefreshReport:
+    """Load the registry's current champion (and challenger) and swap them in without dropping requests.
+
+    Other workers pick the change up within a second.
+    """
+    return await anyio.to_thread.run_sync(service.runtime.refresh)
+
+
+@api.get(
+    "/reports/latest",
+    response_class=FileResponse,
+    responses={404: {"model": ErrorBody, "description": "No report yet."}},
+    tags=["reports"],
+)
+async def latest(service: Service) -> FileResponse:
+    """The newest HTML report of the workspace (read-only)."""
+    path = latest_report(service.settings.workspace.reports_dir)
+    if path is None:
+        raise NotFoundError(
+            f"no HTML report in {service.settings.workspace.reports_dir}: run `nextbest report` to create one"
+        )
+    return FileResponse(path, media_type="text/html")
 
 
 NextbestService.add_asgi_middleware(BearerTokenMiddleware, token=ServeSettings.from_env().api_token)

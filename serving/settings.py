@@ -7,13 +7,14 @@ share, so every knob is an environment variable with a documented default.
 ==============================  =======================================================
 ``NEXTBEST_WORKSPACE``          workspace folder (default ``./workspace``)
 ``NEXTBEST_API_TOKEN``          bearer token; unset = no authentication
-``NEXTBEST_WRITER_INTERVAL_MS`` longest a decision waits before it is written (200)
+``NEXTBEST_WRITER_INTERVAL_MS`` longest a decision waits before it is written (1000)
 ``NEXTBEST_WRITER_MAX_ROWS``    rows that trigger an early write (5000)
 ``NEXTBEST_BATCH_CHUNK``        customers per engine call in ``/rank_batch`` (1000)
 ``NEXTBEST_RANK_BATCH_MAX``     customers accepted by one ``/rank_batch`` call (20000)
-``NEXTBEST_MICROBATCH_MS``      how long ``/rank`` waits to join concurrent requests (2)
+``NEXTBEST_MICROBATCH_MS``      how long ``/rank`` waits to join concurrent requests (0)
 ``NEXTBEST_MICROBATCH_MAX``     most ``/rank`` requests ranked in one engine call (64)
 ``NEXTBEST_LOCK_TIMEOUT_S``     how long a warehouse write retries on a lock (10)
+``NEXTBEST_REASON_MEMO``        model reason codes kept per loaded state, 0 = none (200000)
 ``NEXTBEST_SEED``               base seed of the exploration draw (0)
 ==============================  =======================================================
 """
@@ -40,6 +41,7 @@ _ENV: dict[str, str] = {
     "microbatch_max": "NEXTBEST_MICROBATCH_MAX",
     "lock_timeout_s": "NEXTBEST_LOCK_TIMEOUT_S",
     "seed": "NEXTBEST_SEED",
+    "reason_memo": "NEXTBEST_REASON_MEMO",
 }
 
 
@@ -50,14 +52,15 @@ class ServeSettings(BaseModel):
 
     workspace: Workspace
     api_token: str | None = Field(default=None, min_length=8, description="Bearer token; None = open.")
-    writer_interval_ms: int = Field(default=200, ge=1, le=60_000)
+    writer_interval_ms: int = Field(default=1000, ge=1, le=60_000)
     writer_max_rows: int = Field(default=5000, ge=1)
     batch_chunk: int = Field(default=1000, ge=1, le=100_000)
     rank_batch_max: int = Field(default=20_000, ge=1)
-    microbatch_ms: float = Field(default=2.0, ge=0, le=1000)
+    microbatch_ms: float = Field(default=0.0, ge=0, le=1000)
     microbatch_max: int = Field(default=64, ge=1)
     lock_timeout_s: float = Field(default=10.0, gt=0)
     seed: int = 0
+    reason_memo: int = Field(default=200_000, ge=0)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ServeSettings:

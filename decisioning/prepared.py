@@ -1,0 +1,254 @@
+"""Customers prepared for deciding: everything the engine reads from their feature rows, as arrays.
+
+:meth:`DecisionEngine.prepare <nextbest.decisioning.engine.DecisionEngine.prepare>`
+turns a feature frame (and its offer history) into :class:`PreparedCustomers`;
+every decision goes through one. A batch run prepares its frame per call; the
+scoring service prepares its whole feature snapshot once when it loads it and
+takes the requested customers' rows per request, so a request does no pandas
+work at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from nextbest.decisioning.candidates import CustomerFacts
+from nextbest.models.candidate_matrix import EncodedCustomers
+
+#: Offer-history columns joined onto candidate rows, with the value a never-shown offer gets.
+OFFER_HISTORY_FILL: dict[str, float] = {
+    "shown_30d": 0.0, "shown_90d": 0.0, "days_since_shown": np.nan, "responded_before": 0.0, "converted_before": 0.0,
+}
+
+
+@dataclass(frozen=True)
+class OfferHistoryRows:
+    """Offer-history rows of a batch's customers, by customer position and offer index.
+
+    Rows are grouped by customer, in their original order within a customer, so a
+    (customer, offer) pair listed twice resolves to the same row however the
+    batch is cut.
+
+    Attributes
+    ----------
+    cust, offer
+        (m,) customer position in the batch and offer index (config order).
+    values
+        Offer-history column → (m,) float values.
+    start, count
+        (n,) first row and number of rows of each customer.
+    """
+
+    cust: np.ndarray
+    offer: np.ndarray
+    values: dict[str, np.ndarray]
+    start: np.ndarray
+    count: np.ndarray
+
+    @classmethod
+    def of(cls, offer_history: pd.DataFrame, ids: np.ndarray, offer_ids: Sequence[str]) -> OfferHistoryRows:
+        """Rows of ``offer_history`` whose customer is in ``ids`` and whose offer is configured."""
+        cust = pd.Index(ids).get_indexer(offer_history["customer_id"].to_numpy()) if len(offer_history) else np.zeros(0, dtype=np.int64)
+        offer = pd.Index(list(offer_ids), dtype=object).get_indexer(offer_history["offer_id"].to_numpy()) if len(offer_history) else cust
+        ok = np.flatnonzero((cust >= 0) & (offer >= 0))
+        ok = ok[np.argsort(cust[ok], kind="stable")]
+        values = {
+            c: offer_history[c].to_numpy(dtype=float, na_value=np.nan)[ok]
+            for c in OFFER_HISTORY_FILL if c in offer_history.columns
+        }
+        count = np.bincount(cust[ok], minlength=len(ids))
+        start = np.zeros(len(ids), dtype=np.int64)
+        np.cumsum(count[:-1], out=start[1:])
+        return cls(cust[ok].astype(np.int64), offer[ok].astype(np.int64), values, start, count)
+
+    @property
+    def columns(self) -> list[str]:
+        """Offer-history columns held."""
+        return list(self.values)
+
+    def take(self, positions: np.ndarray) -> OfferHistoryRows:
+        """The rows of the customers at ``positions``, renumbered to their new positions."""
+        count = self.count[positions]
+        start = np.zeros(len(positions), dtype=np.int64)
+        np.cumsum(count[:-1], out=start[1:])
+        rows = np.repeat(self.start[positions] - start, count) + np.arange(int(count.sum()))
+        cust = np.repeat(np.arange(len(positions), dtype=np.int64), count)
+        return OfferHistoryRows(cust, self.offer[rows], {c: v[rows] for c, v in self.values.items()}, start, count)
+
+    @classmethod
+    def concat(cls, parts: Sequence[OfferHistoryRows]) -> OfferHistoryRows:
+        """The customers of ``parts`` one after the other."""
+        sizes = np.array([len(p.count) for p in parts])
+        offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+        rows = np.concatenate([[0], np.cumsum([len(p.cust) for p in parts])[:-1]])
+        return cls(
+            np.concatenate([p.cust + o for p, o in zip(parts, offsets, strict=True)]),
+            np.concatenate([p.offer for p in parts]),
+            {c: np.concatenate([p.values[c] for p in parts]) for c in parts[0].values},
+            np.concatenate([p.start + r for p, r in zip(parts, rows, strict=True)]),
+            np.concatenate([p.count for p in parts]),
+        )
+
+    def lookup(self, cust: np.ndarray, offer: np.ndarray, n_offers: int) -> dict[str, np.ndarray]:
+        """Each column's value for candidate rows ``(cust, offer)``; the fill value where never shown."""
+        slot = np.full(len(self.count) * n_offers, -1, dtype=np.int64)
+        # A pair listed twice takes its last row, as a repeated fancy assignment does.
+        slot[self.cust * n_offers + self.offer] = np.arange(len(self.cust))
+        hit = slot[cust * n_offers + offer]
+        # The appended fill value is what index -1 (never shown) picks.
+        return {c: np.append(v, OFFER_HISTORY_FILL[c])[hit] for c, v in self.values.items()}
+
+
+class ReasonMemo:
+    """Model reason codes already computed, by (model alias, customer row, offer, channel).
+
+    A candidate row is fixed by its customer's prepared row and its pair, so its
+    contributions (``pred_contrib``, ~0.25 ms a row, most of a single-customer
+    decision) are too, for as long as the prepared block and the models stay: the
+    scoring service keeps one memo per loaded state. Bounded by ``size`` entries:
+    full, it starts over.
+
+    Parameters
+    ----------
+    size
+        Most entries kept.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        # Tuples of strings: the garbage collector stops tracking them, so a full memo adds nothing to its scans.
+        self._codes: dict[tuple[str, int, int, int], tuple[str, ...]] = {}
+
+    def __len__(self) -> int:
+        return len(self._codes)
+
+    def get(self, key: tuple[str, int, int, int]) -> tuple[str, ...] | None:
+        """The reasons of ``key``, or ``None`` when not computed yet."""
+        return self._codes.get(key)
+
+    def put(self, key: tuple[str, int, int, int], reasons: Sequence[str]) -> None:
+        """Remember the reasons of ``key``."""
+        if len(self._codes) >= self.size:
+            self._codes.clear()
+        self._codes[key] = tuple(reasons)
+
+
+class PreparedCustomers:
+    """A batch of customers as the engine decides on them.
+
+    Parameters
+    ----------
+    ids
+        (n,) customer ids, one per customer (no repeats).
+    facts
+        Targeting inputs (:func:`~nextbest.decisioning.candidates.customer_facts`).
+    cold_start
+        (n,) no feature known.
+    interest
+        (n,) ``interest_category`` (objects; ``None`` when the frame has none), for messages.
+    offer_history
+        Offer-history rows, or ``None`` when the batch came without.
+    frame_of
+        Returns the feature frame of ``ids`` (one row per id, in order); called
+        only for what needs the frame (a scorer without a matrix path, an encoding
+        not prepared yet).
+    encoders
+        Scorer alias → function encoding a feature frame for its matrix path.
+    encoded
+        Encodings already made, by alias.
+    memo, origin
+        Reason codes computed before for these customers, and each customer's row
+        in the block the memo belongs to (both ``None``: nothing remembered).
+    """
+
+    def __init__(
+        self,
+        ids: np.ndarray,
+        facts: CustomerFacts,
+        cold_start: np.ndarray,
+        interest: np.ndarray,
+        offer_history: OfferHistoryRows | None,
+        frame_of: Callable[[np.ndarray], pd.DataFrame],
+        encoders: Mapping[str, Callable[[pd.DataFrame], EncodedCustomers]],
+        encoded: dict[str, EncodedCustomers] | None = None,
+        memo: ReasonMemo | None = None,
+        origin: np.ndarray | None = None,
+    ) -> None:
+        self.ids = ids
+        self.facts = facts
+        self.cold_start = cold_start
+        self.interest = interest
+        self.offer_history = offer_history
+        self._frame_of = frame_of
+        self._frame: pd.DataFrame | None = None
+        self._encoders = encoders
+        self._encoded = dict(encoded or {})
+        self.memo = memo
+        self.origin = origin
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        """The customers' feature rows (built on first use)."""
+        if self._frame is None:
+            self._frame = self._frame_of(self.ids).reset_index(drop=True)
+        return self._frame
+
+    def encoded(self, alias: str) -> EncodedCustomers:
+        """The customers encoded for scorer ``alias``'s matrix path (made on first use)."""
+        enc = self._encoded.get(alias)
+        if enc is None:
+            enc = self._encoded[alias] = self._encoders[alias](self.frame)
+        return enc
+
+    def encode_all(self) -> PreparedCustomers:
+        """Make every encoding now (the service does so once per snapshot); returns ``self``."""
+        for alias in self._encoders:
+            self.encoded(alias)
+        return self
+
+    def remember_reasons(self, size: int) -> PreparedCustomers:
+        """Keep up to ``size`` reason codes of these customers across :meth:`take`\ s; returns ``self``.
+
+        Only for a block whose rows and models stay fixed (a loaded snapshot); ``size`` 0 keeps none.
+        """
+        self.memo = ReasonMemo(size) if size > 0 else None
+        self.origin = np.arange(len(self.ids), dtype=np.int64) if size > 0 else None
+        return self
+
+    def take(self, positions: np.ndarray, ids: np.ndarray | None = None) -> PreparedCustomers:
+        """The customers at ``positions``; ``ids`` renames them (a cold-start row serves any unknown id)."""
+        return PreparedCustomers(
+            self.ids[positions] if ids is None else np.asarray(ids, dtype=np.int64),
+            self.facts.take(positions),
+            self.cold_start[positions],
+            self.interest[positions],
+            self.offer_history.take(positions) if self.offer_history is not None else None,
+            self._frame_of,
+            self._encoders,
+            {alias: enc.take(positions) for alias, enc in self._encoded.items()},
+            self.memo,
+            self.origin[positions] if self.origin is not None else None,
+        )
+
+    @classmethod
+    def concat(cls, parts: Sequence[PreparedCustomers], frame_of: Callable[[np.ndarray], pd.DataFrame]) -> PreparedCustomers:
+        """The customers of ``parts`` one after the other (``frame_of`` serves the whole)."""
+        histories = [p.offer_history for p in parts]
+        first = parts[0]
+        return cls(
+            np.concatenate([p.ids for p in parts]),
+            CustomerFacts.concat([p.facts for p in parts]),
+            np.concatenate([p.cold_start for p in parts]),
+            np.concatenate([p.interest for p in parts]),
+            OfferHistoryRows.concat(histories) if all(h is not None for h in histories) else None,  # type: ignore[arg-type]
+            frame_of,
+            first._encoders,
+            {a: EncodedCustomers.concat([p.encoded(a) for p in parts]) for a in first._encoded if all(a in p._encoded for p in parts)},
+        )

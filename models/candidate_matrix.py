@@ -1,0 +1,242 @@
+"""Scoring candidate rows as one float matrix, without a candidate DataFrame.
+
+A candidate row is a customer's features plus a few columns that depend on the
+(offer, channel) pair: ``offer_id``, ``channel``, the offer-history columns, the
+:class:`~nextbest.models.context.OfferContext` columns and the treatment flag.
+:meth:`ResponseModel.score <nextbest.models.response.ResponseModel.score>` builds
+that frame row by row and encodes it; for a single customer with ~80 candidate
+pairs the pandas work costs a hundred times the LightGBM call.
+
+:class:`CandidateMatrix` splits the work along that line: :meth:`~CandidateMatrix.encode`
+turns customers into encoded rows once (the scoring service does it once per
+feature snapshot), and :meth:`~CandidateMatrix.score` gathers a row per
+candidate, writes the pair's columns into it and calls the booster once for
+both treatment arms. The encoder, booster and calibration map are the model's
+own, so the probabilities and reason codes equal the DataFrame path's;
+``tests/decisioning/test_matrix_scoring.py`` checks it on generated workspaces.
+
+Only the model shapes it knows are taken (an S-learner over a LightGBM
+estimator with a :class:`~nextbest.models.encoding.FrameEncoder`, with or
+without an ``OfferContext``): :meth:`CandidateMatrix.of` returns ``None`` for any
+other scorer, which the engine then scores through its DataFrame.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from nextbest.models.context import OfferContext
+from nextbest.models.encoding import with_columns
+from nextbest.models.response import ResponseModel
+from nextbest.models.uplift import SLearner
+
+#: OfferContext outputs whose per-offer table :meth:`OfferContext.offer_table` builds.
+_CONTEXT_OUTPUTS = frozenset({"offer_category_share", "offer_category_affinity", "offer_category_interest", "offer_stage_gap"})
+#: Up to this many candidate rows, both treatment arms go through one booster call.
+_STACK_ROWS = 4096
+#: Candidate rows gathered per block: bounds the (rows x features) matrices of a large batch.
+_BLOCK_ROWS = 65_536
+
+
+@dataclass(frozen=True)
+class EncodedCustomers:
+    """Customers encoded for one model: what every candidate row of theirs starts from.
+
+    Attributes
+    ----------
+    matrix
+        (n, F) encoded customer features in the model's column order; the
+        candidate columns hold placeholders that scoring overwrites.
+    derived
+        OfferContext column → (n, O) value per customer and offer (config order).
+    """
+
+    matrix: np.ndarray
+    derived: dict[str, np.ndarray]
+
+    def take(self, positions: np.ndarray) -> EncodedCustomers:
+        """The customers at ``positions`` (repeats allowed)."""
+        return EncodedCustomers(self.matrix[positions], {c: v[positions] for c, v in self.derived.items()})
+
+    @classmethod
+    def concat(cls, parts: Sequence[EncodedCustomers]) -> EncodedCustomers:
+        """The customers of ``parts`` one after the other."""
+        return cls(
+            np.concatenate([p.matrix for p in parts]),
+            {c: np.concatenate([p.derived[c] for p in parts]) for c in parts[0].derived},
+        )
+
+
+def reason_codes(contrib: np.ndarray, names: np.ndarray, top: int) -> list[list[str]]:
+    """Top ``top`` contributions by magnitude per row, as ``"feature:+0.41"`` (zeros left out).
+
+    ``contrib`` holds one column per name in ``names`` (no bias, no treatment),
+    as :meth:`ResponseModel.reasons <nextbest.models.response.ResponseModel.reasons>` ranks them.
+    """
+    k = min(top, contrib.shape[1])
+    order = np.argsort(-np.abs(contrib), axis=1, kind="stable")[:, :k]
+    picked = np.take_along_axis(contrib, order, axis=1)
+    return [
+        [f"{names[j]}:{v:+.2f}" for j, v in zip(row_idx, row_val, strict=True) if v != 0.0]
+        for row_idx, row_val in zip(order.tolist(), picked.tolist(), strict=True)
+    ]
+
+
+class CandidateMatrix:
+    """Matrix-level scoring of one :class:`ResponseModel`; build with :meth:`of`.
+
+    Parameters
+    ----------
+    model
+        A fitted response model with an S-learner over an encoded LightGBM estimator.
+    offer_ids, channel_ids
+        Offers and channels in config order (candidate rows name them by position).
+    """
+
+    def __init__(self, model: ResponseModel, offer_ids: Sequence[str], channel_ids: Sequence[str]) -> None:
+        learner: SLearner = model.learner_
+        self.model = model
+        self.estimator = learner.estimator_
+        self.calibrator = model.calibrator_
+        self.context: OfferContext | None = getattr(model, "context_", None)
+        encoder = self.estimator.encoder_
+        self.encoder = encoder
+        names = [str(c) for c in encoder.feature_names_in_]
+        self.names = names
+        self.offer_ids = list(offer_ids)
+        position = {c: i for i, c in enumerate(names)}
+        self.treatment = position[learner.treatment_column]
+        # Bundles saved before treatment_features existed lack the attribute.
+        masked = getattr(learner, "treatment_features", ())
+        self.masked = np.array([position[c] for c in masked if c in position], dtype=np.int64)
+        levels = encoder._levels()
+
+        def codes(column: str, ids: Sequence[str]) -> np.ndarray | None:
+            if column not in position:
+                return None
+            if column in levels:
+                c = levels[column].codes(np.asarray(list(ids), dtype=object))
+                return np.where(c < 0, np.nan, c).astype(float)
+            return None
+
+        self.offer_col = position.get("offer_id")
+        self.channel_col = position.get("channel")
+        self.offer_code = codes("offer_id", offer_ids)
+        self.channel_code = codes("channel", channel_ids)
+        self.derived_cols = {c: position[c] for c in (self.context.outputs_ if self.context is not None else ()) if c in position}
+        self.position = position
+        # Contributions: every column but the treatment, as SLearner.predict_contrib drops it.
+        self.contrib_keep = np.array([i for i in range(len(names)) if i != self.treatment], dtype=np.int64)
+        self.contrib_names = np.array([names[i] for i in self.contrib_keep], dtype=object)
+
+    @classmethod
+    def of(cls, scorer: object, offer_ids: Sequence[str], channel_ids: Sequence[str]) -> CandidateMatrix | None:
+        """The matrix scorer of ``scorer``, or ``None`` when its shape is not one this module reproduces."""
+        if type(scorer) is not ResponseModel:
+            return None
+        learner = getattr(scorer, "learner_", None)
+        if type(learner) is not SLearner:
+            return None
+        estimator = getattr(learner, "estimator_", None)
+        encoder = getattr(estimator, "encoder_", None)
+        if encoder is None or not hasattr(estimator, "predict_matrix") or not hasattr(encoder, "_levels"):
+            return None
+        context = getattr(scorer, "context_", None)
+        if context is not None and (type(context) is not OfferContext or not set(context.outputs_) <= _CONTEXT_OUTPUTS):
+            return None
+        names = set(map(str, encoder.feature_names_in_))
+        if learner.treatment_column not in names:
+            return None
+        for column in ("offer_id", "channel"):
+            # A pair column the encoder reads as a number would need the DataFrame's conversion.
+            if column in names and column not in encoder.categories_:
+                return None
+        return cls(scorer, offer_ids, channel_ids)
+
+    # ------------------------------------------------------------------ customers
+    def pair_columns(self, offer_history_columns: Sequence[str]) -> list[str]:
+        """Columns a candidate row takes from its pair rather than its customer."""
+        pair = ["offer_id", "channel", self.names[self.treatment], *self.derived_cols, *offer_history_columns]
+        return [c for c in dict.fromkeys(pair) if c in self.position]
+
+    def encode(self, features: pd.DataFrame, offer_history_columns: Sequence[str] = ()) -> EncodedCustomers:
+        """Encode customer feature rows (``customer_id`` + features, as the engine gets them).
+
+        ``offer_history_columns`` are the offer-history columns candidate rows will
+        carry (they then override a customer column of the same name, as in the
+        engine's candidate frame).
+        """
+        n = len(features)
+        placeholders = {c: np.full(n, np.nan) for c in self.pair_columns(offer_history_columns)}
+        # The encoder reads every model column by name: the pair's get NaN here and their values per row.
+        frame = with_columns(features.drop(columns=[c for c in placeholders if c in features.columns]), placeholders)
+        matrix = self.encoder.transform(frame)
+        derived = self.context.offer_table(features, self.offer_ids) if self.context is not None else {}
+        return EncodedCustomers(matrix, {c: derived[c] for c in self.derived_cols})
+
+    # ------------------------------------------------------------------ candidates
+    def candidate_rows(
+        self, customers: EncodedCustomers, cust: np.ndarray, offer: np.ndarray, channel: np.ndarray,
+        offer_history: Mapping[str, np.ndarray],
+    ) -> np.ndarray:
+        """Encoded candidate rows, contacted: customer ``cust`` with pair ``(offer, channel)``.
+
+        ``offer_history`` maps offer-history columns to their value per row.
+        """
+        m = customers.matrix[cust]
+        if self.offer_col is not None and self.offer_code is not None:
+            m[:, self.offer_col] = self.offer_code[offer]
+        if self.channel_col is not None and self.channel_code is not None:
+            m[:, self.channel_col] = self.channel_code[channel]
+        for column, i in self.derived_cols.items():
+            m[:, i] = customers.derived[column][cust, offer]
+        for column, values in offer_history.items():
+            i = self.position.get(column)
+            if i is not None:
+                m[:, i] = values
+        m[:, self.treatment] = 1.0
+        return m
+
+    def score(
+        self, customers: EncodedCustomers, cust: np.ndarray, offer: np.ndarray, channel: np.ndarray,
+        offer_history: Mapping[str, np.ndarray],
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Calibrated ``(p_contact, uplift)`` per candidate row (see :meth:`candidate_rows`)."""
+        n = len(cust)
+        p1, p0 = np.empty(n), np.empty(n)
+        for start in range(0, n, _BLOCK_ROWS):
+            rows = slice(start, min(start + _BLOCK_ROWS, n))
+            history = {c: v[rows] for c, v in offer_history.items()}
+            m = self.candidate_rows(customers, cust[rows], offer[rows], channel[rows], history)
+            raw1, raw0 = self._both_arms(m)
+            p1[rows] = self.calibrator.transform(raw1)
+            p0[rows] = self.calibrator.transform(raw0)
+        return p1, p1 - p0
+
+    def _both_arms(self, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        n = len(matrix)
+        if n <= _STACK_ROWS:
+            both = np.concatenate([matrix, matrix])
+            both[n:, self.treatment] = 0.0
+            both[n:, self.masked] = np.nan
+            p = self.estimator.predict_matrix(both)
+            return p[:n], p[n:]
+        p1 = self.estimator.predict_matrix(matrix)
+        matrix[:, self.treatment] = 0.0
+        matrix[:, self.masked] = np.nan
+        return p1, self.estimator.predict_matrix(matrix)
+
+    def reasons(
+        self, customers: EncodedCustomers, cust: np.ndarray, offer: np.ndarray, channel: np.ndarray,
+        offer_history: Mapping[str, np.ndarray], top: int = 3,
+    ) -> list[list[str]]:
+        """Reason codes of candidate rows, as :meth:`ResponseModel.reasons` gives them (one booster call)."""
+        if len(cust) == 0:
+            return []
+        m = self.candidate_rows(customers, cust, offer, channel, offer_history)
+        contrib = self.estimator.predict_matrix(m, pred_contrib=True)
+        return reason_codes(contrib[:, self.contrib_keep], self.contrib_names, top)
