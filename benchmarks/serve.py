@@ -35,7 +35,7 @@ from pathlib import Path
 
 import httpx
 
-from nextbest.serving.process import wait_ready
+from nextbest.serving.process import stop_tree, wait_ready
 
 ROOT = Path(__file__).resolve().parents[1]
 NEXTBEST = [sys.executable, "-m", "nextbest.cli"] if not (ROOT / ".venv/bin/nextbest").exists() else [str(ROOT / ".venv/bin/nextbest")]
@@ -115,13 +115,7 @@ def start_server(workspace: Path, port: int, workers: int, token: str | None) ->
 
 
 def stop_server(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+    stop_tree(proc, signal.SIGTERM, 30)
 
 
 def known_customers(workspace: Path, n: int = 2000) -> list[int]:

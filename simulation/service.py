@@ -18,7 +18,7 @@ from types import TracebackType
 
 from nextbest.errors import NextbestError
 from nextbest.serving.client import NextbestClient
-from nextbest.serving.process import wait_ready
+from nextbest.serving.process import stop_tree, wait_ready
 from nextbest.workspace import Workspace
 
 
@@ -87,12 +87,7 @@ class ServiceProcess:
         proc = self._proc
         if proc is None or proc.poll() is not None:
             return
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop_tree(proc, signal.SIGTERM, timeout_s)
 
     def __enter__(self) -> ServiceProcess:
         return self.start()

@@ -22,7 +22,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from nextbest.serving.process import wait_ready
+from nextbest.serving.process import stop_tree, wait_ready
 from nextbest.workspace import Workspace
 
 #: The installed console script, next to the interpreter running the tests.
@@ -151,18 +151,7 @@ class Server:
         return self.log_path.read_text(errors="replace")
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 60) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, sig)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                pass
-        # The group outlives its leader when a worker is still shutting down: end it.
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        self.proc.wait()
+        stop_tree(self.proc, sig, timeout)
         self._log.close()
 
 

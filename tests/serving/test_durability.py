@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 import duckdb
+import psutil
 import pytest
 
 from nextbest.warehouse.db import connect
@@ -32,12 +33,16 @@ def test_feedback_survives_kill_9_and_decisions_survive_shutdown(
     slow_writer = {"NEXTBEST_WRITER_INTERVAL_MS": "60000"}
 
     first = Server(ws, env=slow_writer).wait_ready()
+    workers = psutil.Process(first.proc.pid).children(recursive=True)
+    assert workers  # BentoML serves from worker processes
     with first.client() as api:
         decision = api.post("/rank", json={"customer_id": 7}).json()["decision_id"]
         ack = api.post("/feedback", json={"decision_id": decision, "outcome": "conversion", "revenue": 12.5,
                                           "timestamp": "2024-05-03T12:00:00Z"})
         assert ack.status_code == 202
     first.stop(signal.SIGKILL)  # no shutdown hook runs
+    # Workers start their own session; a killed server must not leave one holding the port.
+    assert not [w for w in workers if w.is_running() and w.status() != psutil.STATUS_ZOMBIE]
     assert query(ws, "SELECT outcome, revenue FROM responses WHERE decision_id = ?", [decision]) == [("conversion", 12.5)]
     assert query(ws, "SELECT customer_id FROM decisions WHERE decision_id = ?", [decision]) == [(7,)]
 
