@@ -10,8 +10,10 @@ better" from "the features do not carry it", on a workspace with a generated wor
 2. **Label-rich learner** - the configured learner trained on ``--draws`` label
    draws per decision from the true probabilities (the same rows and features,
    the label noise averaged away).
-3. With ``--closed-loop``, the label-rich learner as the champion of a 30-day
-   simulation against the rules policy and the oracle (demo world only).
+3. With ``--closed-loop``, a 30-day simulation (demo world only) where the label-rich
+   learner is the ``champion`` and the feature-ceiling regressors decide as the
+   ``challenger`` policy (:class:`FeatureCeilingScorer`), against the rules policy and
+   the oracle: what a perfect learner on these features would earn.
 
 Usage::
 
@@ -29,9 +31,12 @@ from pathlib import Path
 
 import lightgbm as lgb
 import numpy as np
+import pandas as pd
 from scipy.stats import spearmanr
 from sklearn.metrics import roc_auc_score
 
+from nextbest.config import NextbestConfig
+from nextbest.models.context import OfferContext
 from nextbest.training.dataset import TrainingSet, time_split
 from nextbest.training.trainer import TrainOptions, load_training_set, run_training
 from nextbest.workspace import Workspace
@@ -65,6 +70,53 @@ def feature_ceiling(data: TrainingSet, validation_share: float, test_share: floa
         "ceiling_uplift_spearman": round(float(spearmanr(sig(b_hat + tau_hat) - sig(b_hat), true_uplift).statistic), 3),
         "ceiling_tau_r2": round(float(1 - ((tau_hat - tau[test]) ** 2).mean() / tau[test].var()), 3),
     }
+
+
+class FeatureCeilingScorer:
+    """A :class:`~nextbest.models.scoring.Scorer` from regressors of the true log-odds on the features.
+
+    Fitted on the training rows' features (plus the model's customer × offer context
+    columns) to ``logit(true_p_control)`` and the true contact effect in log-odds. It
+    knows no latent state, only what a perfectly fitted model of these features could.
+    """
+
+    model_version = "feature-ceiling"
+
+    def __init__(self, data: TrainingSet, config: NextbestConfig) -> None:
+        frame = data.frame
+        self.feature_columns = list(data.feature_columns)
+        self.defaults = dict(data.defaults or {})
+        self.context = OfferContext.from_config(config).fit(frame[self.feature_columns])
+        self.levels = {c: sorted(frame[c].dropna().astype(str).unique()) for c in data.categorical}
+        X = self._encode(frame)
+        self.columns = list(X.columns)
+        b = _logit(frame["true_p_control"].to_numpy(float))
+        tau = _logit(frame["true_p_contact"].to_numpy(float)) - b
+        params = {"n_estimators": 400, "learning_rate": 0.05, "num_leaves": 31, "verbose": -1, "n_jobs": 1}
+        self.baseline = lgb.LGBMRegressor(**params).fit(X, b)
+        self.effect = lgb.LGBMRegressor(**params).fit(X, tau)
+
+    def _encode(self, candidates: pd.DataFrame) -> pd.DataFrame:
+        missing = {c: v for c, v in self.defaults.items() if c not in candidates.columns}
+        X = self.context.transform(candidates.assign(**missing)[self.feature_columns])
+        out = {}
+        for c in X.columns:
+            if c in self.levels:
+                text = X[c].astype("string").astype(object).where(X[c].notna(), None)
+                out[c] = pd.Categorical(text, categories=self.levels[c])
+            else:
+                out[c] = pd.to_numeric(X[c], errors="coerce")
+        return pd.DataFrame(out, index=candidates.index)
+
+    def score(self, candidates: pd.DataFrame) -> pd.DataFrame:
+        X = self._encode(candidates)[self.columns]
+        b, tau = self.baseline.predict(X), self.effect.predict(X)
+        p0, p1 = 1.0 / (1.0 + np.exp(-b)), 1.0 / (1.0 + np.exp(-(b + tau)))
+        return pd.DataFrame({"p_contact": p1, "p_control": p0, "uplift": p1 - p0, "value": np.zeros(len(X))},
+                            index=candidates.index)
+
+    def reasons(self, candidates: pd.DataFrame, top: int = 3) -> list[list[str]]:
+        return [["feature-ceiling"] for _ in range(len(candidates))]
 
 
 def label_rich(data: TrainingSet, draws: int, seed: int) -> TrainingSet:
@@ -114,13 +166,16 @@ def main() -> None:
         if args.closed_loop:
             from nextbest.simulation.runner import SimulationOptions, simulate
 
-            run = simulate(ws, SimulationOptions(days=30, policies=("champion", "rules", "oracle"), seed=args.demo_seed,
-                                                 run_name="ceiling"))
+            policies = ("champion", "challenger", "rules", "oracle")
+            run = simulate(ws, SimulationOptions(days=30, policies=policies, seed=args.demo_seed, run_name="ceiling"),
+                           scorers={"challenger": FeatureCeilingScorer(data, config)})
             r = {x.policy: x for x in run.results}
+            oracle = r["oracle"].incremental_profit
             out["closed_loop"] = {
                 "incremental_profit": {p: round(x.incremental_profit) for p, x in r.items()},
                 "expected_incremental_profit": {p: round(x.expected_incremental_profit) for p, x in r.items()},
-                "champion_share_of_oracle": round(r["champion"].incremental_profit / r["oracle"].incremental_profit, 3),
+                "label_rich_share_of_oracle": round(r["champion"].incremental_profit / oracle, 3),
+                "feature_ceiling_share_of_oracle": round(r["challenger"].incremental_profit / oracle, 3),
             }
         print(json.dumps(out))
 

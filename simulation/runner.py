@@ -27,7 +27,7 @@ import copy
 import datetime as dt
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -207,13 +207,16 @@ class PolicySimulation:
         Simulation options.
     rules
         Fitted rules scorer (for the ``rules`` policy).
+    scorer
+        Scorer a model policy uses instead of its registered models (see :func:`simulate`).
     """
 
     def __init__(
         self, policy: str, ws: Workspace, config: NextbestConfig, world: World, options: SimulationOptions,
-        rules: RulesScorer | None = None,
+        rules: RulesScorer | None = None, scorer: Scorer | None = None,
     ) -> None:
         self.policy = policy
+        self.scorer = scorer
         self.ws = ws
         self.config = config
         self.world = world
@@ -232,6 +235,8 @@ class PolicySimulation:
 
     # ------------------------------------------------------------------ set-up
     def _scorers(self) -> dict[str, Scorer]:
+        if self.scorer is not None:
+            return {"champion": self.scorer}
         if self.policy in MODEL_POLICIES:
             from nextbest.decisioning.cli import load_scorers
 
@@ -404,7 +409,13 @@ def fit_rules(ws: Workspace, config: NextbestConfig) -> RulesScorer:
     return RulesScorer(config).fit(frame)
 
 
-def simulate(ws: Workspace, options: SimulationOptions, on_day: DayCallback | None = None) -> SimulationRun:
+def simulate(
+    ws: Workspace,
+    options: SimulationOptions,
+    on_day: DayCallback | None = None,
+    *,
+    scorers: Mapping[str, Scorer] | None = None,
+) -> SimulationRun:
     """Run every policy of ``options`` on paired copies of the workspace's world.
 
     Parameters
@@ -416,6 +427,10 @@ def simulate(ws: Workspace, options: SimulationOptions, on_day: DayCallback | No
         What to simulate (validated here).
     on_day
         Progress callback.
+    scorers
+        Model policy → a scorer it decides with instead of the registered models, in
+        process (e.g. an upper-bound scorer in ``benchmarks/model_ceiling.py``); such a
+        policy cannot be served.
 
     Raises
     ------
@@ -425,6 +440,12 @@ def simulate(ws: Workspace, options: SimulationOptions, on_day: DayCallback | No
         Invalid options.
     """
     options = options.check()
+    scorers = dict(scorers or {})
+    for policy in scorers:
+        if policy not in MODEL_POLICIES or policy not in options.policies or policy in options.served:
+            raise BadInputError(
+                f"a scorer was given for {policy!r}: only a simulated model policy that is not served takes one"
+            )
     began = time.perf_counter()
     base_config = ws.config()
     checkpoint(ws)
@@ -447,7 +468,7 @@ def simulate(ws: Workspace, options: SimulationOptions, on_day: DayCallback | No
     for policy in options.policies:
         config = policy_config(base_config, policy, options.experiment)
         pws = replicate(ws, folder / policy, config)
-        sim = PolicySimulation(policy, pws, config, copy.deepcopy(world), options, rules)
+        sim = PolicySimulation(policy, pws, config, copy.deepcopy(world), options, rules, scorers.get(policy))
         period = sim.run(on_day)
         ledgers[policy] = sim.ledger
         violations[policy] = sim.violations(period)

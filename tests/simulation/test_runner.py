@@ -114,3 +114,35 @@ def test_each_policy_logs_into_its_own_workspace_copy(small_run) -> None:  # noq
 def test_invalid_options_name_the_option(options: SimulationOptions, message: str) -> None:
     with pytest.raises(BadInputError, match=message):
         options.check()
+
+
+def test_a_model_policy_can_decide_with_a_given_scorer(tiny: Workspace) -> None:
+    from nextbest.simulation.policies import UniformScorer
+
+    # No champion is registered in the tiny workspace: the given scorer is all the policy uses.
+    run = simulate(tiny, SimulationOptions(days=2, policies=("champion",), campaign_share=0.2, run_name="given"),
+                   scorers={"champion": UniformScorer()})
+    con = connect(run.folder / "champion" / "warehouse.duckdb", read_only=True)
+    try:
+        versions = con.execute(
+            "SELECT DISTINCT model_version FROM decisions WHERE experiment <> 'historical' AND offer_id IS NOT NULL"
+        ).fetchall()
+    finally:
+        con.close()
+    assert versions == [("random",)]
+    assert all(r.total_violations == 0 for r in run.results)
+
+
+@pytest.mark.parametrize(
+    ("options", "policy"),
+    [
+        (SimulationOptions(days=1, policies=("rules",)), "rules"),
+        (SimulationOptions(days=1, policies=("random",)), "champion"),
+        (SimulationOptions(days=1, policies=("champion",), served=("champion",)), "champion"),
+    ],
+)
+def test_a_scorer_for_a_policy_that_cannot_take_one_is_refused(options: SimulationOptions, policy: str) -> None:
+    from nextbest.simulation.policies import UniformScorer
+
+    with pytest.raises(BadInputError, match=f"a scorer was given for '{policy}': only a simulated model policy"):
+        simulate(Workspace("/nonexistent"), options, scorers={policy: UniformScorer()})
