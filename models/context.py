@@ -157,24 +157,9 @@ class OfferContext(TransformerMixin, BaseEstimator):
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
         if not self.outputs_:
             return X
-        t = self._tables()
         # Every fact is looked up through the row's offer code: no per-row strings.
-        offer = t.offers.codes_of(X["offer_id"])  # -1 = an offer the catalogue does not know
-        category = t.offer_category[offer]  # -1 = no category, which nothing matches
-        added: dict[str, np.ndarray] = {}
-        if "offer_category_share" in self.outputs_:
-            added["offer_category_share"] = _pick(X, SHARE_PREFIX, self.categories_with_share_, t.share_slot[category])
-        if "offer_category_affinity" in self.outputs_:
-            added["offer_category_affinity"] = self._affinity(X, t.affinity_slot[category])
-        if "offer_category_interest" in self.outputs_:
-            interest = t.categories.codes_of(X["interest_category"])
-            added["offer_category_interest"] = ((interest == category) & (category >= 0)).astype(float)
-        if "offer_stage_gap" in self.outputs_:
-            customer = t.stages.codes_of(X["journey_stage"]).astype(float)
-            customer[customer < 0] = np.nan
-            added["offer_stage_gap"] = np.abs(customer - t.offer_stage[offer])
-        return with_columns(X, added)
-
+        offer = self._tables().offers.codes_of(X["offer_id"])  # -1 = an offer the catalogue does not know
+        return with_columns(X, self._derive(X, offer, table=False))
 
     def offer_table(self, X: pd.DataFrame, offer_ids: Sequence[str]) -> dict[str, np.ndarray]:
         """Every derived column for each customer row of ``X`` × each of ``offer_ids``.
@@ -182,7 +167,7 @@ class OfferContext(TransformerMixin, BaseEstimator):
         The scoring service's matrix path reads a candidate's derived value at
         ``[customer, offer]`` instead of deriving it per candidate row; each entry
         equals what :meth:`transform` gives the row of that customer and offer
-        (the same operations, element by element).
+        (both run :meth:`_derive`, here broadcast over the offers).
 
         Returns
         -------
@@ -191,69 +176,71 @@ class OfferContext(TransformerMixin, BaseEstimator):
         """
         if not self.outputs_:
             return {}
+        offer = self._tables().offers.codes(np.asarray(list(offer_ids), dtype=object))
+        return self._derive(X, offer, table=True)
+
+    def _derive(self, X: pd.DataFrame, offer: np.ndarray, *, table: bool) -> dict[str, np.ndarray]:
+        """The derived columns for the customers of ``X`` and offer codes ``offer``.
+
+        ``table=False``: ``offer`` holds one code per row of ``X`` and each column is
+        ``(len(X),)``. ``table=True``: ``offer`` holds the offers to derive for every
+        customer and each column is ``(len(X), len(offer))``. One set of operations
+        serves both by broadcasting customer arrays against offer arrays.
+        """
         t = self._tables()
-        offer = t.offers.codes(np.asarray(list(offer_ids), dtype=object))  # -1 = an offer the catalogue does not know
-        category = t.offer_category[offer]
+        lift = _Lift(table)
+        category = t.offer_category[offer]  # -1 = no category, which nothing matches
         out: dict[str, np.ndarray] = {}
         if "offer_category_share" in self.outputs_:
-            out["offer_category_share"] = _pick_table(X, SHARE_PREFIX, self.categories_with_share_, t.share_slot[category])
+            slot = lift.offer(t.share_slot[category])
+            out["offer_category_share"] = _pick(X, SHARE_PREFIX, self.categories_with_share_, slot, lift)
         if "offer_category_affinity" in self.outputs_:
-            out["offer_category_affinity"] = self._affinity_table(X, t.affinity_slot[category])
+            out["offer_category_affinity"] = self._affinity(X, lift.offer(t.affinity_slot[category]), lift)
         if "offer_category_interest" in self.outputs_:
-            interest = t.categories.codes_of(X["interest_category"])
-            out["offer_category_interest"] = ((interest[:, None] == category[None, :]) & (category >= 0)[None, :]).astype(float)
+            interest = lift.customer(t.categories.codes_of(X["interest_category"]))
+            known = lift.offer(category)
+            out["offer_category_interest"] = ((interest == known) & (known >= 0)).astype(float)
         if "offer_stage_gap" in self.outputs_:
             customer = t.stages.codes_of(X["journey_stage"]).astype(float)
             customer[customer < 0] = np.nan
-            out["offer_stage_gap"] = np.abs(customer[:, None] - t.offer_stage[offer][None, :])
+            out["offer_stage_gap"] = np.abs(lift.customer(customer) - lift.offer(t.offer_stage[offer]))
         return out
 
-    def _affinity_table(self, X: pd.DataFrame, slot: np.ndarray) -> np.ndarray:
-        """:meth:`_affinity` for every customer × offer (``slot`` per offer)."""
-        own = _pick_table(X, AFFINITY_PREFIX, self.categories_with_affinity_, slot)
-        prior = self.__dict__.get("affinity_prior_")
-        if prior is None:
-            return own
-        events = pd.to_numeric(X[EVENTS_COLUMN], errors="coerce").fillna(0.0).to_numpy(dtype=float)[:, None]
-        cell = np.minimum(self._cell_codes(X), len(prior) - 1)
-        cell_share = np.where(slot[None, :] >= 0, prior[cell[:, None], np.maximum(slot, 0)[None, :]], np.nan)
-        own = np.where(np.isnan(own), cell_share, own)
-        a = self.affinity_prior_events
-        return (events * own + a * cell_share) / (events + a)
-
-    def _affinity(self, X: pd.DataFrame, slot: np.ndarray) -> np.ndarray:
+    def _affinity(self, X: pd.DataFrame, slot: np.ndarray, lift: _Lift) -> np.ndarray:
         """The customer's affinity for the offer's category, shrunk towards their cell's."""
-        own = _pick(X, AFFINITY_PREFIX, self.categories_with_affinity_, slot)
+        own = _pick(X, AFFINITY_PREFIX, self.categories_with_affinity_, slot, lift)
         prior = self.__dict__.get("affinity_prior_")
         if prior is None:
             return own
-        events = pd.to_numeric(X[EVENTS_COLUMN], errors="coerce").fillna(0.0).to_numpy(dtype=float)
-        cell = np.minimum(self._cell_codes(X), len(prior) - 1)
+        events = lift.customer(pd.to_numeric(X[EVENTS_COLUMN], errors="coerce").fillna(0.0).to_numpy(dtype=float))
+        cell = lift.customer(np.minimum(self._cell_codes(X), len(prior) - 1))
         cell_share = np.where(slot >= 0, prior[cell, np.maximum(slot, 0)], np.nan)
         own = np.where(np.isnan(own), cell_share, own)
         a = self.affinity_prior_events
         return (events * own + a * cell_share) / (events + a)
 
 
-def _pick(X: pd.DataFrame, prefix: str, categories: Sequence[str], slot: np.ndarray) -> np.ndarray:
-    """Per row, the ``<prefix><category>`` column of the row's slot (NaN for slot -1)."""
-    out = np.full(len(X), np.nan)
+@dataclass(frozen=True)
+class _Lift:
+    """Shapes customer and offer arrays for :meth:`OfferContext._derive`: aligned rows, or customers × offers."""
+
+    table: bool
+
+    def customer(self, values: np.ndarray) -> np.ndarray:
+        return values[:, None] if self.table else values
+
+    def offer(self, values: np.ndarray) -> np.ndarray:
+        return values[None, :] if self.table else values
+
+
+def _pick(X: pd.DataFrame, prefix: str, categories: Sequence[str], slot: np.ndarray, lift: _Lift) -> np.ndarray:
+    """The ``<prefix><category>`` column of each slot (NaN for slot -1), per row or per customer × offer."""
+    out = np.full(np.broadcast_shapes(lift.customer(np.empty(len(X))).shape, slot.shape), np.nan)
     for k, c in enumerate(categories):  # one vectorised pass per category, not per row
-        rows = np.flatnonzero(slot == k)
-        if len(rows):
-            column = X[f"{prefix}{c}"]
-            out[rows] = pd.to_numeric(column.iloc[rows], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-    return out
-
-
-def _pick_table(X: pd.DataFrame, prefix: str, categories: Sequence[str], slot: np.ndarray) -> np.ndarray:
-    """Per row of ``X`` and per offer, the ``<prefix><category>`` column of the offer's slot (NaN for slot -1)."""
-    out = np.full((len(X), len(slot)), np.nan)
-    for k, c in enumerate(categories):
-        offers = np.flatnonzero(slot == k)
-        if len(offers):
+        hit = slot == k
+        if hit.any():
             column = pd.to_numeric(X[f"{prefix}{c}"], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-            out[:, offers] = column[:, None]
+            out = np.where(hit, lift.customer(column), out)
     return out
 
 
