@@ -42,8 +42,22 @@ from nextbest.training.trainer import TrainOptions, load_training_set, run_train
 from nextbest.workspace import Workspace
 
 
+#: Regressors of the true log-odds: flexible, since their targets carry no label noise.
+REGRESSOR = {"n_estimators": 400, "learning_rate": 0.05, "num_leaves": 31, "verbose": -1, "n_jobs": 1}
+
+
 def _logit(p: np.ndarray) -> np.ndarray:
     return np.log(p / (1.0 - p))
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def true_logits(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Per decision, the true baseline log-odds and the true contact effect in log-odds."""
+    b = _logit(frame["true_p_control"].to_numpy(float))
+    return b, _logit(frame["true_p_contact"].to_numpy(float)) - b
 
 
 def feature_ceiling(data: TrainingSet, validation_share: float, test_share: float) -> dict[str, float]:
@@ -53,21 +67,18 @@ def feature_ceiling(data: TrainingSet, validation_share: float, test_share: floa
     X = frame[list(data.feature_columns)].copy()
     for c in data.categorical:
         X[c] = X[c].astype("category")
-    b = _logit(frame["true_p_control"].to_numpy(float))
-    tau = _logit(frame["true_p_contact"].to_numpy(float)) - b
+    b, tau = true_logits(frame)
     train, test = np.asarray(split.train), np.asarray(split.test)
-    params = {"n_estimators": 400, "learning_rate": 0.05, "num_leaves": 31, "verbose": -1, "n_jobs": 1}
-    b_hat = lgb.LGBMRegressor(**params).fit(X[train], b[train]).predict(X[test])
-    tau_hat = lgb.LGBMRegressor(**params).fit(X[train], tau[train]).predict(X[test])
+    b_hat = lgb.LGBMRegressor(**REGRESSOR).fit(X[train], b[train]).predict(X[test])
+    tau_hat = lgb.LGBMRegressor(**REGRESSOR).fit(X[train], tau[train]).predict(X[test])
     contacted = frame["contacted"].to_numpy(bool)[test]
     y = frame["label"].to_numpy(int)[test]
     true_uplift = (frame["true_p_contact"] - frame["true_p_control"]).to_numpy(float)[test]
-    sig = lambda x: 1.0 / (1.0 + np.exp(-x))  # noqa: E731
     truth = np.where(contacted, frame["true_p_contact"].to_numpy(float)[test], frame["true_p_control"].to_numpy(float)[test])
     return {
         "oracle_auc": round(float(roc_auc_score(y, truth)), 4),
         "ceiling_auc": round(float(roc_auc_score(y, b_hat + contacted * tau_hat)), 4),
-        "ceiling_uplift_spearman": round(float(spearmanr(sig(b_hat + tau_hat) - sig(b_hat), true_uplift).statistic), 3),
+        "ceiling_uplift_spearman": round(float(spearmanr(_sigmoid(b_hat + tau_hat) - _sigmoid(b_hat), true_uplift).statistic), 3),
         "ceiling_tau_r2": round(float(1 - ((tau_hat - tau[test]) ** 2).mean() / tau[test].var()), 3),
     }
 
@@ -90,11 +101,9 @@ class FeatureCeilingScorer:
         self.levels = {c: sorted(frame[c].dropna().astype(str).unique()) for c in data.categorical}
         X = self._encode(frame)
         self.columns = list(X.columns)
-        b = _logit(frame["true_p_control"].to_numpy(float))
-        tau = _logit(frame["true_p_contact"].to_numpy(float)) - b
-        params = {"n_estimators": 400, "learning_rate": 0.05, "num_leaves": 31, "verbose": -1, "n_jobs": 1}
-        self.baseline = lgb.LGBMRegressor(**params).fit(X, b)
-        self.effect = lgb.LGBMRegressor(**params).fit(X, tau)
+        b, tau = true_logits(frame)
+        self.baseline = lgb.LGBMRegressor(**REGRESSOR).fit(X, b)
+        self.effect = lgb.LGBMRegressor(**REGRESSOR).fit(X, tau)
 
     def _encode(self, candidates: pd.DataFrame) -> pd.DataFrame:
         missing = {c: v for c, v in self.defaults.items() if c not in candidates.columns}
@@ -111,7 +120,7 @@ class FeatureCeilingScorer:
     def score(self, candidates: pd.DataFrame) -> pd.DataFrame:
         X = self._encode(candidates)[self.columns]
         b, tau = self.baseline.predict(X), self.effect.predict(X)
-        p0, p1 = 1.0 / (1.0 + np.exp(-b)), 1.0 / (1.0 + np.exp(-(b + tau)))
+        p0, p1 = _sigmoid(b), _sigmoid(b + tau)
         return pd.DataFrame({"p_contact": p1, "p_control": p0, "uplift": p1 - p0, "value": np.zeros(len(X))},
                             index=candidates.index)
 
