@@ -47,6 +47,7 @@ def run_seed(
     ensure_features(ws, quiet)
     ensure_model(ws, options, quiet)
     prepared = time.perf_counter() - began
+    training = ws.config().training
     run = simulate(ws, SimulationOptions(days=days, policies=("champion", "rules", "random", "oracle"), seed=seed,
                                          run_name="bench"))
     r = {x.policy: x for x in run.results}
@@ -54,8 +55,8 @@ def run_seed(
     expected = {p: round(x.expected_incremental_profit, 1) for p, x in r.items()}
     champion = r["champion"].incremental_profit
     return {
-        "seed": seed, "customers": customers, "days": days, "learner": ws.config().training.uplift_learner,
-        "ensemble_members": ws.config().training.ensemble_members,
+        "seed": seed, "customers": customers, "days": days, "learner": training.uplift_learner,
+        "ensemble_members": training.ensemble_members,
         "incremental_profit": profit, "expected_incremental_profit": expected,
         "champion_share_of_oracle": round(champion / r["oracle"].incremental_profit, 3),
         "champion_vs_rules": round(champion / r["rules"].incremental_profit - 1, 3) if r["rules"].incremental_profit > 0 else None,

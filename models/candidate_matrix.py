@@ -34,8 +34,6 @@ from nextbest.models.encoding import with_columns
 from nextbest.models.response import ResponseModel
 from nextbest.models.uplift import SLearner
 
-#: OfferContext outputs whose per-offer table :meth:`OfferContext.offer_table` builds.
-_CONTEXT_OUTPUTS = frozenset({"offer_category_share", "offer_category_affinity", "offer_category_interest", "offer_stage_gap"})
 #: Up to this many candidate rows, both treatment arms go through one booster call.
 _STACK_ROWS = 4096
 #: Candidate rows gathered per block: bounds the (rows x features) matrices of a large batch.
@@ -146,7 +144,8 @@ class CandidateMatrix:
         if encoder is None or not hasattr(estimator, "predict_matrix") or not hasattr(encoder, "_levels"):
             return None
         context = getattr(scorer, "context_", None)
-        if context is not None and (type(context) is not OfferContext or not set(context.outputs_) <= _CONTEXT_OUTPUTS):
+        # offer_table derives every output transform does (one derivation), so any OfferContext will do.
+        if context is not None and type(context) is not OfferContext:
             return None
         names = set(map(str, encoder.feature_names_in_))
         if learner.treatment_column not in names:
