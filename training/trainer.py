@@ -161,12 +161,17 @@ def evaluate(model: ResponseModel, test: TrainingSet) -> tuple[dict[str, float],
         err = scores["value"].to_numpy()[converted] - frame["revenue"].to_numpy()[converted]
         metrics["test_value_mae"] = float(np.abs(err).mean())
         metrics["test_value_bias"] = float(err.mean())
-    if test.has_truth:
+    # Only generated history has ground truth; decisions logged later (a simulated
+    # closed loop, a live service) have none, so the oracle is compared on the rows that do.
+    known = frame["true_p_contact"].notna().to_numpy() if test.has_truth else np.zeros(len(frame), dtype=bool)
+    if known.any():
         metrics |= oracle_metrics(
-            y, frame["contacted"].to_numpy(), frame["true_p_contact"].to_numpy(),
-            frame["true_p_control"].to_numpy(), scores["uplift"].to_numpy(),
+            y[known], frame["contacted"].to_numpy()[known], frame["true_p_contact"].to_numpy()[known],
+            frame["true_p_control"].to_numpy()[known], scores["uplift"].to_numpy()[known],
         )
-        metrics["auc_gap_to_oracle"] = metrics["oracle_auc"] - metrics["test_auc"]
+        same_rows_auc = metrics["test_auc"] if known.all() else classification_metrics(y[known], p[known], "")["auc"]
+        metrics["oracle_rows"] = int(known.sum())
+        metrics["auc_gap_to_oracle"] = metrics["oracle_auc"] - same_rows_auc
     arrays = {"y": y, "p": p, "raw": raw, "uplift": scores["uplift"].to_numpy(), "treatment": frame["contacted"].to_numpy(),
               "by_action": by_action}
     return metrics, arrays

@@ -146,3 +146,21 @@ def test_a_scorer_for_a_policy_that_cannot_take_one_is_refused(options: Simulati
 
     with pytest.raises(BadInputError, match=f"a scorer was given for '{policy}': only a simulated model policy"):
         simulate(Workspace("/nonexistent"), options, scorers={policy: UniformScorer()})
+
+
+def test_retraining_trains_on_the_loop_log_and_goes_through_the_gate(tiny: Workspace) -> None:
+    from nextbest.training.trainer import TrainOptions, train
+
+    first = train(tiny, TrainOptions(run_name="first"))
+    assert first.version is not None and first.champion
+    run = simulate(tiny, SimulationOptions(days=3, policies=("champion",), campaign_share=0.3, retrain_every=2,
+                                           run_name="retrain"))
+    (retrained,) = run.retraining["champion"]
+    assert retrained["day"] and retrained["version"] and retrained["reason"]
+    assert run.result("champion").total_violations == 0
+    con = connect(run.folder / "champion" / "warehouse.duckdb", read_only=True)
+    try:
+        logged = con.execute("SELECT count(*) FROM decisions WHERE experiment <> 'historical'").fetchone()[0]
+    finally:
+        con.close()
+    assert logged > 0

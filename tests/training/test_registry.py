@@ -14,7 +14,7 @@ from nextbest.config import PromotionGate
 from nextbest.errors import BadInputError, NotFoundError
 from nextbest.models.registry import MODEL_NAME, get_version, load_scorer
 from nextbest.models.scoring import SCORE_COLUMNS, Scorer
-from nextbest.training.dataset import TrainingSet
+from nextbest.training.dataset import TrainingSet, time_split
 from nextbest.training.promotion import decide, promote
 from nextbest.training.trainer import TrainOptions, run_training
 from nextbest.warehouse.schema import PERSONAL_COLUMNS
@@ -62,6 +62,25 @@ def test_train_registers_champion_and_round_trips(synthetic_workspace: Workspace
     np.testing.assert_allclose(native["uplift"], native["p_contact"] - native["p_control"])
     reasons = scorer.reasons(candidates.iloc[:3], top=2)
     assert len(reasons) == 3 and all(len(r) <= 2 and all(":" in x for x in r) for r in reasons)
+
+
+def test_oracle_metrics_use_only_decisions_with_ground_truth(
+    synthetic_workspace: Workspace, training_set: TrainingSet
+) -> None:
+    # A closed loop logs decisions after the generated history: they have outcomes but no truth.
+    ws = synthetic_workspace
+    frame = training_set.frame.copy()
+    late = frame["ts"] >= frame["ts"].quantile(0.9)
+    frame.loc[late, ["true_p_contact", "true_p_control"]] = np.nan
+    result = run_training(ws, _config(ws), replace(training_set, frame=frame), TrainOptions(register=False))
+    metrics = result.metrics
+    config = _config(ws).training
+    test = np.asarray(time_split(frame["ts"], config.validation_share, config.test_share).test)
+    with_truth = frame["true_p_contact"].notna().to_numpy()[test]
+    assert 0 < with_truth.sum() < len(with_truth)
+    assert metrics["oracle_rows"] == with_truth.sum()
+    for name in ("test_auc", "oracle_auc", "uplift_spearman", "auc_gap_to_oracle"):
+        assert np.isfinite(metrics[name]), name
 
 
 def test_training_refuses_personal_columns(synthetic_workspace: Workspace, training_set: TrainingSet) -> None:
