@@ -36,15 +36,22 @@ def qini_figure(y: np.ndarray, uplift: np.ndarray, treatment: np.ndarray) -> Fig
     """Qini curve of the predicted uplift against random targeting and the perfect model (sklift)."""
     y = np.asarray(y).astype(int)
     t = np.asarray(treatment).astype(int)
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    ax.set_title("Qini curve (test set)")
+    if t.min() == t.max():
+        # A policy without a control arm (e.g. a closed loop's champion) logs one arm only: no curve exists.
+        arm = "contacted" if t.max() == 1 else "held-out"
+        ax.text(0.5, 0.5, f"Only {arm} decisions in the test period:\nno Qini curve without both arms.",
+                ha="center", va="center", transform=ax.transAxes)
+        ax.set_axis_off()
+        return fig
     x, q = qini_curve(y, uplift, t)
     xp, qp = perfect_qini_curve(y, t)
-    fig, ax = plt.subplots(figsize=(5.5, 5))
     ax.plot(x, q, label="model")
     ax.plot(xp, qp, label="perfect", alpha=0.6)
     ax.plot([0, x[-1]], [0, q[-1]], linestyle="--", color="grey", label="random")
     ax.set_xlabel("customers targeted (by predicted uplift)")
     ax.set_ylabel("incremental responses")
-    ax.set_title("Qini curve (test set)")
     ax.legend()
     fig.tight_layout()
     return fig
