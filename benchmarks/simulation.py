@@ -8,6 +8,7 @@ line per seed plus a summary line:
     python benchmarks/simulation.py                    # seeds 0 1 2, demo size
     python benchmarks/simulation.py --seeds 0 --customers 10000
     python benchmarks/simulation.py --learner shift     # another uplift learner for the champion
+    python benchmarks/simulation.py --learner shift --set "effect_ignored_features=[offer_id]"   # any training.yaml key
 
 Targets (``docs/architecture.md``): champion ≥ 80% of the oracle's incremental
 profit, ≥ 1.2× rules and ≥ 1.5× random, zero contact-policy violations.
@@ -31,11 +32,12 @@ from nextbest.workspace import Workspace
 
 def run_seed(
     root: Path, seed: int, customers: int, history_days: int, days: int, tune: int,
-    learner: str | None = None, members: int | None = None,
+    learner: str | None = None, members: int | None = None, settings: dict[str, object] | None = None,
 ) -> dict[str, object]:
     ws = Workspace(root / f"seed-{seed}").ensure()
     ws.init_config()
     overrides = {k: v for k, v in {"uplift_learner": learner, "ensemble_members": members}.items() if v is not None}
+    overrides |= settings or {}
     if overrides:
         path = ws.config_dir / "training.yaml"
         training = yaml.safe_load(path.read_text()) | overrides
@@ -56,7 +58,7 @@ def run_seed(
     champion = r["champion"].incremental_profit
     return {
         "seed": seed, "customers": customers, "days": days, "learner": training.uplift_learner,
-        "ensemble_members": training.ensemble_members,
+        "ensemble_members": training.ensemble_members, "settings": settings or {},
         "incremental_profit": profit, "expected_incremental_profit": expected,
         "champion_share_of_oracle": round(champion / r["oracle"].incremental_profit, 3),
         "champion_vs_rules": round(champion / r["rules"].incremental_profit - 1, 3) if r["rules"].incremental_profit > 0 else None,
@@ -75,11 +77,20 @@ def main() -> None:
     parser.add_argument("--tune", type=int, default=0, help="Optuna trials per champion (the demo uses 5).")
     parser.add_argument("--learner", choices=sorted(LEARNERS), help="Uplift learner (default: the configuration's).")
     parser.add_argument("--members", type=int, help="Bagged learners per champion (default: the configuration's).")
+    parser.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=YAML",
+                        help="Override a training.yaml setting, e.g. --set 'effect_ignored_features=[offer_id]'.")
     args = parser.parse_args()
+    settings = {}
+    for item in args.settings:
+        key, sep, value = item.partition("=")
+        if not sep:
+            parser.error(f"--set {item!r}: use KEY=VALUE, e.g. --set 'effect_ignored_features=[offer_id]'")
+        settings[key.strip()] = yaml.safe_load(value)
     rows = []
     with tempfile.TemporaryDirectory(prefix="nextbest-sim-bench-") as tmp:
         for seed in args.seeds:
-            row = run_seed(Path(tmp), seed, args.customers, args.history_days, args.days, args.tune, args.learner, args.members)
+            row = run_seed(Path(tmp), seed, args.customers, args.history_days, args.days, args.tune, args.learner, args.members,
+                           settings)
             rows.append(row)
             print(json.dumps(row), flush=True)
     shares = [r["champion_share_of_oracle"] for r in rows]

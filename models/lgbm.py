@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 
+from nextbest.errors import BadInputError
 from nextbest.models.encoding import FrameEncoder
 
 
@@ -39,6 +40,7 @@ class _LGBMBase(BaseEstimator):
         early_stopping_rounds: int | None = 30,
         categorical: Sequence[str] = (),
         defaults: dict[str, float] | None = None,
+        ignored_features: Sequence[str] = (),
         random_state: int = 0,
         n_jobs: int = 1,
     ) -> None:
@@ -53,6 +55,7 @@ class _LGBMBase(BaseEstimator):
         self.early_stopping_rounds = early_stopping_rounds
         self.categorical = categorical
         self.defaults = defaults
+        self.ignored_features = ignored_features
         self.random_state = random_state
         self.n_jobs = n_jobs
 
@@ -73,6 +76,17 @@ class _LGBMBase(BaseEstimator):
             "deterministic": True,
             "force_col_wise": True,
         }
+
+    def _feature_penalty(self) -> list[float] | None:
+        # A zero split-gain penalty keeps a column out of every tree while it stays in the
+        # encoded matrix, so a model sharing this one's encoding can still read it.
+        if not self.ignored_features:
+            return None
+        names = list(self.encoder_.feature_names_in_)
+        unknown = sorted(set(self.ignored_features) - set(names))
+        if unknown:
+            raise BadInputError(f"ignored_features: {unknown} are not columns of the training frame; remove them")
+        return [0.0 if name in self.ignored_features else 1.0 for name in names]
 
     def _fit(
         self,
@@ -102,8 +116,12 @@ class _LGBMBase(BaseEstimator):
             valid_names.append("valid")
             if self.early_stopping_rounds:
                 cbs.append(lgb.early_stopping(self.early_stopping_rounds, verbose=False))
+        params = self._lgb_params()
+        penalty = self._feature_penalty()
+        if penalty is not None:
+            params["feature_penalty"] = penalty
         self.booster_ = lgb.train(
-            self._lgb_params(),
+            params,
             train,
             num_boost_round=self.n_estimators,
             valid_sets=valid_sets,
@@ -155,6 +173,9 @@ class LGBMResponseClassifier(ClassifierMixin, _LGBMBase):
         Columns to treat as categorical besides the non-numeric ones.
     defaults
         Fill values for columns absent at prediction time (see :class:`FrameEncoder`).
+    ignored_features
+        Columns no tree splits on (LightGBM ``feature_penalty`` 0); they stay in the
+        encoding, so contributions report them as exactly 0.
     random_state, n_jobs
         Seed and thread count for training and prediction (0 = one per core).
         The default is 1: on a machine shared with DuckDB and the scoring

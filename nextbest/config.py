@@ -272,6 +272,14 @@ class TrainingConfig(_Frozen):
     effect_min_child_samples: int = Field(
         default=400, ge=1, description="shift learner: min_data_in_leaf of the contact-effect model."
     )
+    effect_ignored_features: tuple[str, ...] = Field(
+        default=(),
+        description=(
+            "shift learner: columns the contact-effect model never splits on, e.g. [offer_id] when the effect of a "
+            "contact should depend on the customer and channel (and the customer's taste for the offer's category) "
+            "but not on the offer's identity."
+        ),
+    )
     min_child_samples: int = Field(default=200, ge=1, description="LightGBM min_data_in_leaf.")
     early_stopping_rounds: int = Field(default=100, ge=1, description="Stop when validation log loss stalls.")
     experiments: tuple[str, ...] | None = Field(

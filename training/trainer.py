@@ -126,6 +126,7 @@ def make_model(
         effect = clone(base).set_params(
             num_leaves=config.training.effect_num_leaves,
             min_child_samples=config.training.effect_min_child_samples,
+            ignored_features=config.training.effect_ignored_features,
         )
         uplift = ShiftLearner(base, effect, treatment_features=TREATMENT_FEATURES)
     else:

@@ -76,3 +76,24 @@ def test_rejects_zero_rounds() -> None:
     X, y, _ = make_frame(500, seed=6)
     with pytest.raises(BadInputError, match="n_rounds must be at least 1, got 0"):
         shift(n_rounds=0).fit(X, y)
+
+
+def test_effect_model_can_ignore_the_offer() -> None:
+    X, y, _ = make_frame(4_000, seed=6)
+    effect = LGBMResponseClassifier(**(BASE | {"num_leaves": 3, "min_child_samples": 100,
+                                               "ignored_features": ("offer_id",)}))
+    model = ShiftLearner(LGBMResponseClassifier(**BASE), effect, treatment_features=("channel",)).fit(X, y)
+    assert model.effect_.feature_importance("split")["offer_id"] == 0
+    assert model.baseline_.feature_importance("split")["offer_id"] > 0
+    # The contact effect of a customer and channel is the same whatever the offer.
+    sample = make_frame(40, seed=7)[0]
+    taus = [model.predict_logits(sample.assign(offer_id=o))[1] for o in ("fashion_sale", "book_club", "sports_gear")]
+    np.testing.assert_allclose(taus[0], taus[1])
+    np.testing.assert_allclose(taus[0], taus[2])
+
+
+def test_ignoring_a_column_the_frame_lacks_names_it() -> None:
+    X, y, _ = make_frame(500, seed=8)
+    model = LGBMResponseClassifier(**(BASE | {"ignored_features": ("offer", "channel")}))
+    with pytest.raises(BadInputError, match=r"ignored_features: \['offer'\] are not columns of the training frame"):
+        model.fit(X, y)
