@@ -60,15 +60,21 @@ def true_logits(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     return b, _logit(frame["true_p_contact"].to_numpy(float)) - b
 
 
-def feature_ceiling(data: TrainingSet, validation_share: float, test_share: float) -> dict[str, float]:
-    """Test AUC and uplift Spearman of regressors fitted to the true log-odds."""
+def feature_ceiling(data: TrainingSet, config: NextbestConfig) -> dict[str, float]:
+    """Test AUC and uplift Spearman of regressors fitted to the true log-odds.
+
+    They see what the response model sees: the features plus its customer × offer
+    context columns (:class:`~nextbest.models.context.OfferContext`, fitted on the
+    training rows).
+    """
     frame = data.frame
-    split = time_split(frame["ts"], validation_share, test_share)
-    X = frame[list(data.feature_columns)].copy()
+    split = time_split(frame["ts"], config.training.validation_share, config.training.test_share)
+    train, test = np.asarray(split.train), np.asarray(split.test)
+    features = frame[list(data.feature_columns)]
+    X = OfferContext.from_config(config).fit(features[train]).transform(features)
     for c in data.categorical:
         X[c] = X[c].astype("category")
     b, tau = true_logits(frame)
-    train, test = np.asarray(split.train), np.asarray(split.test)
     b_hat = lgb.LGBMRegressor(**REGRESSOR).fit(X[train], b[train]).predict(X[test])
     tau_hat = lgb.LGBMRegressor(**REGRESSOR).fit(X[train], tau[train]).predict(X[test])
     contacted = frame["contacted"].to_numpy(bool)[test]
@@ -166,7 +172,7 @@ def main() -> None:
         if not data.has_truth:
             raise SystemExit(f"{ws.root}: no ground truth; run `nextbest data generate` first")
         out: dict[str, object] = {"workspace": str(ws.root), "decisions": len(data.frame)}
-        out |= feature_ceiling(data, config.training.validation_share, config.training.test_share)
+        out |= feature_ceiling(data, config)
         rich = run_training(
             ws, config, label_rich(data, args.draws, seed=0),
             TrainOptions(run_name=f"ceiling-{args.draws}-draws", register=args.closed_loop), feature_set_version=version,
