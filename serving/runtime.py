@@ -309,14 +309,22 @@ class Runtime:
         # Cold start: unknown ids get a row of nulls. Unknown consent is no consent,
         # so only non-personal channels survive the rules; the engine flags cold_start.
         customers, n_unknown = state.prepared(ids)
+        memo = customers.memo
         with self._engine_lock:
+            seen = (memo.hits, memo.misses) if memo is not None else (0, 0)
             history = self._histories.at(at) if explicit_time else self._histories.live()[0]
             docs = state.engine.rank(
                 customers, at, context, top_k, seed, history=history, profiles=state.profiles, explain=explain,
                 suppressed=suppressed,
             )
+            hits, misses = (memo.hits - seen[0], memo.misses - seen[1]) if memo is not None else (0, 0)
         self.writer.submit_documents(docs)
         metrics = service_metrics()
+        # The memo's hit rate depends on how often the same customers come back: worth watching.
+        if hits:
+            metrics.reason_codes.labels("memo").inc(hits)
+        if misses:
+            metrics.reason_codes.labels("computed").inc(misses)
         by_id = {d.customer_id: d for d in docs}
         for arm, n in Counter(d.arm for d in docs).items():
             metrics.decisions.labels(arm).inc(n)
