@@ -51,6 +51,8 @@ log = logging.getLogger(__name__)
 
 #: Touched after a refresh so the other workers of the server refresh too.
 REFRESH_STAMP = Path("serving") / "refresh.stamp"
+#: Compiled tree models (native object code), shared by the workers and kept across starts.
+COMPILED_DIR = Path("serving") / "compiled"
 NEGATIVE_OUTCOMES: frozenset[str] = frozenset({"complaint", "unsubscribe"})
 
 
@@ -113,6 +115,11 @@ def build_state(settings: ServeSettings) -> ServingState:
     scorers = load_scorers(ws, config)
     store, profiles = load_features(ws, config, settings.lock_timeout_s)
     engine = DecisionEngine(config, scorers)
+    customers = prepare_snapshot(engine, store, settings.reason_memo)
+    if settings.compiled_trees:
+        for alias, matrix in engine.matrix.items():
+            # Checked against LightGBM on the snapshot's own rows; on any mismatch LightGBM stays.
+            matrix.compile(customers.encoded(alias), ws.artifacts_dir / COMPILED_DIR)
     return ServingState(
         config=config,
         engine=engine,
@@ -120,7 +127,7 @@ def build_state(settings: ServeSettings) -> ServingState:
         profiles=profiles,
         model_versions={alias: s.model_version for alias, s in scorers.items()},
         loaded_at=dt.datetime.now(dt.timezone.utc),
-        customers=prepare_snapshot(engine, store, settings.reason_memo),
+        customers=customers,
     )
 
 
