@@ -345,23 +345,24 @@ class CandidateMatrix:
             rows = slice(start, min(start + _BLOCK_ROWS, n))
             history = {c: v[rows] for c, v in offer_history.items()}
             m = self.candidate_rows(customers, cust[rows], offer[rows], channel[rows], history)
-            raw1, raw0 = self._both_arms(m)
-            p1[rows] = self.calibrator.transform(raw1)
-            p0[rows] = self.calibrator.transform(raw0)
+            # The calibration map is elementwise: one call maps both arms.
+            both = self.calibrator.transform(self._both_arms(m))
+            k = len(m)
+            p1[rows], p0[rows] = both[:k], both[k:]
         return p1, p1 - p0
 
-    def _both_arms(self, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _both_arms(self, matrix: np.ndarray) -> np.ndarray:
+        """Raw predictions of ``matrix`` contacted, then not contacted (one array of twice its rows)."""
         n = len(matrix)
         if n <= _STACK_ROWS:
             both = np.concatenate([matrix, matrix])
             both[n:, self.treatment] = 0.0
             both[n:, self.masked] = np.nan
-            p = self._predict(both)
-            return p[:n], p[n:]
+            return self._predict(both)
         p1 = self._predict(matrix)
         matrix[:, self.treatment] = 0.0
         matrix[:, self.masked] = np.nan
-        return p1, self._predict(matrix)
+        return np.concatenate([p1, self._predict(matrix)])
 
     def reasons(
         self, customers: EncodedCustomers, cust: np.ndarray, offer: np.ndarray, channel: np.ndarray,

@@ -9,7 +9,9 @@ with and none is dropped.
 
 Engine calls are serialised by one lock: ranking is CPU-bound (the GIL allows
 no parallelism anyway) and it records each decision into the contact history,
-which must see the decisions of the previous call.
+which must see the decisions of the previous call. :meth:`Runtime.rank_now`
+ranks only when that lock is free and no history needs loading, so the service
+can call it on its event loop without ever blocking it.
 """
 
 from __future__ import annotations
@@ -205,7 +207,8 @@ class Runtime:
             max_rows=settings.writer_max_rows,
             lock_timeout_s=settings.lock_timeout_s,
         ).start()
-        self._engine_lock = threading.Lock()
+        # Re-entrant: rank_now holds it around rank_requests, which takes it again.
+        self._engine_lock = threading.RLock()
         self._refresh_lock = threading.Lock()
         self._state = build_state(settings)
         self._histories = self._new_histories(self._state.config)
@@ -267,6 +270,20 @@ class Runtime:
                     update["suppressed"] = None
                 out[i] = doc.model_copy(update=update) if update else doc
         return out
+
+    def rank_now(self, requests: Sequence[RankRequest]) -> list[RankResponse | Exception] | None:
+        """:meth:`rank_requests`, or ``None`` when it would wait for the engine lock or a warehouse read.
+
+        Safe on the event loop: it never blocks (the decision writer only queues).
+        """
+        if not self._engine_lock.acquire(blocking=False):
+            return None
+        try:
+            if not all(self._histories.loaded(to_warehouse_time(r.at) if r.at is not None else None) for r in requests):
+                return None
+            return self.rank_requests(requests)
+        finally:
+            self._engine_lock.release()
 
     def rank_batch(self, body: RankBatchBody) -> list[RankResponse]:
         """Rank ``body.customer_ids`` in chunks of ``settings.batch_chunk``, in request order."""

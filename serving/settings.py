@@ -17,6 +17,7 @@ share, so every knob is an environment variable with a documented default.
 ``NEXTBEST_REASON_MEMO``        model reason codes kept per loaded state, 0 = none (200000)
 ``NEXTBEST_SEED``               base seed of the exploration draw (0)
 ``NEXTBEST_COMPILED_TREES``     score with the tree model compiled by lleaves (true)
+``NEXTBEST_RANK_INLINE``        rank /rank on the event loop when nothing would wait (true)
 ==============================  =======================================================
 """
 
@@ -44,6 +45,7 @@ _ENV: dict[str, str] = {
     "seed": "NEXTBEST_SEED",
     "reason_memo": "NEXTBEST_REASON_MEMO",
     "compiled_trees": "NEXTBEST_COMPILED_TREES",
+    "rank_inline": "NEXTBEST_RANK_INLINE",
 }
 
 
@@ -64,6 +66,7 @@ class ServeSettings(BaseModel):
     seed: int = 0
     reason_memo: int = Field(default=200_000, ge=0)
     compiled_trees: bool = True
+    rank_inline: bool = True
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ServeSettings:
