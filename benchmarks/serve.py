@@ -10,6 +10,12 @@ Reported, at 1, 8 and 32 concurrent connections: requests/s and p50/p95/p99
 latency; then p99 of /rank when paced at 50% of its best throughput; then
 /rank_batch customers/s.
 
+The service remembers the model reason codes of the actions it returned, per
+loaded state, so a customer seen again costs less. How often that happens
+depends on how many distinct customers the load generator draws from
+(``--sample``; 0 = every customer of the workspace): the benchmark reports the
+memo's hit rate during the /rank runs next to the figures.
+
 Usage::
 
     .venv/bin/python benchmarks/serve.py                      # builds workspace/bench if absent
@@ -119,12 +125,13 @@ def stop_server(proc: subprocess.Popen[bytes]) -> None:
 
 
 def known_customers(workspace: Path, n: int = 2000) -> list[int]:
+    """A fixed pseudo-random sample of ``n`` customers (0 = all): ordered by a hash, so runs are comparable."""
     import duckdb
 
     con = duckdb.connect(str(workspace / "warehouse.duckdb"), read_only=True)
     try:
-        # A fixed pseudo-random sample: ordered by a hash, so runs are comparable.
-        rows = con.execute("SELECT customer_id FROM customers ORDER BY hash(customer_id) LIMIT ?", [n]).fetchall()
+        sql = "SELECT customer_id FROM customers ORDER BY hash(customer_id)"
+        rows = con.execute(f"{sql} LIMIT ?", [n]).fetchall() if n > 0 else con.execute(sql).fetchall()
     finally:
         con.close()
     return [int(r[0]) for r in rows]
@@ -161,6 +168,16 @@ def parse_wrk(out: str) -> dict[str, float]:
     return result
 
 
+def reason_sources(port: int, token: str | None) -> dict[str, float]:
+    """The service's reason-code counts so far, by source (``memo``, ``computed``), from /metrics."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", headers=headers, timeout=30).text
+    counts: dict[str, float] = {"memo": 0.0, "computed": 0.0}
+    for source, value in re.findall(r'^nextbest_reason_codes_total\{[^}]*source="(\w+)"[^}]*\} ([\d.e+]+)$', text, re.M):
+        counts[source] = counts.get(source, 0.0) + float(value)
+    return counts
+
+
 def rank_batch_rate(port: int, ids: list[int], batch: int, rounds: int, token: str | None) -> dict[str, float]:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     ranked = 0
@@ -188,6 +205,8 @@ def main() -> None:
     parser.add_argument("--top-k", type=int, default=3)
     parser.add_argument("--batch", type=int, default=5000, help="Customers per /rank_batch call.")
     parser.add_argument("--batch-rounds", type=int, default=4)
+    parser.add_argument("--sample", type=int, default=2000,
+                        help="Distinct customers the load generator draws from (0 = every customer of the workspace).")
     parser.add_argument("--token", default=None, help="Run the server with this bearer token.")
     parser.add_argument("--pacing", choices=["fixed", "poisson", "both"], default="both",
                         help="Waits between a connection's paced requests: fixed, exponential (Poisson arrivals) or both runs.")
@@ -198,16 +217,17 @@ def main() -> None:
     ws = args.workspace.resolve()
     if not (ws / "warehouse.duckdb").exists():
         build_workspace(ws, args.customers)
-    ids = known_customers(ws)
+    ids = known_customers(ws, args.sample)
     port = free_port()
     proc = start_server(ws, port, args.workers, args.token)
     results: dict[str, object] = {"workers": args.workers, "duration_s": args.duration, "top_k": args.top_k,
-                                  "cpus": os.cpu_count()}
+                                  "cpus": os.cpu_count(), "sample": len(ids)}
     try:
         # Warm-up: first requests load lazy code paths.
         wrk(port, "/rank", ids, connections=2, duration=2, top_k=args.top_k, token=args.token)
         wrk(port, "/noop", ids, connections=2, duration=2, top_k=args.top_k, token=args.token)
         runs: list[dict[str, object]] = []
+        before = reason_sources(port, args.token)
         for c in args.connections:
             for path in ("/noop", "/rank"):
                 r = wrk(port, path, ids, connections=c, duration=args.duration, top_k=args.top_k, token=args.token)
@@ -216,6 +236,9 @@ def main() -> None:
                       f"  p95 {r.get('p95_ms', float('nan')):6.2f} ms  p99 {r.get('p99_ms', float('nan')):6.2f} ms"
                       f"  non-2xx {r['errors']:.0f}", flush=True)
         results["runs"] = runs
+        after = reason_sources(port, args.token)
+        memo, computed = after["memo"] - before["memo"], after["computed"] - before["computed"]
+        results["reason_memo_hit_rate"] = memo / (memo + computed) if memo + computed else None
         best = max((r for r in runs if r["path"] == "/rank"), key=lambda r: r["rps"])  # type: ignore[arg-type,return-value]
         ratios = {}
         for c in args.connections:
@@ -240,6 +263,9 @@ def main() -> None:
         print(f"/rank_batch: {batch['customers_per_s']:.0f} customers/s ({batch['customers']} in {batch['seconds']:.1f} s)")
         for c, ratio in ratios.items():
             print(f"/rank / noop throughput at c={c}: {ratio:.0%}")
+        rate = results["reason_memo_hit_rate"]
+        print(f"customers drawn: {len(ids)}; reason memo hit rate during the /rank runs: "
+              f"{'n/a' if rate is None else f'{rate:.0%}'}")
     finally:
         stop_server(proc)
     out = ws / "reports" / "serve_benchmark.json"

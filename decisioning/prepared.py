@@ -120,6 +120,9 @@ class ReasonMemo:
 
     def __init__(self, size: int) -> None:
         self.size = size
+        #: Lookups answered from memory and lookups that had to compute (a benchmark's hit rate).
+        self.hits = 0
+        self.misses = 0
         # Tuples of strings: the garbage collector stops tracking them, so a full memo adds nothing to its scans.
         self._codes: dict[tuple[str, int, int, int], tuple[str, ...]] = {}
 
@@ -128,7 +131,12 @@ class ReasonMemo:
 
     def get(self, key: tuple[str, int, int, int]) -> tuple[str, ...] | None:
         """The reasons of ``key``, or ``None`` when not computed yet."""
-        return self._codes.get(key)
+        found = self._codes.get(key)
+        if found is None:
+            self.misses += 1
+        else:
+            self.hits += 1
+        return found
 
     def put(self, key: tuple[str, int, int, int], reasons: Sequence[str]) -> None:
         """Remember the reasons of ``key``."""

@@ -19,13 +19,30 @@ Only the model shapes it knows are taken (an S-learner over a LightGBM
 estimator with a :class:`~nextbest.models.encoding.FrameEncoder`, with or
 without an ``OfferContext``): :meth:`CandidateMatrix.of` returns ``None`` for any
 other scorer, which the engine then scores through its DataFrame.
+
+A long-lived process (the scoring service) may also :meth:`~CandidateMatrix.compile`
+the booster to native code with ``lleaves`` (:class:`CompiledForest`): the same
+trees, evaluated without LightGBM's per-call overhead, ~5x faster for the few
+hundred rows of a request. Probabilities agree with LightGBM's to ~1e-15 (the
+tree outputs are summed in another order); compiling checks that on sample rows
+and keeps LightGBM when they do not. Reason codes (``pred_contrib``, TreeSHAP)
+always come from LightGBM.
 """
 
 from __future__ import annotations
 
+import hashlib
+import logging
+import os
+import platform
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
 
+import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
@@ -33,6 +50,13 @@ from nextbest.models.context import OfferContext
 from nextbest.models.encoding import with_columns
 from nextbest.models.response import ResponseModel
 from nextbest.models.uplift import SLearner
+
+log = logging.getLogger(__name__)
+
+#: Largest difference from LightGBM's probability a compiled forest may show on the check rows.
+COMPILED_TOLERANCE = 1e-12
+#: Objectives whose output transform lleaves reproduces as LightGBM applies it.
+_COMPILABLE_OBJECTIVES = ("binary", "regression")
 
 #: Up to this many candidate rows, both treatment arms go through one booster call.
 _STACK_ROWS = 4096
@@ -84,6 +108,76 @@ def reason_codes(contrib: np.ndarray, names: np.ndarray, top: int) -> list[list[
     ]
 
 
+class CompiledForest:
+    """A LightGBM booster compiled to native code by ``lleaves``; build with :meth:`build`.
+
+    Parameters
+    ----------
+    model
+        The compiled ``lleaves.Model``.
+    """
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+
+    def predict(self, matrix: np.ndarray) -> np.ndarray:
+        """What ``Booster.predict(matrix)`` gives (probability for a binary objective), in this thread."""
+        # One thread: a request's few hundred rows are done before a pool would have started.
+        return self.model.predict(matrix, n_jobs=1)  # type: ignore[no-any-return]
+
+    @classmethod
+    def build(cls, booster: lgb.Booster, num_iteration: int | None, cache_dir: Path | None = None) -> CompiledForest:
+        """Compile ``booster``'s first ``num_iteration`` iterations (all when ``None``).
+
+        ``cache_dir`` keeps the object code, named by a hash of the model text, the
+        compiler versions and this host's CPU, so the next start (or another worker)
+        loads it instead of compiling for seconds.
+
+        Raises
+        ------
+        ImportError
+            When ``lleaves`` (or its ``llvmlite``) is not installed.
+        ValueError
+            When the objective is not one lleaves reproduces.
+        """
+        import lleaves  # noqa: PLC0415 - optional, and llvmlite takes a while to import
+        import llvmlite.binding as llvm  # noqa: PLC0415
+
+        objective = str(booster.params.get("objective", ""))
+        if objective not in _COMPILABLE_OBJECTIVES:
+            raise ValueError(f"objective {objective!r} is not compiled; LightGBM predicts it")
+        text = booster.model_to_string(num_iteration=num_iteration)
+        with tempfile.TemporaryDirectory(prefix="nextbest-forest-") as tmp:
+            model_file = Path(tmp) / "model.txt"
+            model_file.write_text(text)
+            model = lleaves.Model(model_file=str(model_file))
+            cache = None
+            if cache_dir is not None:
+                llvm.initialize()
+                llvm.initialize_native_target()
+                try:
+                    features = llvm.get_host_cpu_features().flatten()
+                except RuntimeError:
+                    features = ""
+                # Object code is native to this CPU and compiler: all of them name the file.
+                key = "\n".join([
+                    text, metadata.version("lleaves"), metadata.version("llvmlite"), platform.machine(),
+                    llvm.get_process_triple(), llvm.get_host_cpu_name(), features,
+                ])
+                cache = cache_dir / f"forest-{hashlib.sha256(key.encode()).hexdigest()[:24]}.o"
+            if cache is not None and cache.exists():
+                model.compile(cache=str(cache))
+            elif cache is not None:
+                cache_dir.mkdir(parents=True, exist_ok=True)  # type: ignore[union-attr]
+                # Written under a private name and renamed: another worker may be loading it meanwhile.
+                partial = cache.with_name(f"{cache.name}.{os.getpid()}.tmp")
+                model.compile(cache=str(partial))
+                os.replace(partial, cache)
+            else:
+                model.compile()
+        return cls(model)
+
+
 class CandidateMatrix:
     """Matrix-level scoring of one :class:`ResponseModel`; build with :meth:`of`.
 
@@ -106,6 +200,7 @@ class CandidateMatrix:
         names = [str(c) for c in encoder.feature_names_in_]
         self.names = names
         self.offer_ids = list(offer_ids)
+        self.n_channels = len(channel_ids)
         position = {c: i for i, c in enumerate(names)}
         self.treatment = position[learner.treatment_column]
         # Bundles saved before treatment_features existed lack the attribute.
@@ -130,6 +225,8 @@ class CandidateMatrix:
         # Contributions: every column but the treatment, as SLearner.predict_contrib drops it.
         self.contrib_keep = np.array([i for i in range(len(names)) if i != self.treatment], dtype=np.int64)
         self.contrib_names = np.array([names[i] for i in self.contrib_keep], dtype=object)
+        #: Set by :meth:`compile`; ``None`` = LightGBM predicts.
+        self.compiled: CompiledForest | None = None
 
     @classmethod
     def of(cls, scorer: object, offer_ids: Sequence[str], channel_ids: Sequence[str]) -> CandidateMatrix | None:
@@ -155,6 +252,43 @@ class CandidateMatrix:
             if column in names and column not in encoder.categories_:
                 return None
         return cls(scorer, offer_ids, channel_ids)
+
+    def compile(self, check: EncodedCustomers, cache_dir: Path | None = None, check_rows: int = 2000) -> bool:
+        """Predict through a :class:`CompiledForest` from now on, if it matches LightGBM on ``check``.
+
+        The check scores candidate rows of the first customers of ``check`` (every
+        offer and channel, both treatment arms) both ways; beyond
+        :data:`COMPILED_TOLERANCE` apart, or when lleaves is missing or fails, the
+        booster stays LightGBM's and a warning says why.
+
+        Returns
+        -------
+        bool
+            Whether the compiled forest is now in use.
+        """
+        booster = self.estimator.booster_
+        try:
+            forest = CompiledForest.build(booster, booster.best_iteration or None, cache_dir)
+        except Exception as exc:  # noqa: BLE001 - any failure leaves LightGBM predicting, as before
+            log.warning("tree model not compiled (%s: %s); LightGBM predicts", type(exc).__name__, exc)
+            return False
+        n_pairs = max(len(self.offer_ids) * self.n_channels, 1)
+        k = max(1, min(len(check.matrix), check_rows // n_pairs))
+        cust = np.repeat(np.arange(k), n_pairs)
+        pair = np.tile(np.arange(n_pairs), k)
+        rows = self.candidate_rows(check, cust, pair // self.n_channels, pair % self.n_channels, {})
+        both = np.concatenate([rows, rows])
+        both[len(rows):, self.treatment] = 0.0
+        both[len(rows):, self.masked] = np.nan
+        gap = float(np.max(np.abs(forest.predict(both) - self.estimator.predict_matrix(both))))
+        if not gap <= COMPILED_TOLERANCE:
+            log.warning("compiled tree model differs from LightGBM by %.3g; LightGBM predicts", gap)
+            return False
+        self.compiled = forest
+        return True
+
+    def _predict(self, matrix: np.ndarray) -> np.ndarray:
+        return self.compiled.predict(matrix) if self.compiled is not None else self.estimator.predict_matrix(matrix)
 
     # ------------------------------------------------------------------ customers
     def pair_columns(self, offer_history_columns: Sequence[str]) -> list[str]:
@@ -211,23 +345,24 @@ class CandidateMatrix:
             rows = slice(start, min(start + _BLOCK_ROWS, n))
             history = {c: v[rows] for c, v in offer_history.items()}
             m = self.candidate_rows(customers, cust[rows], offer[rows], channel[rows], history)
-            raw1, raw0 = self._both_arms(m)
-            p1[rows] = self.calibrator.transform(raw1)
-            p0[rows] = self.calibrator.transform(raw0)
+            # The calibration map is elementwise: one call maps both arms.
+            both = self.calibrator.transform(self._both_arms(m))
+            k = len(m)
+            p1[rows], p0[rows] = both[:k], both[k:]
         return p1, p1 - p0
 
-    def _both_arms(self, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _both_arms(self, matrix: np.ndarray) -> np.ndarray:
+        """Raw predictions of ``matrix`` contacted, then not contacted (one array of twice its rows)."""
         n = len(matrix)
         if n <= _STACK_ROWS:
             both = np.concatenate([matrix, matrix])
             both[n:, self.treatment] = 0.0
             both[n:, self.masked] = np.nan
-            p = self.estimator.predict_matrix(both)
-            return p[:n], p[n:]
-        p1 = self.estimator.predict_matrix(matrix)
+            return self._predict(both)
+        p1 = self._predict(matrix)
         matrix[:, self.treatment] = 0.0
         matrix[:, self.masked] = np.nan
-        return p1, self.estimator.predict_matrix(matrix)
+        return np.concatenate([p1, self._predict(matrix)])
 
     def reasons(
         self, customers: EncodedCustomers, cust: np.ndarray, offer: np.ndarray, channel: np.ndarray,

@@ -84,6 +84,13 @@ class HistoryCache:
         assert self._live_at is not None
         return self._live, self._live_at
 
+    def loaded(self, when: dt.datetime | None = None) -> bool:
+        """Whether :meth:`live` (``when`` is ``None``) or :meth:`at` would answer without reading the warehouse."""
+        if self._live is None or time.monotonic() - self._live_loaded > self.max_age_s:
+            return False
+        assert self._live_at is not None
+        return when is None or self._live_at <= when or when in self._fixed
+
     def at(self, when: dt.datetime) -> ContactHistory:
         """The history for decisions at ``when`` (naive UTC)."""
         live, live_at = self.live()

@@ -26,6 +26,7 @@ class ServiceMetrics:
     fallbacks: Counter
     feedback: Counter
     refreshes: Counter
+    reason_codes: Counter
 
 
 @functools.cache
@@ -46,4 +47,9 @@ def service_metrics() -> ServiceMetrics:
         ),
         feedback=Counter("nextbest_feedback", "Feedback received, by outcome and whether it was new.", ["outcome", "new"]),
         refreshes=Counter("nextbest_model_refreshes", "Model swaps, by result.", ["result"]),
+        reason_codes=Counter(
+            "nextbest_reason_codes",
+            "Model reason codes of returned actions, by source: the per-state memo or computed (TreeSHAP).",
+            ["source"],
+        ),
     )

@@ -9,7 +9,9 @@ with and none is dropped.
 
 Engine calls are serialised by one lock: ranking is CPU-bound (the GIL allows
 no parallelism anyway) and it records each decision into the contact history,
-which must see the decisions of the previous call.
+which must see the decisions of the previous call. :meth:`Runtime.rank_now`
+ranks only when that lock is free and no history needs loading, so the service
+can call it on its event loop without ever blocking it.
 """
 
 from __future__ import annotations
@@ -51,6 +53,8 @@ log = logging.getLogger(__name__)
 
 #: Touched after a refresh so the other workers of the server refresh too.
 REFRESH_STAMP = Path("serving") / "refresh.stamp"
+#: Compiled tree models (native object code), shared by the workers and kept across starts.
+COMPILED_DIR = Path("serving") / "compiled"
 NEGATIVE_OUTCOMES: frozenset[str] = frozenset({"complaint", "unsubscribe"})
 
 
@@ -113,6 +117,11 @@ def build_state(settings: ServeSettings) -> ServingState:
     scorers = load_scorers(ws, config)
     store, profiles = load_features(ws, config, settings.lock_timeout_s)
     engine = DecisionEngine(config, scorers)
+    customers = prepare_snapshot(engine, store, settings.reason_memo)
+    if settings.compiled_trees:
+        for alias, matrix in engine.matrix.items():
+            # Checked against LightGBM on the snapshot's own rows; on any mismatch LightGBM stays.
+            matrix.compile(customers.encoded(alias), ws.artifacts_dir / COMPILED_DIR)
     return ServingState(
         config=config,
         engine=engine,
@@ -120,7 +129,7 @@ def build_state(settings: ServeSettings) -> ServingState:
         profiles=profiles,
         model_versions={alias: s.model_version for alias, s in scorers.items()},
         loaded_at=dt.datetime.now(dt.timezone.utc),
-        customers=prepare_snapshot(engine, store, settings.reason_memo),
+        customers=customers,
     )
 
 
@@ -198,7 +207,8 @@ class Runtime:
             max_rows=settings.writer_max_rows,
             lock_timeout_s=settings.lock_timeout_s,
         ).start()
-        self._engine_lock = threading.Lock()
+        # Re-entrant: rank_now holds it around rank_requests, which takes it again.
+        self._engine_lock = threading.RLock()
         self._refresh_lock = threading.Lock()
         self._state = build_state(settings)
         self._histories = self._new_histories(self._state.config)
@@ -261,6 +271,20 @@ class Runtime:
                 out[i] = doc.model_copy(update=update) if update else doc
         return out
 
+    def rank_now(self, requests: Sequence[RankRequest]) -> list[RankResponse | Exception] | None:
+        """:meth:`rank_requests`, or ``None`` when it would wait for the engine lock or a warehouse read.
+
+        Safe on the event loop: it never blocks (the decision writer only queues).
+        """
+        if not self._engine_lock.acquire(blocking=False):
+            return None
+        try:
+            if not all(self._histories.loaded(to_warehouse_time(r.at) if r.at is not None else None) for r in requests):
+                return None
+            return self.rank_requests(requests)
+        finally:
+            self._engine_lock.release()
+
     def rank_batch(self, body: RankBatchBody) -> list[RankResponse]:
         """Rank ``body.customer_ids`` in chunks of ``settings.batch_chunk``, in request order."""
         at = to_warehouse_time(body.context.timestamp) if body.context.timestamp else utc_now()
@@ -309,14 +333,22 @@ class Runtime:
         # Cold start: unknown ids get a row of nulls. Unknown consent is no consent,
         # so only non-personal channels survive the rules; the engine flags cold_start.
         customers, n_unknown = state.prepared(ids)
+        memo = customers.memo
         with self._engine_lock:
+            seen = (memo.hits, memo.misses) if memo is not None else (0, 0)
             history = self._histories.at(at) if explicit_time else self._histories.live()[0]
             docs = state.engine.rank(
                 customers, at, context, top_k, seed, history=history, profiles=state.profiles, explain=explain,
                 suppressed=suppressed,
             )
+            hits, misses = (memo.hits - seen[0], memo.misses - seen[1]) if memo is not None else (0, 0)
         self.writer.submit_documents(docs)
         metrics = service_metrics()
+        # The memo's hit rate depends on how often the same customers come back: worth watching.
+        if hits:
+            metrics.reason_codes.labels("memo").inc(hits)
+        if misses:
+            metrics.reason_codes.labels("computed").inc(misses)
         by_id = {d.customer_id: d for d in docs}
         for arm, n in Counter(d.arm for d in docs).items():
             metrics.decisions.labels(arm).inc(n)

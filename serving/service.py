@@ -134,7 +134,8 @@ async def _timed(endpoint: str, call: Callable[[], Awaitable[T]]) -> T:
     name="nextbest",
     workers=1,
     traffic={"timeout": 120},
-    # /rank_batch and /feedback run in threads; /rank is funnelled through one micro-batcher.
+    # /rank_batch and /feedback run in threads; /rank is funnelled through one micro-batcher
+    # (ranked on the event loop when nothing would make it wait).
     threads=4,
 )
 @bentoml.asgi_app(api, path="/")
@@ -149,6 +150,7 @@ class NextbestService:
             self.runtime.rank_requests,
             max_batch=self.settings.microbatch_max,
             max_wait_s=self.settings.microbatch_ms / 1000,
+            inline=self.runtime.rank_now if self.settings.rank_inline else None,
         )
         service_metrics()  # register the families so /metrics lists them from the start
         self._install_sighup()

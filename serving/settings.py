@@ -16,6 +16,8 @@ share, so every knob is an environment variable with a documented default.
 ``NEXTBEST_LOCK_TIMEOUT_S``     how long a warehouse write retries on a lock (10)
 ``NEXTBEST_REASON_MEMO``        model reason codes kept per loaded state, 0 = none (200000)
 ``NEXTBEST_SEED``               base seed of the exploration draw (0)
+``NEXTBEST_COMPILED_TREES``     score with the tree model compiled by lleaves (true)
+``NEXTBEST_RANK_INLINE``        rank /rank on the event loop when nothing would wait (true)
 ==============================  =======================================================
 """
 
@@ -42,6 +44,8 @@ _ENV: dict[str, str] = {
     "lock_timeout_s": "NEXTBEST_LOCK_TIMEOUT_S",
     "seed": "NEXTBEST_SEED",
     "reason_memo": "NEXTBEST_REASON_MEMO",
+    "compiled_trees": "NEXTBEST_COMPILED_TREES",
+    "rank_inline": "NEXTBEST_RANK_INLINE",
 }
 
 
@@ -61,6 +65,8 @@ class ServeSettings(BaseModel):
     lock_timeout_s: float = Field(default=10.0, gt=0)
     seed: int = 0
     reason_memo: int = Field(default=200_000, ge=0)
+    compiled_trees: bool = True
+    rank_inline: bool = True
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ServeSettings:

@@ -77,3 +77,32 @@ def test_a_failing_function_fails_every_call_of_the_batch() -> None:
             await batcher.aclose()
 
     asyncio.run(main())
+
+
+def test_inline_runs_on_the_loop_and_falls_back_to_a_thread_when_it_would_wait() -> None:
+    import threading
+
+    loop_thread: list[int] = []
+    where: list[tuple[str, int]] = []
+
+    def in_thread(items: list[int]) -> list[int]:
+        where.append(("thread", threading.get_ident()))
+        return [-i for i in items]
+
+    def inline(items: list[int]) -> list[int] | None:
+        if any(i % 2 for i in items):  # odd items "would wait"
+            return None
+        where.append(("inline", threading.get_ident()))
+        return [-i for i in items]
+
+    async def main() -> list[int]:
+        loop_thread.append(threading.get_ident())
+        batcher = MicroBatcher(in_thread, inline=inline)
+        try:
+            return [await batcher.submit(2), await batcher.submit(3)]
+        finally:
+            await batcher.aclose()
+
+    assert asyncio.run(main()) == [-2, -3]
+    assert where[0] == ("inline", loop_thread[0])
+    assert where[1][0] == "thread" and where[1][1] != loop_thread[0]
