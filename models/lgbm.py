@@ -85,7 +85,10 @@ class _LGBMBase(BaseEstimator):
         names = list(self.encoder_.feature_names_in_)
         unknown = sorted(set(self.ignored_features) - set(names))
         if unknown:
-            raise BadInputError(f"ignored_features: {unknown} are not columns of the training frame; remove them")
+            raise BadInputError(
+                f"ignored_features: {unknown} are not columns of the training frame; remove them "
+                "(for the shift learner: from training.effect_ignored_features)"
+            )
         return [0.0 if name in self.ignored_features else 1.0 for name in names]
 
     def _fit(
