@@ -277,9 +277,7 @@ class CandidateMatrix:
         cust = np.repeat(np.arange(k), n_pairs)
         pair = np.tile(np.arange(n_pairs), k)
         rows = self.candidate_rows(check, cust, pair // self.n_channels, pair % self.n_channels, {})
-        both = np.concatenate([rows, rows])
-        both[len(rows):, self.treatment] = 0.0
-        both[len(rows):, self.masked] = np.nan
+        both = self._stack_arms(rows)
         gap = float(np.max(np.abs(forest.predict(both) - self.estimator.predict_matrix(both))))
         if not gap <= COMPILED_TOLERANCE:
             log.warning("compiled tree model differs from LightGBM by %.3g; LightGBM predicts", gap)
@@ -351,14 +349,18 @@ class CandidateMatrix:
             p1[rows], p0[rows] = both[:k], both[k:]
         return p1, p1 - p0
 
+    def _stack_arms(self, matrix: np.ndarray) -> np.ndarray:
+        """``matrix`` (contacted rows) above its copy as not contacted: one booster call for both arms."""
+        n = len(matrix)
+        both = np.concatenate([matrix, matrix])
+        both[n:, self.treatment] = 0.0
+        both[n:, self.masked] = np.nan
+        return both
+
     def _both_arms(self, matrix: np.ndarray) -> np.ndarray:
         """Raw predictions of ``matrix`` contacted, then not contacted (one array of twice its rows)."""
-        n = len(matrix)
-        if n <= _STACK_ROWS:
-            both = np.concatenate([matrix, matrix])
-            both[n:, self.treatment] = 0.0
-            both[n:, self.masked] = np.nan
-            return self._predict(both)
+        if len(matrix) <= _STACK_ROWS:
+            return self._predict(self._stack_arms(matrix))
         p1 = self._predict(matrix)
         matrix[:, self.treatment] = 0.0
         matrix[:, self.masked] = np.nan

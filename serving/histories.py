@@ -74,9 +74,12 @@ class HistoryCache:
         self._live_loaded = 0.0
         self._fixed: OrderedDict[dt.datetime, ContactHistory] = OrderedDict()
 
+    def _live_fresh(self) -> bool:
+        return self._live is not None and time.monotonic() - self._live_loaded <= self.max_age_s
+
     def live(self) -> tuple[ContactHistory, dt.datetime]:
         """The history for decisions made now, and the time it was loaded at."""
-        if self._live is None or time.monotonic() - self._live_loaded > self.max_age_s:
+        if not self._live_fresh():
             at = utc_now()
             self._live = self._load(at)
             self._live_at = at
@@ -86,7 +89,7 @@ class HistoryCache:
 
     def loaded(self, when: dt.datetime | None = None) -> bool:
         """Whether :meth:`live` (``when`` is ``None``) or :meth:`at` would answer without reading the warehouse."""
-        if self._live is None or time.monotonic() - self._live_loaded > self.max_age_s:
+        if not self._live_fresh():
             return False
         assert self._live_at is not None
         return when is None or self._live_at <= when or when in self._fixed
