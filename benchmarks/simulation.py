@@ -9,6 +9,7 @@ line per seed plus a summary line:
     python benchmarks/simulation.py --seeds 0 --customers 10000
     python benchmarks/simulation.py --learner shift     # another uplift learner for the champion
     python benchmarks/simulation.py --learner shift --set "effect_ignored_features=[offer_id]"   # any training.yaml key
+    python benchmarks/simulation.py --set "policy.contact.max_contacts=1"   # FILE.dotted.key for another config file
 
 Targets (``docs/architecture.md``): champion ≥ 80% of the oracle's incremental
 profit, ≥ 1.2× rules and ≥ 1.5× random, zero contact-policy violations.
@@ -30,6 +31,19 @@ from nextbest.simulation.runner import SimulationOptions, simulate
 from nextbest.workspace import Workspace
 
 
+def override(config_dir: Path, key: str, value: object) -> None:
+    """Set one configuration value: ``KEY`` of training.yaml, or ``FILE.dotted.key`` of another file."""
+    head, _, rest = key.partition(".")
+    name, path = (head, rest.split(".")) if rest and (config_dir / f"{head}.yaml").exists() else ("training", key.split("."))
+    file = config_dir / f"{name}.yaml"
+    doc = yaml.safe_load(file.read_text())
+    node = doc
+    for part in path[:-1]:
+        node = node.setdefault(part, {})
+    node[path[-1]] = value
+    file.write_text(yaml.safe_dump(doc, sort_keys=False))
+
+
 def run_seed(
     root: Path, seed: int, customers: int, history_days: int, days: int, tune: int,
     learner: str | None = None, members: int | None = None, settings: dict[str, object] | None = None,
@@ -38,10 +52,9 @@ def run_seed(
     ws.init_config()
     overrides = {k: v for k, v in {"uplift_learner": learner, "ensemble_members": members}.items() if v is not None}
     overrides |= settings or {}
-    if overrides:
-        path = ws.config_dir / "training.yaml"
-        training = yaml.safe_load(path.read_text()) | overrides
-        path.write_text(yaml.safe_dump(training, sort_keys=False))
+    for key, value in overrides.items():
+        override(ws.config_dir, key, value)
+    ws.config()  # a bad override fails here, before any work, with the config's own message
     options = DemoOptions(customers=customers, history_days=history_days, seed=seed, tune_trials=tune)
     began = time.perf_counter()
     quiet = lambda _m: None  # noqa: E731
@@ -78,7 +91,8 @@ def main() -> None:
     parser.add_argument("--learner", choices=sorted(LEARNERS), help="Uplift learner (default: the configuration's).")
     parser.add_argument("--members", type=int, help="Bagged learners per champion (default: the configuration's).")
     parser.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=YAML",
-                        help="Override a training.yaml setting, e.g. --set 'effect_ignored_features=[offer_id]'.")
+                        help="Override a setting: a training.yaml key (--set 'effect_ignored_features=[offer_id]') "
+                             "or FILE.dotted.key of another config file (--set policy.contact.max_contacts=1).")
     args = parser.parse_args()
     settings = {}
     for item in args.settings:

@@ -67,6 +67,48 @@ DayCallback = Callable[[str, int, int], None]
 
 
 @dataclass(frozen=True)
+class DecidedDay:
+    """What a policy decided on one simulated day, as the world stood when it decided.
+
+    Handed to a :data:`DecisionObserver` before the world answers, so an observer
+    can score the same candidates with the truth (``OracleScorer(world)``) and
+    the same contact history: the basis of regret attribution
+    (``benchmarks/loop_regret.py``). Observers must not change anything.
+
+    Attributes
+    ----------
+    policy, day, at
+        Policy name, day offset and decision time.
+    audience
+        The feature rows of the customers decided for.
+    history
+        The contact history the policy decided with (loaded before deciding).
+    offer_history
+        The offer-history rows of the current snapshot (``None`` without).
+    decisions
+        The logged decision rows (``customer_id, offer_id, channel, contacted``, ...).
+    world
+        The policy's own world, before the day's outcomes.
+    config
+        The policy's configuration.
+    """
+
+    policy: str
+    day: int
+    at: dt.datetime
+    audience: pd.DataFrame
+    history: ContactHistory
+    offer_history: pd.DataFrame | None
+    decisions: pd.DataFrame
+    world: World
+    config: NextbestConfig
+
+
+#: Called with each policy's decisions of each day (see :class:`DecidedDay`).
+DecisionObserver = Callable[[DecidedDay], None]
+
+
+@dataclass(frozen=True)
 class SimulationOptions:
     """What to simulate; validated by :meth:`check`.
 
@@ -209,14 +251,17 @@ class PolicySimulation:
         Fitted rules scorer (for the ``rules`` policy).
     scorer
         Scorer a model policy uses instead of its registered models (see :func:`simulate`).
+    observer
+        Called with each day's decisions before the world answers (see :class:`DecidedDay`).
     """
 
     def __init__(
         self, policy: str, ws: Workspace, config: NextbestConfig, world: World, options: SimulationOptions,
-        rules: RulesScorer | None = None, scorer: Scorer | None = None,
+        rules: RulesScorer | None = None, scorer: Scorer | None = None, observer: DecisionObserver | None = None,
     ) -> None:
         self.policy = policy
         self.scorer = scorer
+        self.observer = observer
         self.ws = ws
         self.config = config
         self.world = world
@@ -298,8 +343,12 @@ class PolicySimulation:
             assert self.features is not None
             who = audience(self.features, self.config, day=day, share=self.options.campaign_share, seed=self.options.seed)
             if len(who):
+                # The observer sees the history the policy decides with, not the one its decisions extend.
+                seen = self._history(who, at) if self.observer is not None else None
                 decisions = self._decide(who, at, seed=key_of("simulation.explore", self.options.seed, day) % 2**31)
                 self.model_versions.update(str(v) for v in decisions["model_version"].dropna().unique())
+                if seen is not None:
+                    self.observer(DecidedDay(self.policy, day, at, who, seen, self.offer_history, decisions, self.world, self.config))
                 cf = counterfactual(self.world, decisions, day)
                 outcome = self.world.respond(decisions, day)
                 responses, truth = outcome.responses, outcome.truth
@@ -348,12 +397,15 @@ class PolicySimulation:
             docs = self.client.rank_batch(ids.tolist(), context={"timestamp": at}, top_k=1, seed=seed)
             return decision_rows(docs)  # the service logged them itself
         assert self.engine is not None
-        with warehouse_connection(self.ws.warehouse_path) as con:
-            history = ContactHistory.load(con, self.config, at, ids)
-        out = self.engine.decide(who, at, seed=seed, history=history, offer_history=self.offer_history)
+        out = self.engine.decide(who, at, seed=seed, history=self._history(who, at), offer_history=self.offer_history)
         rows = as_decision_rows(out.decisions)
         write_decisions(self.ws.warehouse_path, rows)
         return rows
+
+    def _history(self, who: pd.DataFrame, at: dt.datetime) -> ContactHistory:
+        """The logged contact history of ``who`` as of ``at``."""
+        with warehouse_connection(self.ws.warehouse_path) as con:
+            return ContactHistory.load(con, self.config, at, who["customer_id"].to_numpy(np.int64))
 
     def _record(self, due: DueEvents) -> None:
         """Write the events whose time has come (feedback through the service's own code)."""
@@ -415,6 +467,7 @@ def simulate(
     on_day: DayCallback | None = None,
     *,
     scorers: Mapping[str, Scorer] | None = None,
+    observer: DecisionObserver | None = None,
 ) -> SimulationRun:
     """Run every policy of ``options`` on paired copies of the workspace's world.
 
@@ -431,6 +484,9 @@ def simulate(
         Model policy → a scorer it decides with instead of the registered models, in
         process (e.g. an upper-bound scorer in ``benchmarks/model_ceiling.py``); such a
         policy cannot be served.
+    observer
+        Called with every policy's decisions of every day, before the world answers
+        (:class:`DecidedDay`); ``None`` = nobody watches.
 
     Raises
     ------
@@ -468,7 +524,7 @@ def simulate(
     for policy in options.policies:
         config = policy_config(base_config, policy, options.experiment)
         pws = replicate(ws, folder / policy, config)
-        sim = PolicySimulation(policy, pws, config, copy.deepcopy(world), options, rules, scorers.get(policy))
+        sim = PolicySimulation(policy, pws, config, copy.deepcopy(world), options, rules, scorers.get(policy), observer)
         period = sim.run(on_day)
         ledgers[policy] = sim.ledger
         violations[policy] = sim.violations(period)

@@ -1,0 +1,65 @@
+"""Where in the closed loop does a policy lose profit against the oracle?
+
+``benchmarks/simulation.py`` says *how much* the champion earns over 30 days;
+``benchmarks/decision_quality.py`` says where it loses on one fresh day. Neither
+shows what the loop itself does: customers that triggers select day after day,
+contacts that pile up, a world that the policy's own choices change. This runs the
+loop once for the policy and, every day before the world answers, scores the same
+audience's candidates with the world's truth, with the same contact history, on
+the policy's *own* world. Each decision is booked twice, both valued with the
+truth (true uplift x expected revenue of a conversion - contact cost):
+
+``oracle``   the best candidate by true expected value, or nothing when none is positive
+``policy``   what the policy chose (0 when it contacted nobody)
+
+and the shares are broken down by 10-day period, by whether a trigger selected the
+customer, and by the customer's contacts in the last 7 days (as the model sees them),
+next to what the historical log the model learnt from holds at that pressure.
+
+Usage::
+
+    .venv/bin/python benchmarks/loop_regret.py --demo-seed 0            # builds the demo world in a temp folder
+    .venv/bin/python benchmarks/loop_regret.py --workspace PATH          # e.g. the workspace `make demo` leaves
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from pathlib import Path
+
+from nextbest.simulation.regret import RegretBook, historical_pressure, summarise
+from nextbest.simulation.runner import SimulationOptions, simulate
+from nextbest.workspace import Workspace
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workspace", type=Path, help="Workspace with a generated world and a champion.")
+    parser.add_argument("--demo-seed", type=int, default=0, help="Seed of the demo world built when --workspace is absent.")
+    parser.add_argument("--policy", default="champion", help="Policy to attribute (default champion).")
+    parser.add_argument("--days", type=int, default=30)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="nextbest-loop-regret-") as tmp:
+        if args.workspace is not None:
+            ws = Workspace(args.workspace)
+        else:
+            from nextbest.simulation.demo import DemoOptions, ensure_features, ensure_model, ensure_world
+
+            ws = Workspace(Path(tmp) / "ws").ensure()
+            ws.init_config()
+            options, quiet = DemoOptions(seed=args.demo_seed, tune_trials=0), (lambda _m: None)
+            ensure_world(ws, options, quiet)
+            ensure_features(ws, quiet)
+            ensure_model(ws, options, quiet)
+        book = RegretBook()
+        run = simulate(ws, SimulationOptions(days=args.days, policies=(args.policy,), seed=args.demo_seed,
+                                             run_name="loop-regret"), observer=book)
+        out = summarise(book.frame(), historical_pressure(ws))
+        out["incremental_profit"] = round(run.result(args.policy).incremental_profit, 1)
+        print(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()
