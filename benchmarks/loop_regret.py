@@ -54,8 +54,7 @@ def main() -> None:
             ensure_features(ws, quiet)
             ensure_model(ws, options, quiet)
         book = RegretBook()
-        run = simulate(ws, SimulationOptions(days=args.days, policies=(args.policy,), seed=args.demo_seed,
-                                             run_name="loop-regret"), observer=book)
+        run = simulate(ws, SimulationOptions(days=args.days, policies=(args.policy,), seed=args.demo_seed), observer=book)
         out = summarise(book.frame(), historical_pressure(ws))
         out["incremental_profit"] = round(run.result(args.policy).incremental_profit, 1)
         print(json.dumps(out, indent=2))
