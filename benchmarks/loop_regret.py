@@ -20,6 +20,7 @@ Usage::
 
     .venv/bin/python benchmarks/loop_regret.py --demo-seed 0            # builds the demo world in a temp folder
     .venv/bin/python benchmarks/loop_regret.py --workspace PATH          # e.g. the workspace `make demo` leaves
+    .venv/bin/python benchmarks/loop_regret.py --demo-seed 1 --out book.parquet   # and every booked decision
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ def main() -> None:
     parser.add_argument("--demo-seed", type=int, default=0, help="Seed of the demo world built when --workspace is absent.")
     parser.add_argument("--policy", default="champion", help="Policy to attribute (default champion).")
     parser.add_argument("--days", type=int, default=30)
+    parser.add_argument("--out", type=Path, help="Also write every booked decision to this Parquet file.")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="nextbest-loop-regret-") as tmp:
         if args.workspace is not None:
@@ -55,7 +57,10 @@ def main() -> None:
             ensure_model(ws, options, quiet)
         book = RegretBook()
         run = simulate(ws, SimulationOptions(days=args.days, policies=(args.policy,), seed=args.demo_seed), observer=book)
-        out = summarise(book.frame(), historical_pressure(ws))
+        frame = book.frame()
+        if args.out is not None:
+            frame.to_parquet(args.out)
+        out = summarise(frame, historical_pressure(ws))
         out["incremental_profit"] = round(run.result(args.policy).incremental_profit, 1)
         print(json.dumps(out, indent=2))
 

@@ -51,28 +51,33 @@ class RegretBook:
         # "no action" threshold apply to it exactly as they do to the policy.
         best = engine.decide(seen.audience, seen.at, history=seen.history, offer_history=seen.offer_history,
                              seed=0, record=False).decisions
-        best, chosen = (_profits(d, candidates) for d in (best, seen.decisions))
         ids = seen.audience["customer_id"].to_numpy(np.int64)
+        best, chosen = (_choices(d, candidates).reindex(ids) for d in (best, seen.decisions))
         self.rows.append(pd.DataFrame({
             "day": seen.day, "customer_id": ids, "triggered": trigger_mask(seen.audience, seen.config),
             "contacts_7d": seen.audience["contacts_7d"].fillna(0).to_numpy() if "contacts_7d" in seen.audience else np.nan,
-            "oracle": best.reindex(ids, fill_value=0.0).to_numpy(),
-            # A choice the truth has no candidate for would show as NaN, not as 0.
-            "policy": chosen.reindex(ids, fill_value=0.0).to_numpy(),
-            "contacted": pd.Index(ids).isin(chosen.index),
+            "oracle": best["profit"].fillna(0.0).to_numpy(),
+            "oracle_action": best["action"].to_numpy(),
+            # A contact the truth has no candidate for would show as NaN, not as 0.
+            "policy": np.where(chosen["action"].notna(), chosen["profit"], 0.0),
+            "policy_action": chosen["action"].to_numpy(),
+            "contacted": chosen["action"].notna().to_numpy(),
         }))
 
     def frame(self) -> pd.DataFrame:
-        """One row per decision: ``day, customer_id, triggered, contacts_7d, oracle, policy, contacted``."""
+        """One row per decision: ``day, customer_id, triggered, contacts_7d``, the true profit and
+        ``offer/channel`` of the ``oracle``'s and the ``policy``'s choice (no action: 0 and None), ``contacted``."""
         return pd.concat(self.rows, ignore_index=True) if self.rows else pd.DataFrame()
 
 
-def _profits(decisions: pd.DataFrame, candidates: pd.DataFrame) -> pd.Series:
-    """True profit of each contacted decision, by ``customer_id``."""
+def _choices(decisions: pd.DataFrame, candidates: pd.DataFrame) -> pd.DataFrame:
+    """``action`` (``offer/channel``) and true ``profit`` of each contacted decision, by ``customer_id``."""
     made = decisions[decisions["contacted"].astype(bool) & decisions["offer_id"].notna()]
-    return made[["customer_id", "offer_id", "channel"]].merge(
+    out = made[["customer_id", "offer_id", "channel"]].merge(
         candidates, on=["customer_id", "offer_id", "channel"], how="left", validate="one_to_one"
-    ).set_index("customer_id")["profit"]
+    )
+    return pd.DataFrame({"action": (out["offer_id"] + "/" + out["channel"]).to_numpy(), "profit": out["profit"].to_numpy()},
+                        index=pd.Index(out["customer_id"].to_numpy(np.int64), name="customer_id"))
 
 
 def truth_config(config: NextbestConfig) -> NextbestConfig:
