@@ -12,7 +12,7 @@ import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from sklift.metrics import perfect_qini_curve, qini_curve  # noqa: E402
 
-from nextbest.models.metrics import reliability_table  # noqa: E402
+from nextbest.models.metrics import reliability_table, sklift_quietly  # noqa: E402
 
 
 def calibration_figure(y: np.ndarray, curves: dict[str, np.ndarray], n_bins: int = 10) -> Figure:
@@ -45,8 +45,9 @@ def qini_figure(y: np.ndarray, uplift: np.ndarray, treatment: np.ndarray) -> Fig
                 ha="center", va="center", transform=ax.transAxes)
         ax.set_axis_off()
         return fig
-    x, q = qini_curve(y, uplift, t)
-    xp, qp = perfect_qini_curve(y, t)
+    with sklift_quietly():
+        x, q = qini_curve(y, uplift, t)
+        xp, qp = perfect_qini_curve(y, t)
     ax.plot(x, q, label="model")
     ax.plot(xp, qp, label="perfect", alpha=0.6)
     ax.plot([0, x[-1]], [0, q[-1]], linestyle="--", color="grey", label="random")

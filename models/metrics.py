@@ -7,11 +7,28 @@ calibration error, the top-decile lift and the per-(offer, channel) breakdown.
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
 from sklift.metrics import qini_auc_score, uplift_at_k, uplift_auc_score
+
+
+@contextmanager
+def sklift_quietly() -> Iterator[None]:
+    """Silence the FutureWarning scikit-uplift triggers in scikit-learn, and only that one.
+
+    sklift's last release calls ``sklearn.utils.extmath.stable_cumsum``, which
+    scikit-learn deprecated; the warning is about sklift's code, not the user's,
+    so training runs and reports should not print it once per curve.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*stable_cumsum", category=FutureWarning)
+        yield
 
 
 def expected_calibration_error(y: np.ndarray, p: np.ndarray, n_bins: int = 10) -> float:
@@ -71,11 +88,12 @@ def uplift_metrics(y: np.ndarray, uplift: np.ndarray, treatment: np.ndarray, pre
     t = np.asarray(treatment).astype(int)
     if t.min() == t.max() or y.min() == y.max():
         return {f"{prefix}qini": float("nan"), f"{prefix}auuc": float("nan"), f"{prefix}uplift_at_30": float("nan")}
-    return {
-        f"{prefix}qini": float(qini_auc_score(y, uplift, t)),
-        f"{prefix}auuc": float(uplift_auc_score(y, uplift, t)),
-        f"{prefix}uplift_at_30": float(uplift_at_k(y, uplift, t, strategy="overall", k=0.3)),
-    }
+    with sklift_quietly():
+        return {
+            f"{prefix}qini": float(qini_auc_score(y, uplift, t)),
+            f"{prefix}auuc": float(uplift_auc_score(y, uplift, t)),
+            f"{prefix}uplift_at_30": float(uplift_at_k(y, uplift, t, strategy="overall", k=0.3)),
+        }
 
 
 def calibration_by_action(frame: pd.DataFrame, p: np.ndarray, min_rows: int = 200) -> pd.DataFrame:

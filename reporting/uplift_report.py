@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import warnings
 from dataclasses import dataclass, field
 from itertools import combinations
 from pathlib import Path
@@ -25,6 +24,7 @@ from plotly.subplots import make_subplots
 
 from nextbest.config import JOURNEY_STAGES, NextbestConfig
 from nextbest.errors import BadInputError, NextbestError
+from nextbest.models.metrics import sklift_quietly
 from nextbest.reporting import format as fmt
 from nextbest.reporting import html as H
 from nextbest.reporting.abtest import CONTROL_ARMS
@@ -149,8 +149,7 @@ def _qini(frame: pd.DataFrame, uplift: pd.Series) -> tuple[pd.DataFrame, dict[st
     rows, curves = [], {}
     sizes = frame.groupby("offer_id").size().sort_values(ascending=False)
     treated = (~frame["arm"].isin(CONTROL_ARMS)).astype(int)
-    with warnings.catch_warnings():  # sklift calls a helper sklearn deprecated
-        warnings.simplefilter("ignore", FutureWarning)
+    with sklift_quietly():
         for offer in sizes.index:
             m = frame["offer_id"] == offer
             y, t, u = frame.loc[m, "converted"].to_numpy(), treated[m].to_numpy(), uplift[m].to_numpy()
