@@ -27,12 +27,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import tempfile
 from pathlib import Path
 
+from nextbest.simulation.demo import DemoOptions, given_or_demo
 from nextbest.simulation.regret import RegretBook, historical_pressure, summarise
 from nextbest.simulation.runner import SimulationOptions, simulate
-from nextbest.workspace import Workspace
 
 
 def main() -> None:
@@ -43,18 +42,7 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--out", type=Path, help="Also write every booked decision to this Parquet file.")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="nextbest-loop-regret-") as tmp:
-        if args.workspace is not None:
-            ws = Workspace(args.workspace)
-        else:
-            from nextbest.simulation.demo import DemoOptions, ensure_features, ensure_model, ensure_world
-
-            ws = Workspace(Path(tmp) / "ws").ensure()
-            ws.init_config()
-            options, quiet = DemoOptions(seed=args.demo_seed, tune_trials=0), (lambda _m: None)
-            ensure_world(ws, options, quiet)
-            ensure_features(ws, quiet)
-            ensure_model(ws, options, quiet)
+    with given_or_demo(args.workspace, DemoOptions(seed=args.demo_seed, tune_trials=0)) as ws:
         book = RegretBook()
         run = simulate(ws, SimulationOptions(days=args.days, policies=(args.policy,), seed=args.demo_seed), observer=book)
         frame = book.frame()

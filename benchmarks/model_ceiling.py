@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import tempfile
 from dataclasses import replace
 from pathlib import Path
 
@@ -37,9 +36,9 @@ from sklearn.metrics import roc_auc_score
 
 from nextbest.config import NextbestConfig
 from nextbest.models.context import OfferContext
+from nextbest.simulation.demo import DemoOptions, given_or_demo
 from nextbest.training.dataset import TrainingSet, time_split
 from nextbest.training.trainer import TrainOptions, load_training_set, run_training
-from nextbest.workspace import Workspace
 
 
 #: Regressors of the true log-odds: flexible, since their targets carry no label noise.
@@ -156,17 +155,7 @@ def main() -> None:
     parser.add_argument("--closed-loop", action="store_true", help="Also simulate the label-rich champion for 30 days.")
     args = parser.parse_args()
 
-    with tempfile.TemporaryDirectory(prefix="nextbest-ceiling-") as tmp:
-        if args.workspace is not None:
-            ws = Workspace(args.workspace)
-        else:
-            from nextbest.simulation.demo import DemoOptions, ensure_features, ensure_world
-
-            ws = Workspace(Path(tmp) / "demo").ensure()
-            ws.init_config()
-            quiet = lambda _m: None  # noqa: E731
-            ensure_world(ws, DemoOptions(seed=args.demo_seed), quiet)
-            ensure_features(ws, quiet)
+    with given_or_demo(args.workspace, DemoOptions(seed=args.demo_seed), model=False) as ws:
         config = ws.config()
         data, version = load_training_set(ws, config)
         if not data.has_truth:

@@ -26,7 +26,7 @@ from pathlib import Path
 import yaml
 
 from nextbest.models.uplift import LEARNERS
-from nextbest.simulation.demo import DemoOptions, ensure_features, ensure_model, ensure_world
+from nextbest.simulation.demo import DemoOptions, prepare
 from nextbest.simulation.runner import SimulationOptions, simulate
 from nextbest.workspace import Workspace
 
@@ -57,10 +57,7 @@ def run_seed(
     ws.config()  # a bad override fails here, before any work, with the config's own message
     options = DemoOptions(customers=customers, history_days=history_days, seed=seed, tune_trials=tune)
     began = time.perf_counter()
-    quiet = lambda _m: None  # noqa: E731
-    ensure_world(ws, options, quiet)
-    ensure_features(ws, quiet)
-    ensure_model(ws, options, quiet)
+    prepare(ws, options, lambda _m: None)
     prepared = time.perf_counter() - began
     training = ws.config().training
     run = simulate(ws, SimulationOptions(days=days, policies=("champion", "rules", "random", "oracle"), seed=seed,

@@ -26,8 +26,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 import shutil
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -192,6 +194,33 @@ def ensure_model(ws: Workspace, options: DemoOptions, say: Callable[[str], None]
     return "trained"
 
 
+def prepare(ws: Workspace, options: DemoOptions, say: Callable[[str], None], *, model: bool = True) -> dict[str, str]:
+    """The demo's world, features and (with ``model``) champion in ``ws``; each step is skipped when done.
+
+    Returns what each step did (``generated``/``reused``, ...). Benchmarks build their
+    demo-sized workspaces through this too, so they measure the world the demo runs on.
+    """
+    ws.ensure()
+    if not all((ws.config_dir / f"{n}.yaml").exists() for n in ("channels", "offers", "policy")):
+        ws.init_config()
+    steps = {"world": ensure_world(ws, options, say), "features": ensure_features(ws, say)}
+    if model:
+        steps["model"] = ensure_model(ws, options, say)
+    return steps
+
+
+@contextmanager
+def given_or_demo(path: Path | None, options: DemoOptions, *, model: bool = True) -> Iterator[Workspace]:
+    """The workspace at ``path``, or a demo-sized one :func:`prepare`\ d in a temporary folder for the block."""
+    if path is not None:
+        yield Workspace(path)
+        return
+    with tempfile.TemporaryDirectory(prefix="nextbest-demo-") as tmp:
+        ws = Workspace(Path(tmp) / "demo")
+        prepare(ws, options, lambda _m: None, model=model)
+        yield ws
+
+
 def run_demo(ws: Workspace, options: DemoOptions, say: Callable[[str], None]) -> DemoSummary:
     """Run every step of the demo on ``ws`` (see the module docstring)."""
     from nextbest.reporting.ab_page import run_ab_analysis
@@ -201,13 +230,7 @@ def run_demo(ws: Workspace, options: DemoOptions, say: Callable[[str], None]) ->
     began = time.perf_counter()
     if options.fresh:
         wipe(ws)
-    ws.ensure()
-    if not all((ws.config_dir / f"{n}.yaml").exists() for n in ("channels", "offers", "policy")):
-        ws.init_config()
-    steps = {"workspace": str(ws.root)}
-    steps["world"] = ensure_world(ws, options, say)
-    steps["features"] = ensure_features(ws, say)
-    steps["model"] = ensure_model(ws, options, say)
+    steps = {"workspace": str(ws.root)} | prepare(ws, options, say)
 
     sim_options = SimulationOptions(
         days=options.days, policies=DEMO_POLICIES, seed=options.seed, served=("experiment",), http_feedback=False,

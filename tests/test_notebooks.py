@@ -10,7 +10,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from nextbest.simulation.demo import DemoOptions, ensure_features, ensure_world
+from nextbest.simulation.demo import DemoOptions, prepare
 from nextbest.workspace import Workspace
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
@@ -20,10 +20,8 @@ CUSTOMERS = 1500
 @pytest.fixture(scope="module")
 def small_world(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
     """A generated world with a feature snapshot, copied for each notebook."""
-    ws = Workspace(tmp_path_factory.mktemp("notebooks") / "template").ensure()
-    ws.init_config()
-    ensure_world(ws, DemoOptions(customers=CUSTOMERS, history_days=120), lambda _m: None)
-    ensure_features(ws, lambda _m: None)
+    ws = Workspace(tmp_path_factory.mktemp("notebooks") / "template")
+    prepare(ws, DemoOptions(customers=CUSTOMERS, history_days=120), lambda _m: None, model=False)
     return ws
 
 

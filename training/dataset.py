@@ -255,7 +255,7 @@ def build_training_set(
     frame = frame[frame["snapshot_as_of"].notna()].reset_index(drop=True)
     if frame.empty:
         raise NotFoundError(
-            f"no decision has a feature snapshot at or before its time; build snapshots for the decision dates "
+            "no decision has a feature snapshot at or before its time; build snapshots for the decision dates "
             "(`nextbest features build --snapshots weekly ...`)"
         )
     for h, default in history.items():

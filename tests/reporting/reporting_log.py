@@ -19,8 +19,6 @@ import numpy as np
 import pandas as pd
 
 from nextbest.config import NextbestConfig
-from nextbest.warehouse.db import connect
-from nextbest.workspace import Workspace
 
 START = dt.datetime(2024, 1, 1)
 
