@@ -27,6 +27,7 @@ class ServiceMetrics:
     feedback: Counter
     refreshes: Counter
     reason_codes: Counter
+    plans: Counter
 
 
 @functools.cache
@@ -50,6 +51,11 @@ def service_metrics() -> ServiceMetrics:
         reason_codes=Counter(
             "nextbest_reason_codes",
             "Model reason codes of returned actions, by source: the per-state memo or computed (TreeSHAP).",
+            ["source"],
+        ),
+        plans=Counter(
+            "nextbest_plans",
+            "Customer plans /rank decided from, by source: cached, or built (on loading a state or a first request).",
             ["source"],
         ),
     )

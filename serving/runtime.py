@@ -126,7 +126,6 @@ class ServingState:
         now = dt.datetime.now()
         for start in range(0, len(ids), chunk):
             self.plans_of([(int(c), None, None) for c in ids[start : start + chunk]], now)
-        self.plans.hits = self.plans.misses = 0
 
 
 def prepare_snapshot(engine: DecisionEngine, store: FeatureStore, reason_memo: int = 0) -> PreparedCustomers:
@@ -184,6 +183,14 @@ def build_state(settings: ServeSettings) -> ServingState:
     )
     state.plan_everyone(settings.batch_chunk)
     return state
+
+
+def _count_plans(cached: int, built: int) -> None:
+    metrics = service_metrics()
+    if cached:
+        metrics.plans.labels("cached").inc(cached)
+    if built:
+        metrics.plans.labels("built").inc(built)
 
 
 def preflight(ws: Workspace) -> None:
@@ -264,6 +271,7 @@ class Runtime:
         self._engine_lock = threading.RLock()
         self._refresh_lock = threading.Lock()
         self._state = build_state(settings)
+        self._count_built(self._state)
         self._histories = self._new_histories(self._state.config)
         self._stamp = self.workspace.artifacts_dir / REFRESH_STAMP
         self._stamp_seen = self._stamp_mtime()
@@ -343,7 +351,11 @@ class Runtime:
             memo = state.customers.memo
             seen = (memo.hits, memo.misses) if memo is not None else (0, 0)
             keys = [(r.customer_id, r.context.channel, r.context.event) for r in requests]
+            cache = state.plans
+            assert cache is not None
+            looked = (cache.hits, cache.misses)
             plans = state.plans_of(keys, now)
+            _count_plans(cache.hits - looked[0], cache.misses - looked[1])
             live = self._histories.live()[0] if any(r.at is None for r in requests) else None
             for r, key in zip(requests, keys, strict=True):
                 plan = plans[key]
@@ -496,6 +508,7 @@ class Runtime:
             except Exception:
                 service_metrics().refreshes.labels("failed").inc()
                 raise
+            self._count_built(new)
             with self._engine_lock:
                 self._state = new
                 if new.config != old.config:
@@ -510,6 +523,12 @@ class Runtime:
             settle_heap(thaw=True)
             service_metrics().refreshes.labels("changed" if changed else "unchanged").inc()
             return RefreshReport(changed=changed, model_versions=new.model_versions, loaded_at=new.loaded_at)
+
+    @staticmethod
+    def _count_built(state: ServingState) -> None:
+        """Count the plans ``state`` built on loading (every customer's, when they fit the cache)."""
+        if state.plans is not None:
+            _count_plans(0, state.plans.misses)
 
     def _new_histories(self, config: NextbestConfig) -> HistoryCache:
         return HistoryCache(
