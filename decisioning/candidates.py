@@ -349,14 +349,33 @@ def contact_codes(
     The contact policy (complaints, unsubscribes, caps, cool-downs, capacities)
     reads the contact history, which every contacted decision changes.
     """
+    for fail, code in _contact_failures(config, grid, view, arrays):
+        _apply(codes, fail, code)
+    return codes
+
+
+def contact_blocked(config: NextbestConfig, grid: PairGrid, view: HistoryView, arrays: PolicyArrays) -> np.ndarray:
+    """(n, P) whether the contact policy removes each pair: :func:`contact_codes` > 0, without the codes."""
+    failures = iter(_contact_failures(config, grid, view, arrays))
+    blocked = next(failures)[0]
+    for fail, _ in failures:
+        blocked = blocked | fail
+    return np.broadcast_to(blocked, (len(view.contacts), len(grid)))
+
+
+def _contact_failures(
+    config: NextbestConfig, grid: PairGrid, view: HistoryView, arrays: PolicyArrays
+) -> list[tuple[np.ndarray, int]]:
+    """Each contact-policy rule's failing pairs (broadcastable to (n, P)) and its code, in :data:`REASONS` order."""
     o, c = grid.offer, grid.channel
     personal = arrays.personal[c][None, :]
     contact = config.policy.contact
-    _apply(codes, personal & view.complaint[:, None], CODE["complaint"])
-    _apply(codes, personal & view.negative[:, None], CODE["negative_response"])
-    _apply(codes, personal & (view.contacts[:, None] >= contact.max_contacts), CODE["contact_cap"])
-    _apply(codes, personal & (view.contacts_by_channel >= arrays.per_channel[None, :])[:, c], CODE["channel_cap"])
-    _apply(codes, personal & view.cooling[:, o], CODE["offer_cooldown"])
-    _apply(codes, np.broadcast_to(view.offer_remaining[o] <= 0, codes.shape), CODE["offer_cap"])
-    _apply(codes, np.broadcast_to(view.channel_remaining[c] <= 0, codes.shape), CODE["channel_capacity"])
-    return codes
+    return [
+        (personal & view.complaint[:, None], CODE["complaint"]),
+        (personal & view.negative[:, None], CODE["negative_response"]),
+        (personal & (view.contacts[:, None] >= contact.max_contacts), CODE["contact_cap"]),
+        (personal & (view.contacts_by_channel >= arrays.per_channel[None, :])[:, c], CODE["channel_cap"]),
+        (personal & view.cooling[:, o], CODE["offer_cooldown"]),
+        ((view.offer_remaining[o] <= 0)[None, :], CODE["offer_cap"]),
+        ((view.channel_remaining[c] <= 0)[None, :], CODE["channel_capacity"]),
+    ]

@@ -114,7 +114,7 @@ class _CustomerLog:
 
     def rows_of(self, customer_ids: np.ndarray) -> dict[str, np.ndarray]:
         """Every row of the customers ``customer_ids`` (any order, each row once)."""
-        ids = np.unique(customer_ids)
+        ids = np.unique(customer_ids) if len(customer_ids) > 1 else np.asarray(customer_ids)
         keys = self._base["customer_id"]
         lo = np.searchsorted(keys, ids, side="left")
         hi = np.searchsorted(keys, ids, side="right")
@@ -186,6 +186,8 @@ class ContactHistory:
         self._channel_ids = [c.id for c in cfg.channels.channels]
         self._offer_code = pd.Index(self._offer_ids, dtype=object)
         self._channel_code = pd.Index(self._channel_ids, dtype=object)
+        self._offer_where = {o: i for i, o in enumerate(self._offer_ids)}
+        self._channel_where = {c: i for i, c in enumerate(self._channel_ids)}
         self._personal = np.array([c.personal for c in cfg.channels.channels], dtype=bool)
         policy = cfg.policy.contact
         # The policy's periods as microsecond timedeltas, for the views.
@@ -210,8 +212,8 @@ class ContactHistory:
         return {
             "customer_id": np.asarray(customer_ids, dtype=np.int64),
             "ts": np.asarray(ts, dtype="datetime64[us]"),
-            "offer": _positions_of(self._offer_code, offer_ids),
-            "channel": _positions_of(self._channel_code, channels),
+            "offer": _positions_of(self._offer_code, self._offer_where, offer_ids),
+            "channel": _positions_of(self._channel_code, self._channel_where, channels),
         }
 
     @staticmethod
@@ -325,21 +327,24 @@ class ContactHistory:
         if len(columns["customer_id"]) == 0:
             return
         self._contacts.append(columns)
-        offer, channel = columns["offer"], columns["channel"]
+        days = columns["ts"].astype("datetime64[D]")
+        named = np.asarray(channels, dtype=object)
+        if len(days) <= _SMALL_RECORD:
+            # Offers the catalogue no longer has still count, under their id.
+            for offer_id, day, ch in zip(np.asarray(offer_ids, dtype=object).tolist(), days.tolist(), named.tolist(), strict=True):
+                if offer_id is not None:
+                    self.offer_totals[offer_id] += 1
+                if ch is not None:
+                    self.channel_days[(day, ch)] += 1
+            return
+        offer = columns["offer"]
         known = offer >= 0
         counts = np.bincount(offer[known], minlength=len(self._offer_ids))
         self.offer_totals.update({self._offer_ids[i]: int(k) for i, k in enumerate(counts) if k})
         if not known.all():  # offers the catalogue no longer has still count under their id
             self.offer_totals.update(pd.Series(np.asarray(offer_ids, dtype=object)[~known]).value_counts().to_dict())
-        days = columns["ts"].astype("datetime64[D]")
-        named = np.asarray(channels, dtype=object)
-        if len(days) <= _SMALL_RECORD:
-            for day, ch in zip(days.tolist(), named.tolist(), strict=True):
-                if ch is not None:
-                    self.channel_days[(day, ch)] += 1
-        else:
-            per_day = pd.DataFrame({"day": days, "channel": named}).value_counts(sort=False)
-            self.channel_days.update({(pd.Timestamp(d).date(), c): int(k) for (d, c), k in per_day.items()})
+        per_day = pd.DataFrame({"day": days, "channel": named}).value_counts(sort=False)
+        self.channel_days.update({(pd.Timestamp(d).date(), c): int(k) for (d, c), k in per_day.items()})
 
     def record_negative(self, customer_ids: np.ndarray, at: dt.datetime, outcome: str) -> None:
         """Add complaints or unsubscribes observed in this run (``outcome``: complaint | unsubscribe)."""
@@ -399,11 +404,11 @@ class ContactHistory:
 _SMALL_RECORD = 64
 
 
-def _positions_of(index: pd.Index, values: np.ndarray) -> np.ndarray:
-    """Position of each value in ``index`` (-1 = absent); a dict look-up for the few of a single decision."""
+def _positions_of(index: pd.Index, where: dict[object, int], values: np.ndarray) -> np.ndarray:
+    """Position of each value in ``index`` (-1 = absent); a look-up in ``where`` (the same, as a dict)
+    for the few of a single decision."""
     values = np.asarray(values, dtype=object)
     if len(values) <= _SMALL_RECORD:
-        where = {v: i for i, v in enumerate(index.tolist())}
         return np.fromiter((where.get(v, -1) for v in values.tolist()), dtype=np.int64, count=len(values))
     return index.get_indexer(values)
 

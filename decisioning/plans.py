@@ -62,6 +62,10 @@ class CustomerPlan(NamedTuple):
     values
         (R, 5) ranking key, probability, uplift, boost and expected value (columns
         :data:`KEY`, :data:`PROBABILITY`, :data:`UPLIFT`, :data:`BOOST`, :data:`EXPECTED_VALUE`).
+    reasons
+        Model reason codes of the first candidates (the head of the action set,
+        what a request returns unless the contact policy removed some of it);
+        the others' are computed when returned.
     """
 
     customer_id: int
@@ -73,6 +77,7 @@ class CustomerPlan(NamedTuple):
     interest: str | None
     pairs: np.ndarray
     values: np.ndarray
+    reasons: tuple[tuple[str, ...], ...] = ()
 
     @property
     def nbytes(self) -> int:
@@ -87,10 +92,13 @@ class PlanCache:
     ----------
     size
         Most plans kept (0 keeps none).
+    reasons
+        Leading candidates of the action set whose reason codes a plan holds.
     """
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, reasons: int = 0) -> None:
         self.size = size
+        self.reasons = reasons
         #: Plans found and plans that had to be built (a benchmark's hit rate).
         self.hits = 0
         self.misses = 0

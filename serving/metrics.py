@@ -50,7 +50,7 @@ def service_metrics() -> ServiceMetrics:
         refreshes=Counter("nextbest_model_refreshes", "Model swaps, by result.", ["result"]),
         reason_codes=Counter(
             "nextbest_reason_codes",
-            "Model reason codes of returned actions, by source: the per-state memo or computed (TreeSHAP).",
+            "Model reason codes of returned actions, by source: the customer's plan, the per-state memo or computed (TreeSHAP).",
             ["source"],
         ),
         plans=Counter(

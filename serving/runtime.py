@@ -105,7 +105,9 @@ class ServingState:
             ids = np.array(customer_ids, dtype=np.int64)
             try:
                 built: list[CustomerPlan | Exception] = list(
-                    self.engine.plans(self.prepared(ids)[0], at, Context(channel=channel, event=event), self.profiles)
+                    self.engine.plans(
+                        self.prepared(ids)[0], at, Context(channel=channel, event=event), self.profiles, self.plans.reasons
+                    )
                 )
             except Exception as exc:  # noqa: BLE001 - returned to each request of the context
                 built = [exc] * len(ids)
@@ -179,7 +181,7 @@ def build_state(settings: ServeSettings) -> ServingState:
         model_versions={alias: s.model_version for alias, s in scorers.items()},
         loaded_at=dt.datetime.now(dt.timezone.utc),
         customers=customers,
-        plans=PlanCache(settings.plan_cache) if settings.plan_cache > 0 and engine.plannable else None,
+        plans=PlanCache(settings.plan_cache, settings.plan_reasons) if settings.plan_cache > 0 and engine.plannable else None,
     )
     state.plan_everyone(settings.batch_chunk)
     return state
@@ -350,6 +352,7 @@ class Runtime:
             state = self._state
             memo = state.customers.memo
             seen = (memo.hits, memo.misses) if memo is not None else (0, 0)
+            held = state.engine.reasons_from_plans
             keys = [(r.customer_id, r.context.channel, r.context.event) for r in requests]
             cache = state.plans
             assert cache is not None
@@ -371,9 +374,10 @@ class Runtime:
                     log.exception("ranking failed")
                     out.append(exc)
             hits, misses = (memo.hits - seen[0], memo.misses - seen[1]) if memo is not None else (0, 0)
+            held = state.engine.reasons_from_plans - held
         ranked = [(d, plans[k]) for d, k in zip(out, keys, strict=True) if isinstance(d, RankResponse)]
         unknown = sum(plan.origin == state.blank for _, plan in ranked)  # type: ignore[union-attr]
-        self._logged([d for d, _ in ranked], hits, misses, unknown)  # type: ignore[misc]
+        self._logged([d for d, _ in ranked], hits, misses, unknown, held)  # type: ignore[misc]
         return out
 
     def rank_now(self, requests: Sequence[RankRequest]) -> list[RankResponse | Exception] | None:
@@ -451,11 +455,15 @@ class Runtime:
         by_id = {d.customer_id: d for d in docs}
         return [by_id[int(c)] for c in ids]
 
-    def _logged(self, docs: Sequence[RankResponse], memo_hits: int, memo_misses: int, unknown: int) -> None:
+    def _logged(
+        self, docs: Sequence[RankResponse], memo_hits: int, memo_misses: int, unknown: int, planned: int = 0
+    ) -> None:
         """Queue ``docs`` for the decision log and count them (and their reason codes' sources)."""
         self.writer.submit_documents(docs)
         metrics = service_metrics()
         # The memo's hit rate depends on how often the same customers come back: worth watching.
+        if planned:
+            metrics.reason_codes.labels("plan").inc(planned)
         if memo_hits:
             metrics.reason_codes.labels("memo").inc(memo_hits)
         if memo_misses:

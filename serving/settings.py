@@ -19,6 +19,7 @@ share, so every knob is an environment variable with a documented default.
 ``NEXTBEST_COMPILED_TREES``     score with the tree model compiled by lleaves (true)
 ``NEXTBEST_RANK_INLINE``        rank /rank on the event loop when nothing would wait (true)
 ``NEXTBEST_PLAN_CACHE``         customers' decision plans kept per loaded state, 0 = none (100000)
+``NEXTBEST_PLAN_REASONS``       leading actions whose reason codes a plan holds (3)
 ==============================  =======================================================
 """
 
@@ -48,6 +49,7 @@ _ENV: dict[str, str] = {
     "compiled_trees": "NEXTBEST_COMPILED_TREES",
     "rank_inline": "NEXTBEST_RANK_INLINE",
     "plan_cache": "NEXTBEST_PLAN_CACHE",
+    "plan_reasons": "NEXTBEST_PLAN_REASONS",
 }
 
 
@@ -70,6 +72,7 @@ class ServeSettings(BaseModel):
     compiled_trees: bool = True
     rank_inline: bool = True
     plan_cache: int = Field(default=100_000, ge=0)
+    plan_reasons: int = Field(default=3, ge=0, le=50)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ServeSettings:

@@ -96,7 +96,8 @@ def test_planned_ranking_equals_rank_as_the_history_fills(variant: dict, capped:
         key = (cid, context.channel, context.event)
         plan = plans.get(key)
         if plan is None:  # built on first use, whatever the time: plans hold for every day
-            plan = engine.plans(customers, AT - dt.timedelta(days=30), context, profiles)[0]
+            # Reason codes of the first two actions held by the plan, the others' from the memo.
+            plan = engine.plans(customers, AT - dt.timedelta(days=30), context, profiles, reasons=2)[0]
             plans.put(key, plan)
         got = engine.rank_planned(plan, block, at, top_k, step, history=planned)
         suppressed |= {s.reason for s in want.suppressed or []}
@@ -104,6 +105,7 @@ def test_planned_ranking_equals_rank_as_the_history_fills(variant: dict, capped:
         assert got.model_dump(exclude={"decision_id", "suppressed"}) == want.model_dump(exclude={"decision_id", "suppressed"}), step
         assert got.model_dump_json(exclude={"decision_id", "suppressed"}) == want.model_dump_json(exclude={"decision_id", "suppressed"})
     assert plans.hits > plans.misses
+    assert engine.reasons_from_plans > 0 and block.memo is not None and block.memo.misses > 0
     # The contact policy did act on both paths.
     assert {"complaint", "negative_response"} <= suppressed
     assert not capped or CAPS & suppressed
@@ -115,9 +117,10 @@ def test_plans_of_a_batch_equal_plans_one_by_one() -> None:
     features = random_features(config, 40, seed=2)
     block = snapshot(engine, features, offer_history(config, features["customer_id"].to_numpy(), 2))
     pos = np.arange(0, 41, 4)
-    together = engine.plans(block.take(pos), AT)
+    together = engine.plans(block.take(pos), AT, reasons=3)
+    assert all(len(plan.reasons) == min(3, len(plan.pairs)) for plan in together if plan.values[:3, 0].min() > 0)
     for p, plan in zip(pos, together, strict=True):
-        alone = engine.plans(block.take(np.array([p])), AT)[0]
+        alone = engine.plans(block.take(np.array([p])), AT, reasons=3)[0]
         assert plan.customer_id == alone.customer_id and plan.origin == p
         for a, b in zip(plan, alone, strict=True):
             np.testing.assert_array_equal(a, b)
