@@ -65,8 +65,8 @@ class PairGrid:
         return len(self.offer)
 
     @classmethod
-    def build(cls, config: NextbestConfig, day: dt.date, channel: str | None = None) -> PairGrid:
-        """Offers valid on ``day`` × their channels (only ``channel`` when given).
+    def build(cls, config: NextbestConfig, day: dt.date | None, channel: str | None = None) -> PairGrid:
+        """Offers valid on ``day`` (every offer when ``None``) × their channels (only ``channel`` when given).
 
         Raises
         ------
@@ -78,7 +78,7 @@ class PairGrid:
             raise BadInputError(f"context channel {channel!r} is not configured; use one of {channel_ids}")
         offers, channels = [], []
         for i, offer in enumerate(config.offers.offers):
-            if not offer.valid_at(day):
+            if day is not None and not offer.valid_at(day):
                 continue
             for ch in offer.channels:
                 if channel is None or ch == channel:
@@ -309,34 +309,73 @@ def suppression_codes(
     suppressed pair is the most fundamental one (no consent before a full cap).
     ``arrays`` are ``PolicyArrays.of(config)``, passed by callers that decide often.
     """
-    n = len(target.stage)
-    policy = config.policy
     arrays = arrays if arrays is not None else PolicyArrays.of(config)
+    return contact_codes(rule_codes(config, grid, target, arrays), config, grid, view, arrays)
+
+
+def _apply(codes: np.ndarray, fail: np.ndarray, code: int) -> None:
+    """Give ``code`` to the pairs that ``fail`` and no earlier rule removed."""
+    np.copyto(codes, np.int8(code), where=fail & (codes == 0))
+
+
+def rule_codes(config: NextbestConfig, grid: PairGrid, target: Targeting, arrays: PolicyArrays) -> np.ndarray:
+    """(n, P) int8 codes of the rules that read the customer's features alone (consent to channel stage).
+
+    They hold for as long as the feature snapshot does: the scoring service
+    applies them once per customer and day (see :mod:`~nextbest.decisioning.plans`).
+    """
+    n = len(target.stage)
     o, c = grid.offer, grid.channel
     codes = np.zeros((n, len(grid)), dtype=np.int8)
-
-    def apply(fail: np.ndarray, code: int) -> None:
-        np.copyto(codes, np.int8(code), where=fail & (codes == 0))
-
-    apply(~target.consent[:, c], CODE["no_consent"])
-    apply(~target.reachable[:, c], CODE["unreachable"])
+    _apply(codes, ~target.consent[:, c], CODE["no_consent"])
+    _apply(codes, ~target.reachable[:, c], CODE["unreachable"])
     offer_reason = target.reason[:, o]
     np.copyto(codes, offer_reason, where=(codes == 0) & (offer_reason > 0))
 
     offer_stage = arrays.offer_stage[o]
     stage = target.stage[:, None]
-    if policy.stages.mode == "gate":
-        apply(offer_stage[None, :] > stage + 1, CODE["stage_gate"])
+    if config.policy.stages.mode == "gate":
+        _apply(codes, offer_stage[None, :] > stage + 1, CODE["stage_gate"])
     min_stage = arrays.min_stage[c]
-    apply(stage < min_stage[None, :], CODE["channel_stage"])
-
-    personal = arrays.personal[c][None, :]
-    contact = policy.contact
-    apply(personal & view.complaint[:, None], CODE["complaint"])
-    apply(personal & view.negative[:, None], CODE["negative_response"])
-    apply(personal & (view.contacts[:, None] >= contact.max_contacts), CODE["contact_cap"])
-    apply(personal & (view.contacts_by_channel >= arrays.per_channel[None, :])[:, c], CODE["channel_cap"])
-    apply(personal & view.cooling[:, o], CODE["offer_cooldown"])
-    apply(np.broadcast_to(view.offer_remaining[o] <= 0, codes.shape), CODE["offer_cap"])
-    apply(np.broadcast_to(view.channel_remaining[c] <= 0, codes.shape), CODE["channel_capacity"])
+    _apply(codes, stage < min_stage[None, :], CODE["channel_stage"])
     return codes
+
+
+def contact_codes(
+    codes: np.ndarray, config: NextbestConfig, grid: PairGrid, view: HistoryView, arrays: PolicyArrays
+) -> np.ndarray:
+    """``codes`` (changed in place and returned) with the contact policy applied where still 0.
+
+    The contact policy (complaints, unsubscribes, caps, cool-downs, capacities)
+    reads the contact history, which every contacted decision changes.
+    """
+    for fail, code in _contact_failures(config, grid, view, arrays):
+        _apply(codes, fail, code)
+    return codes
+
+
+def contact_blocked(config: NextbestConfig, grid: PairGrid, view: HistoryView, arrays: PolicyArrays) -> np.ndarray:
+    """(n, P) whether the contact policy removes each pair: :func:`contact_codes` > 0, without the codes."""
+    failures = iter(_contact_failures(config, grid, view, arrays))
+    blocked = next(failures)[0]
+    for fail, _ in failures:
+        blocked = blocked | fail
+    return np.broadcast_to(blocked, (len(view.contacts), len(grid)))
+
+
+def _contact_failures(
+    config: NextbestConfig, grid: PairGrid, view: HistoryView, arrays: PolicyArrays
+) -> list[tuple[np.ndarray, int]]:
+    """Each contact-policy rule's failing pairs (broadcastable to (n, P)) and its code, in :data:`REASONS` order."""
+    o, c = grid.offer, grid.channel
+    personal = arrays.personal[c][None, :]
+    contact = config.policy.contact
+    return [
+        (personal & view.complaint[:, None], CODE["complaint"]),
+        (personal & view.negative[:, None], CODE["negative_response"]),
+        (personal & (view.contacts[:, None] >= contact.max_contacts), CODE["contact_cap"]),
+        (personal & (view.contacts_by_channel >= arrays.per_channel[None, :])[:, c], CODE["channel_cap"]),
+        (personal & view.cooling[:, o], CODE["offer_cooldown"]),
+        ((view.offer_remaining[o] <= 0)[None, :], CODE["offer_cap"]),
+        ((view.channel_remaining[c] <= 0)[None, :], CODE["channel_capacity"]),
+    ]

@@ -54,10 +54,11 @@ class HistoryView:
 class _CustomerLog:
     """Rows keyed by customer id, found by binary search instead of a scan.
 
-    A sorted base holds most rows; rows appended during a run go to a short
-    unsorted tail, merged into the base once it grows past an eighth of it, so
-    recording one decision at a time (the scoring service) stays O(log n) per
-    look-up and amortised O(1) per append.
+    A sorted base holds most rows; rows appended during a run go to an unsorted
+    tail with a dict from customer to tail rows, merged into the base once it
+    grows past an eighth of it. Recording one decision at a time (the scoring
+    service) thus costs amortised O(1) per append, and a look-up of a few
+    customers O(log n) plus their own rows, however long the tail.
 
     Parameters
     ----------
@@ -70,8 +71,9 @@ class _CustomerLog:
     def __init__(self, columns: dict[str, np.ndarray]) -> None:
         self._names = tuple(columns)
         self._base = self._sorted(columns)
-        self._tail: list[dict[str, np.ndarray]] = []
+        self._tail = {k: v[:0].copy() for k, v in columns.items()}
         self._tail_rows = 0
+        self._tail_index: dict[int, list[int]] = {}
 
     @staticmethod
     def _sorted(columns: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -80,37 +82,64 @@ class _CustomerLog:
 
     def append(self, columns: dict[str, np.ndarray]) -> None:
         """Add rows (same columns as at construction)."""
-        if len(columns["customer_id"]) == 0:
+        m = len(columns["customer_id"])
+        if m == 0:
             return
-        self._tail.append(columns)
-        self._tail_rows += len(columns["customer_id"])
-        if self._tail_rows > max(self._MIN_TAIL, len(self._base["customer_id"]) // 8):
-            parts = [self._base, *self._tail]
-            self._base = self._sorted({k: np.concatenate([p[k] for p in parts]) for k in self._names})
-            self._tail, self._tail_rows = [], 0
+        rows = self._tail_rows
+        if rows + m > max(self._MIN_TAIL, len(self._base["customer_id"]) // 8):
+            self._merge({k: np.concatenate([self._tail[k][:rows], v]) for k, v in columns.items()})
+            return
+        if rows + m > len(self._tail["customer_id"]):  # grow by doubling: amortised O(1) per row
+            size = max(2 * (rows + m), 64)
+            for k, v in self._tail.items():
+                grown = np.empty(size, dtype=v.dtype)
+                grown[:rows] = v[:rows]
+                self._tail[k] = grown
+        for k, v in columns.items():
+            self._tail[k][rows : rows + m] = v
+        index = self._tail_index
+        for i, cid in enumerate(columns["customer_id"].tolist(), start=rows):
+            index.setdefault(cid, []).append(i)
+        self._tail_rows = rows + m
+
+    def _merge(self, rows: dict[str, np.ndarray]) -> None:
+        """Move ``rows`` (the tail, and what came with it) into the sorted base; empties the tail."""
+        rows = self._sorted(rows)
+        keys = self._base["customer_id"]
+        # Sorted into sorted: each new row after the base rows of its customer, as a stable sort of base + rows.
+        at = np.searchsorted(keys, rows["customer_id"], side="right")
+        self._base = {k: np.insert(self._base[k], at, rows[k]) for k in self._names}
+        self._tail_rows = 0
+        self._tail_index = {}
 
     def rows_of(self, customer_ids: np.ndarray) -> dict[str, np.ndarray]:
         """Every row of the customers ``customer_ids`` (any order, each row once)."""
-        ids = np.unique(customer_ids)
+        ids = np.unique(customer_ids) if len(customer_ids) > 1 else np.asarray(customer_ids)
         keys = self._base["customer_id"]
         lo = np.searchsorted(keys, ids, side="left")
         hi = np.searchsorted(keys, ids, side="right")
-        lengths = hi - lo
-        take = np.repeat(lo - np.cumsum(lengths) + lengths, lengths) + np.arange(lengths.sum())
+        if len(ids) == 1:
+            take: np.ndarray | slice = slice(int(lo[0]), int(hi[0]))
+        else:
+            lengths = hi - lo
+            take = np.repeat(lo - np.cumsum(lengths) + lengths, lengths) + np.arange(lengths.sum())
         found = {k: v[take] for k, v in self._base.items()}
-        if not self._tail:
+        if not self._tail_rows:
             return found
-        if len(self._tail) > 1:  # one scan of the (short) tail instead of one per appended chunk
-            self._tail = [{k: np.concatenate([t[k] for t in self._tail]) for k in self._names}]
-        tail = self._tail[0]
-        mine = np.isin(tail["customer_id"], ids)
-        if not mine.any():
+        if len(ids) <= _SMALL_RECORD:
+            index = self._tail_index
+            mine: np.ndarray = np.array([i for c in ids.tolist() for i in index.get(c, ())], dtype=np.int64)
+        else:
+            mine = np.flatnonzero(np.isin(self._tail["customer_id"][: self._tail_rows], ids))
+        if not len(mine):
             return found
-        return {k: np.concatenate([found[k], tail[k][mine]]) for k in self._names}
+        return {k: np.concatenate([found[k], self._tail[k][mine]]) for k in self._names}
 
 
 def _positions(customer_ids: np.ndarray, keys: np.ndarray) -> np.ndarray:
     """Position of each of ``keys`` in ``customer_ids`` (-1 = absent); a sort, not a hash table."""
+    if len(customer_ids) == 1:  # a single decision: one comparison
+        return np.where(keys == customer_ids[0], 0, -1)
     order = np.argsort(customer_ids, kind="stable")
     ordered = customer_ids[order]
     at = np.minimum(np.searchsorted(ordered, keys), max(len(ordered) - 1, 0))
@@ -157,7 +186,16 @@ class ContactHistory:
         self._channel_ids = [c.id for c in cfg.channels.channels]
         self._offer_code = pd.Index(self._offer_ids, dtype=object)
         self._channel_code = pd.Index(self._channel_ids, dtype=object)
+        self._offer_where = {o: i for i, o in enumerate(self._offer_ids)}
+        self._channel_where = {c: i for i, c in enumerate(self._channel_ids)}
         self._personal = np.array([c.personal for c in cfg.channels.channels], dtype=bool)
+        policy = cfg.policy.contact
+        # The policy's periods as microsecond timedeltas, for the views.
+        self._window = _days(policy.window_days)
+        self._cooldown = _days(policy.offer_cooldown_days)
+        self._lookback = _days(max(policy.window_days, policy.offer_cooldown_days))
+        self._complaint_days = _days(policy.complaint_suppression_days)
+        self._negative_days = _days(policy.negative_response_suppression_days)
         self._contacts = _CustomerLog(self._contact_columns(
             self.events["customer_id"].to_numpy(), self.events["ts"].to_numpy(),
             self.events["offer_id"].to_numpy(dtype=object), self.events["channel"].to_numpy(dtype=object),
@@ -174,8 +212,8 @@ class ContactHistory:
         return {
             "customer_id": np.asarray(customer_ids, dtype=np.int64),
             "ts": np.asarray(ts, dtype="datetime64[us]"),
-            "offer": _positions_of(self._offer_code, offer_ids),
-            "channel": _positions_of(self._channel_code, channels),
+            "offer": _positions_of(self._offer_code, self._offer_where, offer_ids),
+            "channel": _positions_of(self._channel_code, self._channel_where, channels),
         }
 
     @staticmethod
@@ -289,21 +327,24 @@ class ContactHistory:
         if len(columns["customer_id"]) == 0:
             return
         self._contacts.append(columns)
-        offer, channel = columns["offer"], columns["channel"]
+        days = columns["ts"].astype("datetime64[D]")
+        named = np.asarray(channels, dtype=object)
+        if len(days) <= _SMALL_RECORD:
+            # Offers the catalogue no longer has still count, under their id.
+            for offer_id, day, ch in zip(np.asarray(offer_ids, dtype=object).tolist(), days.tolist(), named.tolist(), strict=True):
+                if offer_id is not None:
+                    self.offer_totals[offer_id] += 1
+                if ch is not None:
+                    self.channel_days[(day, ch)] += 1
+            return
+        offer = columns["offer"]
         known = offer >= 0
         counts = np.bincount(offer[known], minlength=len(self._offer_ids))
         self.offer_totals.update({self._offer_ids[i]: int(k) for i, k in enumerate(counts) if k})
         if not known.all():  # offers the catalogue no longer has still count under their id
             self.offer_totals.update(pd.Series(np.asarray(offer_ids, dtype=object)[~known]).value_counts().to_dict())
-        days = columns["ts"].astype("datetime64[D]")
-        named = np.asarray(channels, dtype=object)
-        if len(days) <= _SMALL_RECORD:
-            for day, ch in zip(days.tolist(), named.tolist(), strict=True):
-                if ch is not None:
-                    self.channel_days[(day, ch)] += 1
-        else:
-            per_day = pd.DataFrame({"day": days, "channel": named}).value_counts(sort=False)
-            self.channel_days.update({(pd.Timestamp(d).date(), c): int(k) for (d, c), k in per_day.items()})
+        per_day = pd.DataFrame({"day": days, "channel": named}).value_counts(sort=False)
+        self.channel_days.update({(pd.Timestamp(d).date(), c): int(k) for (d, c), k in per_day.items()})
 
     def record_negative(self, customer_ids: np.ndarray, at: dt.datetime, outcome: str) -> None:
         """Add complaints or unsubscribes observed in this run (``outcome``: complaint | unsubscribe)."""
@@ -314,23 +355,23 @@ class ContactHistory:
     def view(self, customer_ids: np.ndarray, at: dt.datetime) -> HistoryView:
         """Counts for the customers ``customer_ids`` (in that order) at ``at``."""
         cfg = self.config
-        policy = cfg.policy.contact
         n, n_ch, n_of = len(customer_ids), len(self._channel_ids), len(self._offer_ids)
         ids = np.asarray(customer_ids, dtype=np.int64)
-        at64 = np.datetime64(pd.Timestamp(at).as_unit("us").to_datetime64(), "us")
+        stamp = pd.Timestamp(at)
+        at64 = np.datetime64(stamp.as_unit("us").to_datetime64(), "us")
 
         ev = self._contacts.rows_of(ids)
         ts = ev["ts"]
-        recent = (ts > at64 - _days(max(policy.window_days, policy.offer_cooldown_days))) & (ts <= at64)
+        recent = (ts > at64 - self._lookback) & (ts <= at64)
         pos = _positions(ids, ev["customer_id"])
         ch, of = ev["channel"], ev["offer"]
         mine = recent & (pos >= 0) & (ch >= 0)
         is_personal = np.zeros(len(ch), dtype=bool)
         is_personal[mine] = self._personal[ch[mine]]
-        in_window = mine & is_personal & (ts > at64 - _days(policy.window_days))
+        in_window = mine & is_personal & (ts > at64 - self._window)
         contacts = np.bincount(pos[in_window], minlength=n)
         by_channel = np.bincount(pos[in_window] * n_ch + ch[in_window], minlength=n * n_ch).reshape(n, n_ch)
-        cool = mine & is_personal & (of >= 0) & (ts > at64 - _days(policy.offer_cooldown_days))
+        cool = mine & is_personal & (of >= 0) & (ts > at64 - self._cooldown)
         cooling = np.zeros((n, n_of), dtype=bool)
         cooling[pos[cool], of[cool]] = True
 
@@ -341,14 +382,14 @@ class ContactHistory:
         is_complaint = neg["complaint"]
         complaint = np.zeros(n, dtype=bool)
         negative = np.zeros(n, dtype=bool)
-        complaint[npos[live & is_complaint & (age < _days(policy.complaint_suppression_days))]] = True
-        negative[npos[live & ~is_complaint & (age < _days(policy.negative_response_suppression_days))]] = True
+        complaint[npos[live & is_complaint & (age < self._complaint_days)]] = True
+        negative[npos[live & ~is_complaint & (age < self._negative_days)]] = True
 
         offer_remaining = np.array(
             [np.inf if o.max_contacts is None else max(o.max_contacts - self.offer_totals.get(o.id, 0), 0) for o in cfg.offers.offers],
             dtype=float,
         )
-        day = pd.Timestamp(at).date()
+        day = stamp.date()
         channel_remaining = np.array(
             [
                 np.inf if c.daily_capacity is None else max(c.daily_capacity - self.channel_days.get((day, c.id), 0), 0)
@@ -363,11 +404,11 @@ class ContactHistory:
 _SMALL_RECORD = 64
 
 
-def _positions_of(index: pd.Index, values: np.ndarray) -> np.ndarray:
-    """Position of each value in ``index`` (-1 = absent); a dict look-up for the few of a single decision."""
+def _positions_of(index: pd.Index, where: dict[object, int], values: np.ndarray) -> np.ndarray:
+    """Position of each value in ``index`` (-1 = absent); a look-up in ``where`` (the same, as a dict)
+    for the few of a single decision."""
     values = np.asarray(values, dtype=object)
     if len(values) <= _SMALL_RECORD:
-        where = {v: i for i, v in enumerate(index.tolist())}
         return np.fromiter((where.get(v, -1) for v in values.tolist()), dtype=np.int64, count=len(values))
     return index.get_indexer(values)
 

@@ -22,28 +22,36 @@ from nextbest.warehouse.schema import TABLES
 DECISION_COLUMNS: tuple[str, ...] = TABLES["decisions"].column_names
 
 
+def decision_row(doc: RankResponse) -> tuple[object, ...]:
+    """The ``decisions`` row of a document (its rank-1 action), values in :data:`DECISION_COLUMNS` order.
+
+    A tuple of plain values: the garbage collector stops tracking it, so rows
+    waiting to be written cost its scans nothing (the documents they came from
+    can go as soon as they are answered).
+    """
+    top = doc.actions[0]
+    values = {
+        "decision_id": doc.decision_id, "customer_id": doc.customer_id, "ts": doc.at, "offer_id": top.offer_id,
+        "channel": top.channel, "arm": doc.arm, "experiment": doc.experiment, "propensity": top.propensity,
+        "model_version": doc.model_version, "score": top.expected_value, "contacted": doc.contacted,
+    }
+    return tuple(values[c] for c in DECISION_COLUMNS)
+
+
 def decision_rows(documents: Sequence[RankResponse]) -> pd.DataFrame:
     """One ``decisions`` row per document: its rank-1 action ('no action' = null offer).
 
     ``score`` is the action's expected value; ``propensity`` the probability the
     policy chose it; ``contacted`` is false for the control arm and for 'no action'.
     """
-    tops = [doc.actions[0] for doc in documents]
+    return decision_frame([decision_row(d) for d in documents])
+
+
+def decision_frame(rows: Sequence[tuple[object, ...]]) -> pd.DataFrame:
+    """:func:`decision_row` tuples as ``decisions`` rows with the table's types."""
     # Column lists, not a dict per row: the service logs every decision through here.
-    columns: dict[str, list[object]] = {
-        "decision_id": [d.decision_id for d in documents],
-        "customer_id": [d.customer_id for d in documents],
-        "ts": [d.at for d in documents],
-        "offer_id": [a.offer_id for a in tops],
-        "channel": [a.channel for a in tops],
-        "arm": [d.arm for d in documents],
-        "experiment": [d.experiment for d in documents],
-        "propensity": [a.propensity for a in tops],
-        "model_version": [d.model_version for d in documents],
-        "score": [a.expected_value for a in tops],
-        "contacted": [d.contacted for d in documents],
-    }
-    return as_decision_rows(pd.DataFrame({c: columns[c] for c in DECISION_COLUMNS}))
+    columns = list(zip(*rows, strict=True)) if rows else [()] * len(DECISION_COLUMNS)
+    return as_decision_rows(pd.DataFrame({c: list(v) for c, v in zip(DECISION_COLUMNS, columns, strict=True)}))
 
 
 def as_decision_rows(frame: pd.DataFrame) -> pd.DataFrame:

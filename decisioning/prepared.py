@@ -169,8 +169,9 @@ class PreparedCustomers:
     encoded
         Encodings already made, by alias.
     memo, origin
-        Reason codes computed before for these customers, and each customer's row
-        in the block the memo belongs to (both ``None``: nothing remembered).
+        Reason codes computed before for these customers (``None``: nothing
+        remembered), and each customer's row in the block they were taken from
+        (``None``: not taken from a block that keeps track).
     """
 
     def __init__(
@@ -225,9 +226,10 @@ class PreparedCustomers:
         """Keep up to ``size`` reason codes of these customers across :meth:`take`\ s; returns ``self``.
 
         Only for a block whose rows and models stay fixed (a loaded snapshot); ``size`` 0 keeps none.
+        Rows taken from the block know their ``origin`` in it either way.
         """
         self.memo = ReasonMemo(size) if size > 0 else None
-        self.origin = np.arange(len(self.ids), dtype=np.int64) if size > 0 else None
+        self.origin = np.arange(len(self.ids), dtype=np.int64)
         return self
 
     def take(self, positions: np.ndarray, ids: np.ndarray | None = None) -> PreparedCustomers:

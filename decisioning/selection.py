@@ -42,6 +42,12 @@ class Groups:
         pos = np.arange(len(cust), dtype=np.int64) - start[cust]
         return cls(cust, start, count, pos)
 
+    @classmethod
+    def one(cls, rows: int) -> Groups:
+        """The bookkeeping of ``rows`` rows of a single customer (what ``of(zeros(rows), 1)`` gives)."""
+        pos = np.arange(rows, dtype=np.int64)
+        return cls(np.zeros(rows, dtype=np.int64), np.zeros(1, dtype=np.int64), np.array([rows]), pos)
+
 
 def propensities(
     groups: Groups,

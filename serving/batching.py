@@ -12,7 +12,9 @@ A batch that can be ranked without waiting for anything (no lock held elsewhere,
 no warehouse read due) is ranked on the event loop itself: a request then costs
 no hand-off to a worker thread and back, which at one connection is a sizeable
 part of its latency. Ranking holds the GIL throughout, so a thread would not
-have let the loop do much meanwhile anyway.
+have let the loop do much meanwhile anyway. A call that finds nothing queued
+and nothing being ranked is ranked at once, in the caller's own task: no
+queue, no future and no extra turns of the event loop.
 """
 
 from __future__ import annotations
@@ -61,9 +63,18 @@ class MicroBatcher(Generic[T, R]):
         self.max_wait_s = max_wait_s
         self._queue: asyncio.Queue[tuple[T, asyncio.Future[R]]] | None = None
         self._consumer: asyncio.Task[None] | None = None
+        self._busy = False  # the consumer holds a batch (ranking it, or waiting for its thread)
 
     async def submit(self, item: T) -> R:
         """Rank ``item`` with whatever else is queued; returns its result."""
+        if self.inline is not None and self.max_wait_s <= 0 and not self._busy and (self._queue is None or self._queue.empty()):
+            # Nobody to batch with and nobody ahead: rank now, or queue if it would wait.
+            results = self.inline([item])
+            if results is not None:
+                result = results[0]
+                if isinstance(result, BaseException):
+                    raise result
+                return result
         if self._queue is None:
             # Created lazily: the queue must belong to the server's running loop.
             self._queue = asyncio.Queue()
@@ -100,6 +111,7 @@ class MicroBatcher(Generic[T, R]):
             if not live:
                 continue
             items = [item for item, _ in live]
+            self._busy = True
             try:
                 results = self.inline(items) if self.inline is not None else None
                 if results is None:
@@ -109,6 +121,8 @@ class MicroBatcher(Generic[T, R]):
                     if not fut.done():
                         fut.set_exception(exc)
                 continue
+            finally:
+                self._busy = False
             for (_, fut), result in zip(live, results, strict=True):
                 if fut.done():
                     continue

@@ -26,7 +26,7 @@ import duckdb
 import pandas as pd
 
 from nextbest.decisioning.documents import RankResponse
-from nextbest.decisioning.log import decision_rows
+from nextbest.decisioning.log import decision_frame, decision_row
 
 from nextbest.serving.connections import WarehouseBusyError, warehouse_connection
 from nextbest.warehouse.schema import DECISIONS
@@ -60,8 +60,8 @@ class DecisionWriter:
         self.max_rows = max_rows
         self.lock_timeout_s = lock_timeout_s
         self._cond = threading.Condition()
-        # Frames, or documents whose rows the writer thread builds (off the request path).
-        self._queue: list[pd.DataFrame | Sequence[RankResponse]] = []
+        # Frames, or rows of documents (decision_row tuples) the writer thread frames (off the request path).
+        self._queue: list[pd.DataFrame | list[tuple[object, ...]]] = []
         self._queued_rows = 0
         self._pending_ids: set[str] = set()
         self._submitted = 0  # batches handed in
@@ -113,16 +113,19 @@ class DecisionWriter:
     def submit_documents(self, documents: Sequence[RankResponse]) -> None:
         """Queue the decisions of ranked documents (their rank-1 actions); never blocks on I/O.
 
-        The rows are built in the writer thread, once per write, so a request pays
-        for a list append instead of a DataFrame.
+        Only each document's row is kept, as a tuple: a queue of documents (a
+        score of objects each) outlives the garbage collector's young
+        generations and makes its full collections, which stall every request,
+        frequent and slow. The frame is built in the writer thread, once per write.
         """
         if not documents:
             return
+        rows = [decision_row(d) for d in documents]
         with self._cond:
             if self._stopping:
                 raise RuntimeError("decision writer is closed")
-            self._queue.append(list(documents))
-            self._queued_rows += len(documents)
+            self._queue.append(rows)
+            self._queued_rows += len(rows)
             self._pending_ids.update(d.decision_id for d in documents)
             self._submitted += 1
             if self._queued_rows >= self.max_rows:
@@ -172,11 +175,11 @@ class DecisionWriter:
             elif stopping:
                 return
 
-    def _write(self, batches: list[pd.DataFrame | Sequence[RankResponse]], stopping: bool) -> None:
-        documents = [d for b in batches if not isinstance(b, pd.DataFrame) for d in b]
+    def _write(self, batches: list[pd.DataFrame | list[tuple[object, ...]]], stopping: bool) -> None:
+        rows = [r for b in batches if not isinstance(b, pd.DataFrame) for r in b]
         frames = [b for b in batches if isinstance(b, pd.DataFrame)]
-        if documents:
-            frames.append(decision_rows(documents).reindex(columns=list(COLUMNS)))
+        if rows:
+            frames.append(decision_frame(rows).reindex(columns=list(COLUMNS)))
         frame = pd.concat(frames, ignore_index=True)
         committed = False
         transient_failures = 0
@@ -209,7 +212,7 @@ class DecisionWriter:
             self._done += len(batches)
             self._cond.notify_all()
 
-    def _requeue(self, batches: list[pd.DataFrame | Sequence[RankResponse]]) -> None:
+    def _requeue(self, batches: list[pd.DataFrame | list[tuple[object, ...]]]) -> None:
         with self._cond:
             self._queue[:0] = batches
             self._queued_rows += sum(len(b) for b in batches)

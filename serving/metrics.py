@@ -27,6 +27,7 @@ class ServiceMetrics:
     feedback: Counter
     refreshes: Counter
     reason_codes: Counter
+    plans: Counter
 
 
 @functools.cache
@@ -49,7 +50,12 @@ def service_metrics() -> ServiceMetrics:
         refreshes=Counter("nextbest_model_refreshes", "Model swaps, by result.", ["result"]),
         reason_codes=Counter(
             "nextbest_reason_codes",
-            "Model reason codes of returned actions, by source: the per-state memo or computed (TreeSHAP).",
+            "Model reason codes of returned actions, by source: the customer's plan, the per-state memo or computed (TreeSHAP).",
+            ["source"],
+        ),
+        plans=Counter(
+            "nextbest_plans",
+            "Customer plans /rank decided from, by source: cached, or built (on loading a state or a first request).",
             ["source"],
         ),
     )

@@ -33,6 +33,7 @@ from nextbest.config import NextbestConfig
 from nextbest.decisioning.documents import Context, RankRequest, RankResponse
 from nextbest.decisioning.cli import load_scorers
 from nextbest.decisioning.engine import DecisionEngine, complete_features
+from nextbest.decisioning.plans import CustomerPlan, PlanCache, PlanKey
 from nextbest.decisioning.prepared import PreparedCustomers
 from nextbest.errors import NotFoundError
 from nextbest.features.snapshots import read_snapshot
@@ -70,13 +71,63 @@ class ServingState:
     loaded_at: dt.datetime
     #: Every customer of ``features`` prepared for ``engine``, then one all-null row for unknown ids.
     customers: PreparedCustomers
+    #: Customers' plans for this state's models and features (``None``: every request takes the full path).
+    plans: PlanCache | None = None
 
     def prepared(self, ids: np.ndarray) -> tuple[PreparedCustomers, int]:
         """The prepared rows of ``ids`` (unknown ids get the cold-start row) and how many were unknown."""
         pos = self.features.positions(ids)
         unknown = pos < 0
-        blank = len(self.customers) - 1
-        return self.customers.take(np.where(unknown, blank, pos), ids=ids), int(unknown.sum())
+        return self.customers.take(np.where(unknown, self.blank, pos), ids=ids), int(unknown.sum())
+
+    @property
+    def blank(self) -> int:
+        """Row of :attr:`customers` an unknown id is ranked on."""
+        return len(self.customers) - 1
+
+    def plans_of(self, keys: Sequence[PlanKey], at: dt.datetime) -> dict[PlanKey, CustomerPlan | Exception]:
+        """The plans of ``keys`` from :attr:`plans`, the missing ones built (one engine call per context).
+
+        A context the engine rejects (an unknown channel) gives the error in place of its plans.
+        """
+        assert self.plans is not None
+        found: dict[PlanKey, CustomerPlan | Exception] = {}
+        missing: dict[tuple[str | None, str | None], list[int]] = {}
+        for key in keys:
+            if key in found:
+                continue
+            plan = self.plans.get(key)
+            if plan is None:
+                missing.setdefault(key[1:], []).append(key[0])
+            else:
+                found[key] = plan
+        for (channel, event), customer_ids in missing.items():
+            ids = np.array(customer_ids, dtype=np.int64)
+            try:
+                built: list[CustomerPlan | Exception] = list(
+                    self.engine.plans(
+                        self.prepared(ids)[0], at, Context(channel=channel, event=event), self.profiles, self.plans.reasons
+                    )
+                )
+            except Exception as exc:  # noqa: BLE001 - returned to each request of the context
+                built = [exc] * len(ids)
+            for cid, plan in zip(customer_ids, built, strict=True):
+                found[(cid, channel, event)] = plan
+                if isinstance(plan, CustomerPlan):
+                    self.plans.put((cid, channel, event), plan)
+        return found
+
+    def plan_everyone(self, chunk: int) -> None:
+        """Build the plan of every customer of the snapshot (no context), ``chunk`` customers per engine call.
+
+        Only when they all fit :attr:`plans`: a larger snapshot fills it request by request.
+        """
+        if self.plans is None or len(self.features) > self.plans.size:
+            return
+        ids = self.customers.ids[: self.blank]
+        now = dt.datetime.now()
+        for start in range(0, len(ids), chunk):
+            self.plans_of([(int(c), None, None) for c in ids[start : start + chunk]], now)
 
 
 def prepare_snapshot(engine: DecisionEngine, store: FeatureStore, reason_memo: int = 0) -> PreparedCustomers:
@@ -122,7 +173,7 @@ def build_state(settings: ServeSettings) -> ServingState:
         for alias, matrix in engine.matrix.items():
             # Checked against LightGBM on the snapshot's own rows; on any mismatch LightGBM stays.
             matrix.compile(customers.encoded(alias), ws.artifacts_dir / COMPILED_DIR)
-    return ServingState(
+    state = ServingState(
         config=config,
         engine=engine,
         features=store,
@@ -130,7 +181,18 @@ def build_state(settings: ServeSettings) -> ServingState:
         model_versions={alias: s.model_version for alias, s in scorers.items()},
         loaded_at=dt.datetime.now(dt.timezone.utc),
         customers=customers,
+        plans=PlanCache(settings.plan_cache, settings.plan_reasons) if settings.plan_cache > 0 and engine.plannable else None,
     )
+    state.plan_everyone(settings.batch_chunk)
+    return state
+
+
+def _count_plans(cached: int, built: int) -> None:
+    metrics = service_metrics()
+    if cached:
+        metrics.plans.labels("cached").inc(cached)
+    if built:
+        metrics.plans.labels("built").inc(built)
 
 
 def preflight(ws: Workspace) -> None:
@@ -211,6 +273,7 @@ class Runtime:
         self._engine_lock = threading.RLock()
         self._refresh_lock = threading.Lock()
         self._state = build_state(settings)
+        self._count_built(self._state)
         self._histories = self._new_histories(self._state.config)
         self._stamp = self.workspace.artifacts_dir / REFRESH_STAMP
         self._stamp_seen = self._stamp_mtime()
@@ -246,8 +309,15 @@ class Runtime:
         """
         now = utc_now()
         out: list[RankResponse | Exception] = [NotFoundError("not ranked")] * len(requests)
+        # Without a list of suppressed candidates, a request is ranked from its customer's plan.
+        planned = [i for i, r in enumerate(requests) if not r.explain] if self._state.plans is not None else []
+        if planned:
+            for i, result in zip(planned, self._rank_planned([requests[i] for i in planned], now), strict=True):
+                out[i] = result
         groups: dict[tuple[object, ...], list[int]] = {}
         for i, r in enumerate(requests):
+            if planned and not r.explain:
+                continue
             at = to_warehouse_time(r.at) if r.at is not None else now
             groups.setdefault((at, r.at is not None, r.context, r.seed), []).append(i)
         for (at, explicit, context, seed), members in groups.items():
@@ -269,6 +339,45 @@ class Runtime:
                 if not requests[i].explain:
                     update["suppressed"] = None
                 out[i] = doc.model_copy(update=update) if update else doc
+        return out
+
+    def _rank_planned(self, requests: Sequence[RankRequest], now: dt.datetime) -> list[RankResponse | Exception]:
+        """Rank ``requests`` one after the other from their customers' plans (built together where missing).
+
+        Each request is ranked as a batch of one, so a customer's decision sees the
+        contacts of every request before it, as consecutive ``nextbest rank`` calls do.
+        """
+        out: list[RankResponse | Exception] = []
+        with self._engine_lock:
+            state = self._state
+            memo = state.customers.memo
+            seen = (memo.hits, memo.misses) if memo is not None else (0, 0)
+            held = state.engine.reasons_from_plans
+            keys = [(r.customer_id, r.context.channel, r.context.event) for r in requests]
+            cache = state.plans
+            assert cache is not None
+            looked = (cache.hits, cache.misses)
+            plans = state.plans_of(keys, now)
+            _count_plans(cache.hits - looked[0], cache.misses - looked[1])
+            live = self._histories.live()[0] if any(r.at is None for r in requests) else None
+            for r, key in zip(requests, keys, strict=True):
+                plan = plans[key]
+                if isinstance(plan, Exception):
+                    out.append(plan)
+                    continue
+                try:
+                    at = to_warehouse_time(r.at) if r.at is not None else now
+                    history = live if r.at is None else self._histories.at(at)
+                    assert history is not None
+                    out.append(state.engine.rank_planned(plan, state.customers, at, r.top_k, r.seed, history=history))
+                except Exception as exc:  # noqa: BLE001 - returned to the request's caller
+                    log.exception("ranking failed")
+                    out.append(exc)
+            hits, misses = (memo.hits - seen[0], memo.misses - seen[1]) if memo is not None else (0, 0)
+            held = state.engine.reasons_from_plans - held
+        ranked = [(d, plans[k]) for d, k in zip(out, keys, strict=True) if isinstance(d, RankResponse)]
+        unknown = sum(plan.origin == state.blank for _, plan in ranked)  # type: ignore[union-attr]
+        self._logged([d for d, _ in ranked], hits, misses, unknown, held)  # type: ignore[misc]
         return out
 
     def rank_now(self, requests: Sequence[RankRequest]) -> list[RankResponse | Exception] | None:
@@ -342,19 +451,27 @@ class Runtime:
                 suppressed=suppressed,
             )
             hits, misses = (memo.hits - seen[0], memo.misses - seen[1]) if memo is not None else (0, 0)
+        self._logged(docs, hits, misses, n_unknown)
+        by_id = {d.customer_id: d for d in docs}
+        return [by_id[int(c)] for c in ids]
+
+    def _logged(
+        self, docs: Sequence[RankResponse], memo_hits: int, memo_misses: int, unknown: int, planned: int = 0
+    ) -> None:
+        """Queue ``docs`` for the decision log and count them (and their reason codes' sources)."""
         self.writer.submit_documents(docs)
         metrics = service_metrics()
         # The memo's hit rate depends on how often the same customers come back: worth watching.
-        if hits:
-            metrics.reason_codes.labels("memo").inc(hits)
-        if misses:
-            metrics.reason_codes.labels("computed").inc(misses)
-        by_id = {d.customer_id: d for d in docs}
+        if planned:
+            metrics.reason_codes.labels("plan").inc(planned)
+        if memo_hits:
+            metrics.reason_codes.labels("memo").inc(memo_hits)
+        if memo_misses:
+            metrics.reason_codes.labels("computed").inc(memo_misses)
         for arm, n in Counter(d.arm for d in docs).items():
             metrics.decisions.labels(arm).inc(n)
-        if n_unknown:
-            metrics.fallbacks.labels("unknown_customer").inc(n_unknown)
-        return [by_id[int(c)] for c in ids]
+        if unknown:
+            metrics.fallbacks.labels("unknown_customer").inc(unknown)
 
     # ------------------------------------------------------------------ feedback
     def feedback(self, body: FeedbackBody) -> FeedbackReceipt:
@@ -399,6 +516,7 @@ class Runtime:
             except Exception:
                 service_metrics().refreshes.labels("failed").inc()
                 raise
+            self._count_built(new)
             with self._engine_lock:
                 self._state = new
                 if new.config != old.config:
@@ -413,6 +531,12 @@ class Runtime:
             settle_heap(thaw=True)
             service_metrics().refreshes.labels("changed" if changed else "unchanged").inc()
             return RefreshReport(changed=changed, model_versions=new.model_versions, loaded_at=new.loaded_at)
+
+    @staticmethod
+    def _count_built(state: ServingState) -> None:
+        """Count the plans ``state`` built on loading (every customer's, when they fit the cache)."""
+        if state.plans is not None:
+            _count_plans(0, state.plans.misses)
 
     def _new_histories(self, config: NextbestConfig) -> HistoryCache:
         return HistoryCache(

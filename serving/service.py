@@ -30,6 +30,9 @@ import bentoml
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
+from pydantic import ValidationError
+from starlette._utils import get_route_path
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from nextbest.decisioning.documents import RankResponse
 from nextbest.errors import BadInputError, NotFoundError
@@ -128,6 +131,79 @@ async def _timed(endpoint: str, call: Callable[[], Awaitable[T]]) -> T:
         return await call()
     finally:
         service_metrics().latency.labels(endpoint).observe(time.perf_counter() - started)
+
+
+async def _error_response(exc: Exception) -> Response:
+    """The answer the API's exception handlers give for ``exc`` (most specific class first)."""
+    for cls in type(exc).__mro__:
+        handler = api.exception_handlers.get(cls)
+        if handler is not None:
+            return await handler(None, exc)  # type: ignore[no-any-return,arg-type]
+    raise exc
+
+
+class DirectRank:
+    """ASGI middleware of the API: a well-formed ``POST /rank`` goes straight to the micro-batcher.
+
+    FastAPI's routing, dependency resolution and request objects cost about as
+    much as a planned decision. A request with a JSON body that validates as
+    :class:`RankBody` and no query string skips them: the same model validates
+    it and the same functions rank and serialise. Any other request, malformed
+    ones included, goes to the FastAPI route with its body replayed, so every
+    error keeps its one format and the route stays the one in the OpenAPI spec.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] != "http" or scope["method"] != "POST" or scope["query_string"]
+            or get_route_path(scope) != "/rank" or not _is_json(scope)
+        ):
+            await self.app(scope, receive, send)
+            return
+        chunks, more = [], True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":  # the client went away
+                return
+            chunks.append(message.get("body", b""))
+            more = message.get("more_body", False)
+        raw = b"".join(chunks)
+        try:
+            body = RankBody.model_validate_json(raw)
+        except ValidationError:
+            await self.app(scope, _replay(raw, receive), send)
+            return
+        started = time.perf_counter()
+        try:
+            service: NextbestService = bentoml.get_current_service()
+            response = _json(await service.batcher.submit(body.to_request(explain=False)))
+        except Exception as exc:  # noqa: BLE001 - answered as the route's exception handlers answer
+            response = await _error_response(exc)
+        finally:
+            service_metrics().latency.labels("rank").observe(time.perf_counter() - started)
+        await response(scope, receive, send)
+
+
+def _is_json(scope: Scope) -> bool:
+    content_type = next((v for k, v in scope["headers"] if k == b"content-type"), b"")
+    return content_type.split(b";")[0].strip().lower() == b"application/json"
+
+
+def _replay(raw: bytes, receive: Receive) -> Receive:
+    """A ``receive`` that gives ``raw`` as the whole body, then hands over to the server's ``receive``."""
+    sent = False
+
+    async def replayed() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": raw, "more_body": False}
+        return await receive()
+
+    return replayed
 
 
 @bentoml.service(
@@ -275,6 +351,7 @@ async def latest(service: Service) -> FileResponse:
     return FileResponse(path, media_type="text/html")
 
 
+api.add_middleware(DirectRank)
 NextbestService.add_asgi_middleware(BearerTokenMiddleware, token=ServeSettings.from_env().api_token)
 
 __all__ = ["NextbestService", "api"]

@@ -18,6 +18,8 @@ share, so every knob is an environment variable with a documented default.
 ``NEXTBEST_SEED``               base seed of the exploration draw (0)
 ``NEXTBEST_COMPILED_TREES``     score with the tree model compiled by lleaves (true)
 ``NEXTBEST_RANK_INLINE``        rank /rank on the event loop when nothing would wait (true)
+``NEXTBEST_PLAN_CACHE``         customers' decision plans kept per loaded state, 0 = none (100000)
+``NEXTBEST_PLAN_REASONS``       leading actions whose reason codes a plan holds (3)
 ==============================  =======================================================
 """
 
@@ -46,6 +48,8 @@ _ENV: dict[str, str] = {
     "reason_memo": "NEXTBEST_REASON_MEMO",
     "compiled_trees": "NEXTBEST_COMPILED_TREES",
     "rank_inline": "NEXTBEST_RANK_INLINE",
+    "plan_cache": "NEXTBEST_PLAN_CACHE",
+    "plan_reasons": "NEXTBEST_PLAN_REASONS",
 }
 
 
@@ -67,6 +71,8 @@ class ServeSettings(BaseModel):
     reason_memo: int = Field(default=200_000, ge=0)
     compiled_trees: bool = True
     rank_inline: bool = True
+    plan_cache: int = Field(default=100_000, ge=0)
+    plan_reasons: int = Field(default=3, ge=0, le=50)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ServeSettings:

@@ -106,3 +106,37 @@ def test_inline_runs_on_the_loop_and_falls_back_to_a_thread_when_it_would_wait()
     assert asyncio.run(main()) == [-2, -3]
     assert where[0] == ("inline", loop_thread[0])
     assert where[1][0] == "thread" and where[1][1] != loop_thread[0]
+
+
+def test_a_lone_call_is_ranked_in_its_own_task_and_concurrent_ones_still_batch() -> None:
+    seen: list[tuple[str, list[int]]] = []
+
+    def in_thread(items: list[int]) -> list[int]:
+        seen.append(("thread", items))
+        time.sleep(0.05)  # while it runs, the other calls queue up
+        return items
+
+    def inline(items: list[int]) -> list[object] | None:
+        if 0 in items:  # 0 "would wait": it goes to the thread
+            return None
+        seen.append(("inline", items))
+        return [i if i >= 0 else ValueError(f"bad {i}") for i in items]
+
+    async def main() -> tuple[list[object], object]:
+        batcher = MicroBatcher(in_thread, inline=inline)
+        try:
+            first = asyncio.ensure_future(batcher.submit(0))
+            await asyncio.sleep(0.01)  # 0 is in its thread now
+            together = await asyncio.gather(first, *(batcher.submit(i) for i in range(1, 5)))
+            consumer = batcher._consumer
+            # Nothing queued, nothing running: no queue hop, and an exception result is raised.
+            alone = await asyncio.gather(batcher.submit(-7), return_exceptions=True)
+            assert batcher._consumer is consumer
+            return together, alone[0]
+        finally:
+            await batcher.aclose()
+
+    together, alone = asyncio.run(main())
+    assert together == [0, 1, 2, 3, 4]
+    assert seen[:2] == [("thread", [0]), ("inline", [1, 2, 3, 4])]  # the others waited, then batched
+    assert seen[2] == ("inline", [-7]) and isinstance(alone, ValueError)

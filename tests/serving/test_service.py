@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 import threading
 import time
 
@@ -172,6 +173,39 @@ def test_a_complaint_suppresses_personal_channels_at_once(api: httpx.Client, tra
     assert "complaint" in {s["reason"] for s in after["suppressed"]}
 
 
+def test_ranking_from_plans_applies_cooldowns_and_complaints_at_once(
+    api: httpx.Client, trained_workspace: TrainedWorkspace
+) -> None:
+    """/rank without ``explain`` ranks from the customer's plan, made before any of these contacts:
+    the live history still rules, the plan's own contacts included."""
+    config = Workspace.resolve(trained_workspace.root).config()
+    personal = {c.id for c in config.channels.channels if c.personal}
+    # The newsletter event forces welcome_tips; asked on email, it is the decision wherever it is allowed.
+    newsletter = {"channel": "email", "event": "newsletter_signup_recent"}
+    probe = {**newsletter, "timestamp": "2024-04-01T00:00:00"}  # months before: its contacts count no more
+    ids = sorted(customers(trained_workspace))
+    batch = api.post("/rank_batch", json={"customer_ids": ids, "context": probe}).json()["decisions"]
+    welcomed = [d["customer_id"] for d in batch if d["contacted"] and d["actions"][0]["offer_id"] == "welcome_tips"]
+    assert len(welcomed) >= 2, "no two customers welcomed by email"
+
+    when = {"timestamp": "2024-06-20T00:00:00"}  # clear of the other tests' contacts and complaints
+    decided = {c: api.post("/rank", json={"customer_id": c, "context": {**newsletter, **when}}).json() for c in welcomed[:2]}
+    assert all(d["contacted"] and d["actions"][0]["offer_id"] == "welcome_tips" for d in decided.values())
+
+    # That contact came from the plan path too: the offer is cooling down on every personal channel now.
+    again = api.post("/rank", json={"customer_id": welcomed[0], "top_k": 10, "context": {**newsletter, **when}}).json()
+    assert not [a for a in again["actions"] if a["offer_id"] == "welcome_tips" and a["channel"] in personal]
+    body = {"customer_id": welcomed[0], "context": {**newsletter, **when}}
+    explained = api.post("/rank", params={"explain": "true"}, json=body).json()
+    assert "offer_cooldown" in {s["reason"] for s in explained["suppressed"] if s["offer_id"] == "welcome_tips"}
+
+    sent = api.post("/feedback", json={"decision_id": decided[welcomed[1]]["decision_id"], "outcome": "complaint", **when})
+    assert sent.status_code == 202
+    after = api.post("/rank", json={"customer_id": welcomed[1], "top_k": 10, "context": when}).json()
+    assert not {a["channel"] for a in after["actions"]} & personal
+    assert "suppressed" not in after
+
+
 # ---------------------------------------------------------------------------- the rest of the surface
 def test_metrics_expose_latency_arms_and_fallbacks(api: httpx.Client) -> None:
     api.post("/rank", json={"customer_id": UNKNOWN + 7})
@@ -229,7 +263,13 @@ def test_python_client_round_trip(server: Server) -> None:
             nb.feedback("no-such-decision", "open")
 
 
-def test_champion_swap_drops_no_request(server: Server, api: httpx.Client) -> None:
+def built_plans(api: httpx.Client) -> float:
+    """Customer plans the server built so far (``nextbest_plans_total{source="built"}``)."""
+    found = re.search(r'^nextbest_plans_total\{[^}]*source="built"[^}]*\} ([\d.e+]+)$', api.get("/metrics").text, re.M)
+    return float(found.group(1)) if found else 0.0
+
+
+def test_champion_swap_drops_no_request(server: Server, api: httpx.Client, trained_workspace: TrainedWorkspace) -> None:
     """Register a second version, move the champion alias, refresh under load."""
     uri = Workspace.resolve(server.ws).tracking_uri
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
@@ -240,6 +280,7 @@ def test_champion_swap_drops_no_request(server: Server, api: httpx.Client) -> No
     new = client.create_model_version(MODEL_NAME, source, run_id=current.run_id)
     client.set_registered_model_alias(MODEL_NAME, "champion", new.version)
 
+    built_before = built_plans(api)
     statuses: list[int] = []
     stop = threading.Event()
 
@@ -266,3 +307,8 @@ def test_champion_swap_drops_no_request(server: Server, api: httpx.Client) -> No
     assert statuses and set(statuses) == {200}
     served = api.post("/rank_batch", json={"customer_ids": list(range(1, 60))}).json()["decisions"]
     assert f"{MODEL_NAME}/{new.version}" in {d["model_version"] for d in served if d["arm"] == "champion"}
+    # /rank ranks from plans, made per loaded state: the new state built every customer's again.
+    assert built_plans(api) >= built_before + len(customers(trained_workspace))
+    champions = [d["customer_id"] for d in served if d["arm"] == "champion"]
+    planned = {api.post("/rank", json={"customer_id": c}).json()["model_version"] for c in champions[:5]}
+    assert planned == {f"{MODEL_NAME}/{new.version}"}

@@ -1,0 +1,143 @@
+"""Planned ranking (the service's per-customer path) gives exactly the documents of ``DecisionEngine.rank``."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from nextbest.config import NextbestConfig, load_config
+from nextbest.decisioning.documents import Context
+from nextbest.decisioning.engine import DecisionEngine, complete_features
+from nextbest.decisioning.history import ContactHistory
+from nextbest.decisioning.plans import PlanCache
+from nextbest.decisioning.prepared import PreparedCustomers
+from nextbest.decisioning.synthetic import random_features
+
+from tests.decisioning.decisioning_helpers import fitted_scorer, with_policy
+from tests.decisioning.test_matrix_scoring import context_scorer, offer_history
+
+AT = dt.datetime(2024, 6, 3, 9, 0)
+UNKNOWN = 10**9
+ARMS = {
+    "name": "plans",
+    "arms": [
+        {"name": "champion", "share": 0.4, "policy": "model", "model_alias": "champion"},
+        {"name": "rules", "share": 0.2, "policy": "rules"},
+        {"name": "random", "share": 0.2, "policy": "random"},
+        {"name": "control", "share": 0.2, "policy": "control"},
+    ],
+}
+#: Policy changes, and whether the customers get enough personal contacts for caps to bite.
+VARIANTS = [
+    ({}, True),
+    ({"exploration": {"method": "softmax", "top_n": 3}, "stages": {"mode": "boost"}}, True),
+    ({"exploration": {"method": "none"}}, False),
+    ({"contact": {"max_contacts": 3, "offer_cooldown_days": 30}, "arbitration": {"min_expected_value": 0.2}}, True),
+]
+CAPS = {"contact_cap", "channel_cap", "offer_cooldown", "channel_capacity"}
+
+
+def with_capacity(config: NextbestConfig, **capacities: int) -> NextbestConfig:
+    """``config`` with small daily capacities, so capacity suppressions happen within a test,
+    and offers that end or start after the first day (a plan serves every day)."""
+    raw = config.model_dump()
+    for channel in raw["channels"]["channels"]:
+        if channel["id"] in capacities:
+            channel["daily_capacity"] = capacities[channel["id"]]
+    offers = raw["offers"]["offers"]
+    for offer in offers[::4]:
+        offer["valid_to"] = AT.date()
+    for offer in offers[1::4]:
+        offer["valid_from"] = AT.date() + dt.timedelta(days=1)
+    return NextbestConfig.model_validate(raw)
+
+
+def snapshot(engine: DecisionEngine, features: pd.DataFrame, oh: pd.DataFrame) -> PreparedCustomers:
+    """The service's block: every customer prepared, then the all-null row unknown ids get; reasons remembered."""
+    blank = complete_features(features.iloc[:0], np.array([-1]), list(features.columns[1:]))
+    parts = [engine.prepare(features, oh).encode_all(), engine.prepare(blank, oh.iloc[:0]).encode_all()]
+    return PreparedCustomers.concat(parts, frame_of=lambda ids: features).remember_reasons(500)
+
+
+def profiles_of(features: pd.DataFrame) -> pd.DataFrame:
+    ids = features["customer_id"].to_numpy()
+    names = np.where(np.arange(len(ids)) % 3 == 0, None, "Anna")
+    return pd.DataFrame({"customer_id": ids, "first_name": names, "gender": np.where(np.arange(len(ids)) % 2, "f", "m")})
+
+
+@pytest.mark.parametrize(("variant", "capped"), VARIANTS, ids=["epsilon", "softmax-boost", "greedy", "caps-min-ev"])
+def test_planned_ranking_equals_rank_as_the_history_fills(variant: dict, capped: bool) -> None:
+    """Requests one at a time for few customers, so caps, cool-downs, complaints and capacities bite."""
+    config = with_capacity(with_policy(load_config(), experiment=ARMS, **variant), sms=4, email=25)
+    engine = DecisionEngine(config, {"champion": context_scorer()})
+    assert engine.plannable
+    features = random_features(config, 30, seed=8)
+    oh = offer_history(config, features["customer_id"].to_numpy(), 8)
+    block = snapshot(engine, features, oh)
+    profiles = profiles_of(features)
+    reference, planned = ContactHistory.empty(config), ContactHistory.empty(config)
+    plans = PlanCache(1000)
+    rng = np.random.default_rng(1)
+    suppressed: set[str] = set()
+    for step in range(160):
+        pos = int(rng.integers(0, len(features) + 1))
+        cid = UNKNOWN if pos == len(features) else int(features["customer_id"].iloc[pos])
+        at = AT + dt.timedelta(hours=int(rng.integers(0, 30)))
+        context = Context() if step % 4 else Context(channel="web", event="newsletter_signup_recent")
+        top_k = int(rng.integers(1, 6))
+        if step % 37 == 5:  # a complaint or unsubscribe arrives
+            for history in (reference, planned):
+                history.record_negative(np.array([cid]), at, "complaint" if step % 2 else "unsubscribe")
+        customers = block.take(np.array([pos]), ids=np.array([cid]))
+        want = engine.rank(customers, at, context, top_k, step, history=reference, profiles=profiles, suppressed=True)[0]
+        key = (cid, context.channel, context.event)
+        plan = plans.get(key)
+        if plan is None:  # built on first use, whatever the time: plans hold for every day
+            # Reason codes of the first two actions held by the plan, the others' from the memo.
+            plan = engine.plans(customers, AT - dt.timedelta(days=30), context, profiles, reasons=2)[0]
+            plans.put(key, plan)
+        got = engine.rank_planned(plan, block, at, top_k, step, history=planned)
+        suppressed |= {s.reason for s in want.suppressed or []}
+        assert got.suppressed is None
+        assert got.model_dump(exclude={"decision_id", "suppressed"}) == want.model_dump(exclude={"decision_id", "suppressed"}), step
+        assert got.model_dump_json(exclude={"decision_id", "suppressed"}) == want.model_dump_json(exclude={"decision_id", "suppressed"})
+    assert plans.hits > plans.misses
+    assert engine.reasons_from_plans > 0 and block.memo is not None and block.memo.misses > 0
+    # The contact policy did act on both paths.
+    assert {"complaint", "negative_response"} <= suppressed
+    assert not capped or CAPS & suppressed
+
+
+def test_plans_of_a_batch_equal_plans_one_by_one() -> None:
+    config = load_config()
+    engine = DecisionEngine(config, {"champion": fitted_scorer()})
+    features = random_features(config, 40, seed=2)
+    block = snapshot(engine, features, offer_history(config, features["customer_id"].to_numpy(), 2))
+    pos = np.arange(0, 41, 4)
+    together = engine.plans(block.take(pos), AT, reasons=3)
+    assert all(len(plan.reasons) == min(3, len(plan.pairs)) for plan in together if plan.values[:3, 0].min() > 0)
+    for p, plan in zip(pos, together, strict=True):
+        alone = engine.plans(block.take(np.array([p])), AT, reasons=3)[0]
+        assert plan.customer_id == alone.customer_id and plan.origin == p
+        for a, b in zip(plan, alone, strict=True):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_plan_cache_keeps_the_most_recently_used() -> None:
+    config = load_config()
+    engine = DecisionEngine(config, {"champion": fitted_scorer()})
+    features = random_features(config, 5, seed=1)
+    plans = engine.plans(engine.prepare(features), AT)
+    cache = PlanCache(2)
+    keys = [(p.customer_id, None, None) for p in plans]
+    cache.put(keys[0], plans[0])
+    cache.put(keys[1], plans[1])
+    assert cache.get(keys[0]) is plans[0]  # now the most recent
+    cache.put(keys[2], plans[2])
+    assert cache.get(keys[1]) is None and cache.get(keys[0]) is plans[0] and len(cache) == 2
+    assert (cache.hits, cache.misses) == (2, 1)
+    assert cache.nbytes == plans[0].nbytes + plans[2].nbytes > 0
+    PlanCache(0).put(keys[0], plans[0])  # size 0 keeps nothing
