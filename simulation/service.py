@@ -57,6 +57,9 @@ class ServiceProcess:
 
     def start(self) -> ServiceProcess:
         env = {**os.environ, "NEXTBEST_WORKSPACE": str(self.ws.root), "NEXTBEST_WRITER_INTERVAL_MS": "50"}
+        # The simulator ranks through /rank_batch only, which never reads /rank's per-customer
+        # plans; planning every snapshot at each daily refresh would only slow the loop.
+        env.setdefault("NEXTBEST_PLAN_CACHE", "0")
         env.pop("NEXTBEST_API_TOKEN", None)  # a local, loopback-only server
         script = Path(sys.executable).with_name("nextbest")
         argv = [str(script)] if script.exists() else [sys.executable, "-c", "from nextbest.cli import main; main()"]
