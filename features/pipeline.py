@@ -17,7 +17,18 @@ from collections.abc import Sequence
 import duckdb
 import numpy as np
 import pandas as pd
-from nextbest.features import affinity, baskets, contacts, engagement, events, interest, profile, reachability, value
+from nextbest.features import (
+    affinity,
+    baskets,
+    contacts,
+    demand,
+    engagement,
+    events,
+    interest,
+    profile,
+    reachability,
+    value,
+)
 from nextbest.features.baskets import BasketClusterer
 from nextbest.features.clv import ClvRegressor
 from nextbest.features.fitted import FeatureModels
@@ -36,7 +47,7 @@ from nextbest.config import NextbestConfig, load_config
 from nextbest.errors import BadInputError
 
 #: Group modules, in the order their columns appear (the registry fixes the final order).
-GROUPS = (profile, engagement, value, baskets, reachability, events, interest, affinity, contacts)
+GROUPS = (profile, engagement, value, baskets, reachability, events, interest, affinity, demand, contacts)
 
 AsOf = dt.datetime | dt.date | str | pd.Timestamp
 

@@ -61,6 +61,12 @@ def pit_ctes(config: NextbestConfig, *, filtered: bool) -> list[tuple[str, str]]
          "sum(margin) AS margin, "
          "row_number() OVER (PARTITION BY customer_id ORDER BY min(ts), order_id) AS order_number "
          "FROM pit_transactions GROUP BY customer_id, order_id"),
+        # Every customer's order lines, also in a build restricted to some customers: market-level
+        # features (category demand) describe everyone, and a one-customer build must agree
+        # with the nightly snapshot.
+        ("pit_market_transactions",
+         f"SELECT customer_id, ts, coalesce(category, 'unknown') AS category, {age_days('ts')} AS age_days "
+         f"FROM transactions WHERE ts < {AS_OF}"),
         ("pit_life_events",
          f"SELECT customer_id, event_type, coalesce(event_date, CAST(ts AS DATE)) AS event_date, "
          f"{age_days('ts')} AS age_days FROM life_events WHERE ts < {AS_OF}{only}"),

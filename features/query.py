@@ -35,6 +35,9 @@ class GroupQuery:
     joined
         Names among ``ctes`` holding one row per customer (``customer_id`` + columns),
         left-joined to the customers.
+    crossed
+        Names among ``ctes`` holding exactly one row (market-level columns, the same for
+        every customer), cross-joined to the customers.
     derived
         Final-select expressions by feature name; a feature without one is read
         from the joined column of the same name.
@@ -42,6 +45,7 @@ class GroupQuery:
 
     ctes: Sequence[tuple[str, str]] = ()
     joined: Sequence[str] = ()
+    crossed: Sequence[str] = ()
     derived: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -67,6 +71,7 @@ def compose(config: NextbestConfig, groups: Sequence[GroupQuery], features: Sequ
         ctes.extend(g.ctes)
         derived.update(g.derived)
         joins.extend(f"LEFT JOIN {name} USING (customer_id)" for name in g.joined)
+        joins.extend(f"CROSS JOIN {name}" for name in g.crossed)
     select = ["c.customer_id"]
     for f in features:
         expr = derived.get(f.name, f.name)

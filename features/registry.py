@@ -27,7 +27,7 @@ Entity = Literal["customer", "customer_offer"]
 Dtype = Literal["int", "float", "bool", "category"]
 Group = Literal[
     "profile", "geography", "engagement", "value", "basket", "reachability", "events", "personalisation",
-    "affinity", "contacts", "offer_history",
+    "affinity", "demand", "contacts", "offer_history",
 ]
 
 #: Window of the RFM / value features; part of their contract names (``frequency_365d``).
@@ -48,6 +48,8 @@ OFFER_SHOWN_WINDOWS: tuple[int, ...] = (30, 90)
 POSITIVE_OUTCOMES: tuple[str, ...] = ("open", "click", "visit", "conversion")
 #: Basket-share bucket for transactions whose category no offer promotes (or is unknown).
 OTHER_CATEGORY = "other"
+#: Prefix of the market-level category demand columns (``category_demand_<category>``).
+DEMAND_PREFIX = "category_demand_"
 #: ``basket_cluster`` of a customer with no purchase in the value window.
 NO_BASKET = "none"
 
@@ -223,6 +225,14 @@ def feature_defs(config: NextbestConfig) -> tuple[FeatureDef, ...]:
             add(f"category_affinity_{cat}", "float", "affinity",
                 f"Smoothed share of the category-tagged events in '{cat}' (1 / number of basket categories "
                 "without any).", None)
+
+    # ---------------------------------------------------------------- market demand
+    for cat in basket_categories(config):
+        if cat != OTHER_CATEGORY:
+            add(f"{DEMAND_PREFIX}{cat}", "float", "demand",
+                f"log(share of everyone's order lines in '{cat}' over the last "
+                f"{fc.demand_recent_days} days / over the last {VALUE_WINDOW_DAYS} days): above 0 in season. "
+                "The same for every customer on a date.", VALUE_WINDOW_DAYS, 0.0)
 
     # ---------------------------------------------------------------- contacts and reactions
     for d in CONTACT_WINDOWS:

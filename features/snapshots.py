@@ -164,7 +164,7 @@ def write_parquet(path: Path, snapshots: Sequence[tuple[pd.Timestamp, pd.DataFra
     """Write ``as_of, customer_id, <features>`` rows of every snapshot to ``path`` and the
     manifests beside it (``<path>.manifest.json``); returns the manifest path."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    frames = [f.assign(as_of=when)[["as_of", *f.columns]] for when, f in snapshots]
+    frames = [pd.concat([pd.DataFrame({"as_of": when}, index=f.index), f], axis=1) for when, f in snapshots]
     pd.concat(frames, ignore_index=True).to_parquet(path, index=False)
     side = path.with_name(path.name + ".manifest.json")
     side.write_text(json.dumps(list(manifests), indent=2))

@@ -14,6 +14,8 @@ Derived columns (each only when its inputs are in the training frame):
 ``offer_category_affinity``  the customer's ``category_affinity_<offer category>`` (browsing and buying),
                              shrunk towards the mean of customers like them (see below)
 ``offer_category_interest``  1 if ``interest_category`` is the offer's category
+``offer_category_demand``    the market's ``category_demand_<offer category>``: is the offer's category
+                             in season now (:mod:`nextbest.features.demand`)
 ``offer_stage_gap``          |journey stage of the customer − the offer's stage| (in stages)
 
 Most customers leave a dozen or two category-tagged events, too few to tell a
@@ -38,6 +40,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 
 from nextbest.config import JOURNEY_STAGES, NextbestConfig
+from nextbest.features.registry import DEMAND_PREFIX
 from nextbest.models.encoding import Levels, with_columns
 
 SHARE_PREFIX = "spend_share_"
@@ -70,6 +73,8 @@ class OfferContext(TransformerMixin, BaseEstimator):
         Offer categories that have a ``spend_share_`` column.
     categories_with_affinity_ : list[str]
         Offer categories that have a ``category_affinity_`` column.
+    categories_with_demand_ : list[str]
+        Offer categories that have a ``category_demand_`` column.
     cell_levels_ : list[list[str]]
         Levels of each of ``affinity_cells`` seen in fit (empty without the prior).
     affinity_prior_ : ndarray of shape (n_cells + 1, n_categories_with_affinity) or None
@@ -100,6 +105,7 @@ class OfferContext(TransformerMixin, BaseEstimator):
         categories = sorted(set((self.offer_category or {}).values()))
         self.categories_with_share_ = [c for c in categories if f"{SHARE_PREFIX}{c}" in X.columns]
         self.categories_with_affinity_ = [c for c in categories if f"{AFFINITY_PREFIX}{c}" in X.columns]
+        self.categories_with_demand_ = [c for c in categories if f"{DEMAND_PREFIX}{c}" in X.columns]
         outputs = []
         if self.categories_with_share_:
             outputs.append("offer_category_share")
@@ -107,6 +113,8 @@ class OfferContext(TransformerMixin, BaseEstimator):
             outputs.append("offer_category_affinity")
         if self.offer_category and "interest_category" in X.columns:
             outputs.append("offer_category_interest")
+        if self.categories_with_demand_:
+            outputs.append("offer_category_demand")
         if self.offer_stage and "journey_stage" in X.columns:
             outputs.append("offer_stage_gap")
         self.outputs_ = outputs
@@ -144,22 +152,36 @@ class OfferContext(TransformerMixin, BaseEstimator):
     def _tables(self) -> _Tables:
         # Built on first use (a restored bundle never runs ``fit``) and kept while the
         # inputs are the same objects.
-        # Bundles saved before the affinity features existed have no ``categories_with_affinity_``.
+        # Bundles saved before the affinity or demand features existed lack their attribute.
         with_affinity = self.__dict__.get("categories_with_affinity_", [])
-        key = (self.offer_category, self.offer_stage, self.stages, self.categories_with_share_, with_affinity)
+        with_demand = self.__dict__.get("categories_with_demand_", [])
+        key = (self.offer_category, self.offer_stage, self.stages, self.categories_with_share_, with_affinity,
+               with_demand)
         cached = self.__dict__.get("_tables_cache")
         if cached is None or any(a is not b for a, b in zip(cached[0], key, strict=True)):
             cached = (key, _Tables.build(self.offer_category or {}, self.offer_stage or {}, self.stages,
-                                         self.categories_with_share_, with_affinity))
+                                         self.categories_with_share_, with_affinity, with_demand))
             self.__dict__["_tables_cache"] = cached
         return cached[1]
 
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
+        """``X`` with the derived columns, without the market's per-category demand columns.
+
+        The demand columns are the same for every customer on a date; a learner given them
+        raw splits on them as on a calendar and learns which weeks of the training period
+        converted, which says nothing about the weeks it is asked about. Only the offer's
+        own category's demand (``offer_category_demand``) goes on.
+        """
         if not self.outputs_:
             return X
         # Every fact is looked up through the row's offer code: no per-row strings.
         offer = self._tables().offers.codes_of(X["offer_id"])  # -1 = an offer the catalogue does not know
-        return with_columns(X, self._derive(X, offer, table=False))
+        out = with_columns(X, self._derive(X, offer, table=False))
+        return out.drop(columns=self.consumed_columns(), errors="ignore")
+
+    def consumed_columns(self) -> list[str]:
+        """Input columns :meth:`transform` replaces by derived ones and drops."""
+        return [f"{DEMAND_PREFIX}{c}" for c in self.__dict__.get("categories_with_demand_", [])]
 
     def offer_table(self, X: pd.DataFrame, offer_ids: Sequence[str]) -> dict[str, np.ndarray]:
         """Every derived column for each customer row of ``X`` × each of ``offer_ids``.
@@ -200,6 +222,10 @@ class OfferContext(TransformerMixin, BaseEstimator):
             interest = lift.customer(t.categories.codes_of(X["interest_category"]))
             known = lift.offer(category)
             out["offer_category_interest"] = ((interest == known) & (known >= 0)).astype(float)
+        if "offer_category_demand" in self.outputs_:
+            slot = lift.offer(t.demand_slot[category])
+            out["offer_category_demand"] = _pick(X, DEMAND_PREFIX, self.__dict__.get("categories_with_demand_", []),
+                                                 slot, lift)
         if "offer_stage_gap" in self.outputs_:
             customer = t.stages.codes_of(X["journey_stage"]).astype(float)
             customer[customer < 0] = np.nan
@@ -258,6 +284,7 @@ class _Tables:
     offer_stage: np.ndarray  # stage index per offer (NaN = none)
     share_slot: np.ndarray  # position in categories_with_share_ per category code, -1 = none
     affinity_slot: np.ndarray  # position in categories_with_affinity_ per category code, -1 = none
+    demand_slot: np.ndarray  # position in categories_with_demand_ per category code, -1 = none
 
     @classmethod
     def build(
@@ -267,6 +294,7 @@ class _Tables:
         stages: Sequence[str],
         with_share: Sequence[str],
         with_affinity: Sequence[str] = (),
+        with_demand: Sequence[str] = (),
     ) -> _Tables:
         offer_ids = sorted(set(offer_category) | set(offer_stage))
         categories = sorted(set(offer_category.values()))
@@ -276,6 +304,7 @@ class _Tables:
         stage = [stage_code.get(offer_stage.get(o), np.nan) for o in offer_ids] + [np.nan]  # type: ignore[arg-type]
         slot = {c: k for k, c in enumerate(with_share)}
         affinity_slot = {c: k for k, c in enumerate(with_affinity)}
+        demand_slot = {c: k for k, c in enumerate(with_demand)}
         return cls(
             offers=Levels.of(offer_ids),
             categories=Levels.of(categories),
@@ -284,4 +313,5 @@ class _Tables:
             offer_stage=np.array(stage, dtype=float),
             share_slot=np.array([slot.get(c, -1) for c in categories] + [-1], dtype=np.int64),
             affinity_slot=np.array([affinity_slot.get(c, -1) for c in categories] + [-1], dtype=np.int64),
+            demand_slot=np.array([demand_slot.get(c, -1) for c in categories] + [-1], dtype=np.int64),
         )

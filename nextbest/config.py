@@ -224,6 +224,9 @@ class FeaturesConfig(_Frozen):
     stale_months: int = Field(default=12, ge=1, description="Data quality: no activity for N months = stale.")
     interest_days: int = Field(default=30, ge=1, description="Personalisation: viewed-not-bought window.")
     newsletter_recent_days: int = Field(default=14, ge=1, description="'Newsletter sign-up recent' window.")
+    demand_recent_days: int = Field(
+        default=14, ge=1, le=180, description="Category demand: the recent window compared with the last 365 days."
+    )
     order_count_recent_days: int = Field(
         default=14, ge=1, description="'Order count crossed': the threshold order happened within N days."
     )
@@ -278,6 +281,13 @@ class TrainingConfig(_Frozen):
             "shift learner: columns the contact-effect model never splits on, e.g. [offer_id] when the effect of a "
             "contact should depend on the customer and channel (and the customer's taste for the offer's category) "
             "but not on the offer's identity."
+        ),
+    )
+    ignored_features: tuple[str, ...] = Field(
+        default=(),
+        description=(
+            "Model inputs no tree splits on (they stay in the model's encoding), e.g. [offer_category_demand] on a "
+            "warehouse too small to estimate the market's demand above its noise."
         ),
     )
     min_child_samples: int = Field(default=200, ge=1, description="LightGBM min_data_in_leaf.")

@@ -98,6 +98,7 @@ def base_params(training: TrainingConfig) -> dict[str, Any]:
         "feature_fraction": training.feature_fraction,
         "lambda_l2": training.lambda_l2,
         "early_stopping_rounds": training.early_stopping_rounds,
+        "ignored_features": training.ignored_features,
         "random_state": training.seed,
         "n_jobs": training.n_jobs,
     }
@@ -126,7 +127,8 @@ def make_model(
         effect = clone(base).set_params(
             num_leaves=config.training.effect_num_leaves,
             min_child_samples=config.training.effect_min_child_samples,
-            ignored_features=config.training.effect_ignored_features,
+            ignored_features=tuple(dict.fromkeys([*config.training.ignored_features,
+                                                  *config.training.effect_ignored_features])),
         )
         uplift = ShiftLearner(base, effect, treatment_features=TREATMENT_FEATURES)
     else:

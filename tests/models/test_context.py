@@ -1,4 +1,4 @@
-"""OfferContext's category affinity: the customer's own events shrunk towards their demographic cell."""
+"""OfferContext's category affinity (the customer's own events shrunk towards their demographic cell) and demand."""
 
 from __future__ import annotations
 
@@ -52,3 +52,24 @@ def test_without_cell_columns_the_own_affinity_is_used() -> None:
     ctx = OfferContext(CATALOGUE).fit(X)
     assert ctx.affinity_prior_ is None
     np.testing.assert_allclose(ctx.transform(X)["offer_category_affinity"].to_numpy()[:4], [0.6, 0.2, 0.5, 0.4])
+
+
+def test_demand_is_the_offer_categorys_market_demand() -> None:
+    X = rows().assign(category_demand_shoes=0.2, category_demand_books=-0.1)
+    ctx = OfferContext(CATALOGUE).fit(X)
+    assert ctx.categories_with_demand_ == ["books", "shoes"]
+    out = ctx.transform(X)
+    got = out["offer_category_demand"].to_numpy()
+    np.testing.assert_allclose(got[:4], [0.2, 0.2, -0.1, -0.1])
+    # The raw market columns are a calendar to a learner: only the offer's own goes on.
+    assert not out.columns.str.startswith("category_demand_").any()
+    assert np.isnan(got[4])  # an offer the catalogue does not know
+    # The scoring service's customer x offer table gives what transform gives each row.
+    table = ctx.offer_table(X, ["b", "a"])["offer_category_demand"]
+    np.testing.assert_allclose(table, np.tile([-0.1, 0.2], (len(X), 1)))
+
+
+def test_bundles_fitted_before_demand_existed_still_transform() -> None:
+    ctx = OfferContext(CATALOGUE).fit(rows())
+    del ctx.__dict__["categories_with_demand_"]
+    assert "offer_category_demand" not in ctx.transform(rows().assign(category_demand_shoes=0.2)).columns

@@ -60,3 +60,14 @@ def test_sigmoid_calibration_keeps_the_order_of_uplifts() -> None:
     p0 = np.full(3, 0.05)
     uplifts = cal.transform(p0 + np.array([0.01, 0.02, 0.03])) - cal.transform(p0)
     assert np.all(np.diff(uplifts) > 0)
+
+
+def test_configured_ignored_features_are_never_split_on() -> None:
+    training = load_config(None).training.model_copy(update={"ignored_features": ("habit",), "n_estimators": 60})
+    X, y, _ = planted(5_000, seed=4)
+    params = base_params(training) | {"categorical": ("offer_id", "channel"), "early_stopping_rounds": None}
+    estimator = LGBMResponseClassifier(**params).fit(X, y)
+    importance = estimator.feature_importance()
+    assert importance["habit"] == 0
+    assert importance["engagement"] > 0
+    assert "habit" in estimator.feature_names_in_  # still encoded: a model sharing the encoding can read it
