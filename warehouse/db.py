@@ -2,27 +2,46 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
 
+from nextbest.errors import BadInputError
 from nextbest.warehouse.schema import TABLES
 
 
-def connect(path: Path | str, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+#: Environment variable that caps DuckDB's memory on every warehouse connection ("4GB").
+MEMORY_ENV = "NEXTBEST_DUCKDB_MEMORY"
+
+
+def connect(path: Path | str, *, read_only: bool = False, memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
     """Open the warehouse file and make sure every contract table exists.
 
     ``read_only`` connections skip DDL (they cannot run it) and let several
     processes read the same file, e.g. the scoring service next to a notebook.
+    ``memory_limit`` (e.g. ``"2GB"``) caps DuckDB's buffers; beyond it, joins and
+    sorts spill to ``<warehouse>.tmp``. :data:`MEMORY_ENV`, when set, overrides it.
+    Without either, DuckDB takes up to 80 % of the machine's memory.
     """
     path = Path(path)
+    limit = os.environ.get(MEMORY_ENV) or memory_limit
     if read_only:
-        return duckdb.connect(str(path), read_only=True)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(str(path))
-    ensure_schema(con)
+        con = duckdb.connect(str(path), read_only=True)
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        con = duckdb.connect(str(path))
+        ensure_schema(con)
+    if limit:
+        try:
+            con.execute(f"SET memory_limit = '{limit}'")
+        except duckdb.Error as exc:
+            con.close()
+            source = MEMORY_ENV if os.environ.get(MEMORY_ENV) else "memory_limit"
+            raise BadInputError(f"{source}: {limit!r} is not a memory size; use e.g. 2GB or 512MB") from exc
+        con.execute(f"SET temp_directory = '{path}.tmp'")
     return con
 
 
