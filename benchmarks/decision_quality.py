@@ -15,6 +15,9 @@ choices:
 ``true offer ranking``            the champion's mean per customer x channel, the true ranking
                                   of offers within each channel
 ``true customer level``           the true mean per customer, the champion's ranking within it
+``true channel mean``             the champion, shifted per channel so its mean uplift is the truth's
+``true offer x channel mean``     the same per (offer, channel) pair: the most an average-effect
+                                  correction per action (from randomised data) could repair
 
 Comparing them splits the gap: whom to contact, through which channel, with which offer.
 No exploration, caps or time: one snapshot, one greedy choice each.
@@ -87,6 +90,9 @@ def decision_quality(ws: Workspace, hour: int = 10) -> dict[str, object]:
         "true channel level": tu_ch + (u - u_ch),
         "true offer ranking": u_ch + (tu - tu_ch),
         "true customer level": tu_c + (u - u_c),
+        # What an estimate of each action's average effect (from randomised data) could repair at best.
+        "true channel mean": u + _group_mean(tu, channel) - _group_mean(u, channel),
+        "true offer x channel mean": u + _group_mean(tu, model.pair) - _group_mean(u, model.pair),
     }
     best, _ = value(tu)
     rows = {}

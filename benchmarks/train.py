@@ -30,7 +30,7 @@ from pathlib import Path
 from nextbest.models.registry import load_scorer
 from nextbest.training.dataset import build_training_set
 from nextbest.training.synthetic import SYNTHETIC_CATEGORICAL, SyntheticSpec, write_synthetic_log
-from nextbest.training.trainer import TrainOptions, run_training
+from nextbest.training.trainer import TRAINING_SET_MEMORY, TrainOptions, run_training
 from nextbest.warehouse.db import connect
 from nextbest.workspace import Workspace
 
@@ -60,6 +60,8 @@ def main() -> None:
         t_gen = time.perf_counter() - t0
 
         t0 = time.perf_counter()
+        con.close()
+        con = connect(ws.warehouse_path, read_only=True, memory_limit=TRAINING_SET_MEMORY)  # as `nextbest train`
         data = build_training_set(con, ws.config(), features=spec.features, categorical=SYNTHETIC_CATEGORICAL)
         con.close()
         t_build = time.perf_counter() - t0
