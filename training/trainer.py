@@ -227,7 +227,8 @@ def run_training(
             from nextbest.training.tuning import tune
 
             say(f"tuning: {options.tune_trials} Optuna trials")
-            params = tune(data, split, params, data.categorical, defaults, n_trials=options.tune_trials, seed=training.seed)
+            params = tune(data, split, params, data.categorical, defaults, n_trials=options.tune_trials,
+                          seed=training.seed, progress=say)
         tracking.log_params(
             {
                 **{f"lgbm_{k}": v for k, v in params.items()},

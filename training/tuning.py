@@ -10,6 +10,7 @@ Every trial is a nested MLflow run under the training run.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import mlflow
@@ -74,10 +75,13 @@ def tune(
     *,
     n_trials: int,
     seed: int = 0,
+    progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Run the study; return ``base`` updated with the best trial's parameters.
 
     Must be called inside an active MLflow run (the trials nest under it).
+    ``progress`` hears one line per finished trial: on a large warehouse a trial
+    takes minutes, and Optuna's own log is kept to warnings.
     """
     train, valid = data.subset(split.train), data.subset(split.validation)
     X_val, y_val = valid.X, valid.y
@@ -114,7 +118,17 @@ def tune(
     )
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study.enqueue_trial(starting_point(base))
-    study.optimize(objective, n_trials=n_trials)
+
+    def report(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        if progress is None:
+            return
+        done = f"trial {trial.number + 1}/{n_trials}"
+        if trial.state == optuna.trial.TrialState.COMPLETE:
+            progress(f"{done}: validation log loss {trial.value:.5f} (best {study.best_value:.5f})")
+        else:
+            progress(f"{done}: {trial.state.name.lower()}")
+
+    study.optimize(objective, n_trials=n_trials, callbacks=[report])
     tracking.log_metrics({"tuning_best_validation_logloss": study.best_value})
     mlflow.set_tag("tuning_best_trial", str(study.best_trial.number))
     return {**base, **study.best_params}

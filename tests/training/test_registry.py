@@ -142,7 +142,12 @@ def test_promotion_gate(metric: str, champion: float, challenger: float, promote
 
 def test_tuning_logs_nested_trials(synthetic_workspace: Workspace, training_set: TrainingSet) -> None:
     ws = synthetic_workspace
-    result = run_training(ws, _config(ws), training_set, TrainOptions(tune_trials=2, register=False))
+    said: list[str] = []
+    result = run_training(ws, _config(ws), training_set, TrainOptions(tune_trials=2, register=False),
+                          progress=said.append)
+    trials = [line for line in said if line.startswith("trial ")]
+    assert [t.split(":")[0] for t in trials] == ["trial 1/2", "trial 2/2"]
+    assert "validation log loss" in trials[0]  # trial 0, the configuration, is never pruned
     client = MlflowClient(ws.tracking_uri)
     parent = client.get_run(result.run_id)
     children = client.search_runs(
