@@ -41,7 +41,8 @@ def pit_ctes(config: NextbestConfig, *, filtered: bool) -> list[tuple[str, str]]
     filtered
         Restrict every view to ``$customer_ids``.
     """
-    only = " AND customer_id IN (SELECT UNNEST(CAST($customer_ids AS BIGINT[])))" if filtered else ""
+    in_ids = "customer_id IN (SELECT UNNEST(CAST($customer_ids AS BIGINT[])))"
+    only = f" AND {in_ids}" if filtered else ""
     cols = ", ".join(customer_columns(config))
     return [
         # The customers table is current state (no history): a customer is in the snapshot once
@@ -51,22 +52,20 @@ def pit_ctes(config: NextbestConfig, *, filtered: bool) -> list[tuple[str, str]]
         ("pit_interactions",
          f"SELECT customer_id, ts, type, split_part(type, '.', 1) AS family, value, {age_days('ts')} AS age_days "
          f"FROM interactions WHERE ts < {AS_OF}{only}"),
-        ("pit_transactions",
+        # Every customer's order lines, also in a build restricted to some customers: market-level
+        # features (category demand) describe everyone, and a one-customer build must agree
+        # with the nightly snapshot.
+        ("pit_market_transactions",
          f"SELECT customer_id, ts, order_id, coalesce(category, 'unknown') AS category, "
          f"coalesce(amount, 0.0) AS amount, coalesce(margin, 0.0) AS margin, {age_days('ts')} AS age_days "
-         f"FROM transactions WHERE ts < {AS_OF}{only}"),
+         f"FROM transactions WHERE ts < {AS_OF}"),
+        ("pit_transactions", "SELECT * FROM pit_market_transactions" + (f" WHERE {in_ids}" if filtered else "")),
         # Order lines collapse into orders; order_number counts a customer's orders in time order.
         ("pit_orders",
          "SELECT customer_id, order_id, min(ts) AS ts, min(age_days) AS age_days, sum(amount) AS amount, "
          "sum(margin) AS margin, "
          "row_number() OVER (PARTITION BY customer_id ORDER BY min(ts), order_id) AS order_number "
          "FROM pit_transactions GROUP BY customer_id, order_id"),
-        # Every customer's order lines, also in a build restricted to some customers: market-level
-        # features (category demand) describe everyone, and a one-customer build must agree
-        # with the nightly snapshot.
-        ("pit_market_transactions",
-         f"SELECT customer_id, ts, coalesce(category, 'unknown') AS category, {age_days('ts')} AS age_days "
-         f"FROM transactions WHERE ts < {AS_OF}"),
         ("pit_life_events",
          f"SELECT customer_id, event_type, coalesce(event_date, CAST(ts AS DATE)) AS event_date, "
          f"{age_days('ts')} AS age_days FROM life_events WHERE ts < {AS_OF}{only}"),

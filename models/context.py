@@ -224,8 +224,7 @@ class OfferContext(TransformerMixin, BaseEstimator):
             out["offer_category_interest"] = ((interest == known) & (known >= 0)).astype(float)
         if "offer_category_demand" in self.outputs_:
             slot = lift.offer(t.demand_slot[category])
-            out["offer_category_demand"] = _pick(X, DEMAND_PREFIX, self.__dict__.get("categories_with_demand_", []),
-                                                 slot, lift)
+            out["offer_category_demand"] = _pick(X, DEMAND_PREFIX, self.categories_with_demand_, slot, lift)
         if "offer_stage_gap" in self.outputs_:
             customer = t.stages.codes_of(X["journey_stage"]).astype(float)
             customer[customer < 0] = np.nan

@@ -27,21 +27,21 @@ def connect(path: Path | str, *, read_only: bool = False, memory_limit: str | No
     Without either, DuckDB takes up to 80 % of the machine's memory.
     """
     path = Path(path)
-    limit = os.environ.get(MEMORY_ENV) or memory_limit
-    if read_only:
-        con = duckdb.connect(str(path), read_only=True)
-    else:
+    if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
-        con = duckdb.connect(str(path))
-        ensure_schema(con)
+    con = duckdb.connect(str(path), read_only=read_only)
+    from_env = os.environ.get(MEMORY_ENV)
+    limit = from_env or memory_limit
     if limit:
         try:
             con.execute(f"SET memory_limit = '{limit}'")
         except duckdb.Error as exc:
             con.close()
-            source = MEMORY_ENV if os.environ.get(MEMORY_ENV) else "memory_limit"
+            source = MEMORY_ENV if from_env else "memory_limit"
             raise BadInputError(f"{source}: {limit!r} is not a memory size; use e.g. 2GB or 512MB") from exc
         con.execute(f"SET temp_directory = '{path}.tmp'")
+    if not read_only:
+        ensure_schema(con)
     return con
 
 
