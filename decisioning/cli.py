@@ -18,10 +18,13 @@ from nextbest.decisioning.campaign import plan_campaign
 from nextbest.decisioning.documents import Context, RankResponse
 from nextbest.decisioning.engine import DecisionEngine, complete_features
 from nextbest.decisioning.history import ContactHistory
-from nextbest.decisioning.log import decision_rows, write_decisions
+from nextbest.decisioning.log import decision_rows
 from nextbest.decisioning.ruleset import RuleSet
 from nextbest.decisioning.segments import export, members, profile, write_export
 from nextbest.errors import BadInputError, NotFoundError
+from nextbest.live.history import read_history
+from nextbest.live.register import register_decisions
+from nextbest.live.store import LiveStore
 from nextbest.models.scoring import Scorer
 from nextbest.warehouse.db import connect
 from nextbest.workspace import Workspace
@@ -84,11 +87,8 @@ def parse_time(value: str | None, default: pd.Timestamp | None, option: str) -> 
 
 
 def _history(ws: Workspace, config: NextbestConfig, at: dt.datetime, ids: np.ndarray | None) -> ContactHistory:
-    con = connect(ws.warehouse_path, read_only=True)
-    try:
-        return ContactHistory.load(con, config, at, ids)
-    finally:
-        con.close()
+    # Both stores: the warehouse up to its last sync, the live store's decisions after it.
+    return read_history(ws, config, at)
 
 
 def _profiles(ws: Workspace, ids: np.ndarray) -> pd.DataFrame:
@@ -112,7 +112,7 @@ def rank(
     top_k: Annotated[int, typer.Option("--top-k", min=1, max=50, help="Ranked actions to show.")] = 3,
     channel: Annotated[str | None, typer.Option(help="Inbound channel: rank only actions on it.")] = None,
     event: Annotated[str | None, typer.Option(help="Triggering event feature, e.g. moved_recently.")] = None,
-    log: Annotated[bool, typer.Option("--log/--no-log", help="Write the decision to the decisions table.")] = False,
+    log: Annotated[bool, typer.Option("--log/--no-log", help="Register the decision in the live store (a contact).")] = False,
 ) -> None:
     """Rank the next best actions of one customer, with reasons and suppressions."""
     ws = workspace_of(ctx)
@@ -129,7 +129,11 @@ def rank(
         profiles=_profiles(ws, ids),
     )[0]
     if log:
-        write_decisions(ws.warehouse_path, decision_rows([doc]))
+        store = LiveStore.for_workspace(ws, writer="cli")
+        try:
+            register_decisions(store, decision_rows([doc]))
+        finally:
+            store.close()
     if as_json:
         echo_json(doc.model_dump(mode="json"))
     else:

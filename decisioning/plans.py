@@ -126,6 +126,13 @@ class PlanCache:
         while len(self._plans) > self.size:
             self._plans.popitem(last=False)
 
+    def drop(self, customer_id: int) -> int:
+        """Forget every plan of ``customer_id`` (an erasure); returns how many there were."""
+        keys = [k for k in self._plans if k[0] == customer_id]
+        for key in keys:
+            del self._plans[key]
+        return len(keys)
+
     @property
     def nbytes(self) -> int:
         """Bytes held by the cached plans' arrays (the cache's memory, less ~0.5 kB of objects a plan)."""

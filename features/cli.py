@@ -24,6 +24,7 @@ from nextbest.warehouse.db import connect
 from rich.console import Console
 from rich.table import Table
 
+from nextbest.live.cli import sync_live
 from nextbest.clitools import echo_json, workspace_of
 from nextbest.config import NextbestConfig
 from nextbest.errors import BadInputError, NotFoundError
@@ -95,6 +96,7 @@ def build(
 ) -> None:
     """Compute feature snapshots (data strictly before each as-of) into the warehouse."""
     ws = workspace_of(ctx)
+    sync_live(ws)  # the services' decisions and outcomes first
     config = ws.config()
     con = connect(ws.warehouse_path)
     try:

@@ -29,6 +29,7 @@ app = typer.Typer(
 # Order is the order of `nextbest --help`: the data flow, raw tables to decisions and back.
 COMMAND_MODULES: tuple[str, ...] = (
     "nextbest.warehouse.cli",
+    "nextbest.live.cli",
     "nextbest.world.cli",
     "nextbest.features.cli",
     "nextbest.training.cli",

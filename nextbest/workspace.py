@@ -62,6 +62,16 @@ class Workspace:
         return self.root / "audit.log"
 
     @property
+    def root_live_url(self) -> str:
+        """SQLAlchemy URL of the embedded live store in this folder, whatever ``NEXTBEST_LIVE_URL`` says."""
+        return f"sqlite:///{self.root / 'live.db'}"
+
+    @property
+    def live_url(self) -> str:
+        """SQLAlchemy URL of the live store: ``NEXTBEST_LIVE_URL``, else SQLite in the workspace."""
+        return os.environ.get("NEXTBEST_LIVE_URL") or f"sqlite:///{self.root / 'live.db'}"
+
+    @property
     def tracking_uri(self) -> str:
         """``$MLFLOW_TRACKING_URI`` if set, else the embedded sqlite store."""
         return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{self.root / 'mlflow.db'}"

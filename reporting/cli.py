@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from nextbest.clitools import echo_json, workspace_of
+from nextbest.live.cli import sync_live
 
 
 def register(app: typer.Typer) -> None:
@@ -29,7 +30,9 @@ def register(app: typer.Typer) -> None:
         from nextbest.reporting.ab_page import run_ab_analysis
         from nextbest.reporting import format as fmt
 
-        run = run_ab_analysis(workspace_of(ctx), experiment=experiment, start=start, end=end, log_to_mlflow=mlflow)
+        ws = workspace_of(ctx)
+        sync_live(ws)  # the services' decisions and outcomes first
+        run = run_ab_analysis(ws, experiment=experiment, start=start, end=end, log_to_mlflow=mlflow)
         if as_json:
             echo_json(run.analysis.to_dict() | {"report": str(run.html_path), "mlflow_run_id": run.run_id})
             return
@@ -58,6 +61,7 @@ def register(app: typer.Typer) -> None:
         from nextbest.reporting.uplift_report import build_uplift_report
 
         ws = workspace_of(ctx)
+        sync_live(ws)  # the services' decisions and outcomes first
         if output is not None and not output.is_absolute() and not output.exists():
             output = Path.cwd() / output
         report = build_uplift_report(ws, output=output, experiment=experiment, alias=alias, log_to_mlflow=mlflow)

@@ -12,18 +12,27 @@ no parallelism anyway) and it records each decision into the contact history,
 which must see the decisions of the previous call. :meth:`Runtime.rank_now`
 ranks only when that lock is free and no history needs loading, so the service
 can call it on its event loop without ever blocking it.
+
+Every decision and outcome goes to the live store through the worker's
+:class:`~nextbest.serving.committer.Committer`; the service answers once the
+commit is done (:meth:`Runtime.confirm`). The warehouse is only ever read, when
+a serving state loads.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import dataclasses
 import gc
 import logging
+import os
 import threading
 import time
+import uuid
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from concurrent.futures import Future
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -36,27 +45,38 @@ from nextbest.decisioning.engine import DecisionEngine, complete_features
 from nextbest.decisioning.plans import CustomerPlan, PlanCache, PlanKey
 from nextbest.decisioning.prepared import PreparedCustomers
 from nextbest.errors import NotFoundError
+from nextbest.decisioning.history import ContactHistory
+from nextbest.decisioning.log import decision_row
 from nextbest.features.snapshots import read_snapshot
 from nextbest.features.store import FeatureStore
+from nextbest.live.history import BaseHistory, build_history
+from nextbest.live.register import ContactGate, News, RecordedFeedback, Written, decision_dict
+from nextbest.live.store import DECISION_COLUMNS, NEGATIVE_OUTCOMES, LiveStore, StoreUnavailableError
 from nextbest.models.registry import CHAMPION, get_version
+from nextbest.serving.committer import Committer
 from nextbest.serving.connections import warehouse_connection
-from nextbest.serving.decision_log import DecisionWriter
-from nextbest.serving.feedback import RecordedFeedback, record_feedback
 from nextbest.serving.histories import HistoryCache, utc_now
 from nextbest.serving.metrics import service_metrics
 from nextbest.serving.schemas import FeedbackBody, FeedbackReceipt, RankBatchBody, RefreshReport
 from nextbest.serving.settings import ServeSettings
 from nextbest.training.tracking import use_workspace
-from nextbest.warehouse.db import ensure_schema
 from nextbest.workspace import Workspace
 
 log = logging.getLogger(__name__)
 
 #: Touched after a refresh so the other workers of the server refresh too.
 REFRESH_STAMP = Path("serving") / "refresh.stamp"
+#: How often a decision the contact gate refused is ranked again before the request gets a 503.
+RERANKS = 3
 #: Compiled tree models (native object code), shared by the workers and kept across starts.
 COMPILED_DIR = Path("serving") / "compiled"
-NEGATIVE_OUTCOMES: frozenset[str] = frozenset({"complaint", "unsubscribe"})
+
+
+class ContactConflictError(StoreUnavailableError):
+    """Decisions kept losing their contact reservation to other workers; retry the request."""
+
+    def __init__(self, n: int) -> None:
+        super().__init__(f"{n} decision(s) lost their contact reservation to other workers {RERANKS + 1} times; retry")
 
 
 @dataclass(frozen=True)
@@ -71,12 +91,18 @@ class ServingState:
     loaded_at: dt.datetime
     #: Every customer of ``features`` prepared for ``engine``, then one all-null row for unknown ids.
     customers: PreparedCustomers
+    #: The warehouse's part of the contact history, read with the snapshot.
+    base: BaseHistory
     #: Customers' plans for this state's models and features (``None``: every request takes the full path).
     plans: PlanCache | None = None
+    #: Customers erased while this state serves: ranked as unknown from then on.
+    erased: set[int] = field(default_factory=set)
 
     def prepared(self, ids: np.ndarray) -> tuple[PreparedCustomers, int]:
-        """The prepared rows of ``ids`` (unknown ids get the cold-start row) and how many were unknown."""
+        """The prepared rows of ``ids`` (unknown and erased ids get the cold-start row) and how many were unknown."""
         pos = self.features.positions(ids)
+        if self.erased:
+            pos = np.where(np.isin(ids, np.fromiter(self.erased, dtype=np.int64)), -1, pos)
         unknown = pos < 0
         return self.customers.take(np.where(unknown, self.blank, pos), ids=ids), int(unknown.sum())
 
@@ -150,23 +176,29 @@ def prepare_snapshot(engine: DecisionEngine, store: FeatureStore, reason_memo: i
     return PreparedCustomers.concat([known, blank], frame_of).remember_reasons(reason_memo)
 
 
-def load_features(ws: Workspace, config: NextbestConfig, lock_timeout_s: float) -> tuple[FeatureStore, pd.DataFrame]:
-    """The latest feature snapshot and the salutation profiles, read in one short connection."""
-    with warehouse_connection(ws.warehouse_path, timeout_s=lock_timeout_s) as con:
+def load_features(
+    ws: Workspace, config: NextbestConfig, lock_timeout_s: float, store_id: str
+) -> tuple[FeatureStore, pd.DataFrame, BaseHistory]:
+    """The latest feature snapshot, the salutation profiles and the warehouse's contact history.
+
+    Read in one short read-only connection: the service never writes the warehouse.
+    """
+    with warehouse_connection(ws.warehouse_path, read_only=True, timeout_s=lock_timeout_s) as con:
         as_of, features, offer_history = read_snapshot(con, config)
         # Personal data, used only to greet the customer in the message, never by a model.
         profiles = con.execute("SELECT customer_id, first_name, gender FROM customers").df()
-    return FeatureStore(features, offer_history, as_of), profiles
+        base = BaseHistory.read(con, config, pd.Timestamp(as_of).to_pydatetime(), store_id)
+    return FeatureStore(features, offer_history, as_of), profiles, base
 
 
-def build_state(settings: ServeSettings) -> ServingState:
-    """Load configuration, models and features into a new :class:`ServingState`."""
+def build_state(settings: ServeSettings, store_id: str) -> ServingState:
+    """Load configuration, models, features and the warehouse's history into a new :class:`ServingState`."""
     ws = settings.workspace
     config = ws.config()
     # MLflow resolves `models:/` artifact URIs against its global registry URI.
     use_workspace(ws)
     scorers = load_scorers(ws, config)
-    store, profiles = load_features(ws, config, settings.lock_timeout_s)
+    store, profiles, base = load_features(ws, config, settings.lock_timeout_s, store_id)
     engine = DecisionEngine(config, scorers)
     customers = prepare_snapshot(engine, store, settings.reason_memo)
     if settings.compiled_trees:
@@ -181,6 +213,7 @@ def build_state(settings: ServeSettings) -> ServingState:
         model_versions={alias: s.model_version for alias, s in scorers.items()},
         loaded_at=dt.datetime.now(dt.timezone.utc),
         customers=customers,
+        base=base,
         plans=PlanCache(settings.plan_cache, settings.plan_reasons) if settings.plan_cache > 0 and engine.plannable else None,
     )
     state.plan_everyone(settings.batch_chunk)
@@ -207,7 +240,7 @@ def preflight(ws: Workspace) -> None:
     config = ws.config()
     if get_version(ws.tracking_uri, CHAMPION) is None:
         raise NotFoundError(f"no champion model registered in {ws.tracking_uri} — run `nextbest train`")
-    with warehouse_connection(ws.warehouse_path) as con:
+    with warehouse_connection(ws.warehouse_path, read_only=True) as con:
         read_snapshot(con, config, customer_ids=[])
 
 
@@ -261,24 +294,26 @@ class Runtime:
     def __init__(self, settings: ServeSettings) -> None:
         self.settings = settings
         self.workspace = settings.workspace
-        with warehouse_connection(self.workspace.warehouse_path, timeout_s=settings.lock_timeout_s) as con:
-            ensure_schema(con)
-        self.writer = DecisionWriter(
-            self.workspace.warehouse_path,
-            interval_s=settings.writer_interval_ms / 1000,
-            max_rows=settings.writer_max_rows,
-            lock_timeout_s=settings.lock_timeout_s,
-        ).start()
+        self.store = LiveStore.for_workspace(
+            self.workspace, writer=f"serve-{os.getpid()}-{uuid.uuid4().hex[:6]}", busy_timeout_s=settings.lock_timeout_s
+        )
         # Re-entrant: rank_now holds it around rank_requests, which takes it again.
         self._engine_lock = threading.RLock()
         self._refresh_lock = threading.Lock()
-        self._state = build_state(settings)
+        self._tickets: dict[str, Future[Written]] = {}
+        self._erased: set[int] = set()
+        self._state = build_state(settings, self.store.store_id)
         self._count_built(self._state)
-        self._histories = self._new_histories(self._state.config)
+        self.committer = Committer(
+            self.store, ContactGate(self.store, self._state.config, self._state.base), self._apply_news,
+            retry_s=settings.lock_timeout_s,
+        )
+        self._histories = self._reset_histories(self._state)
+        self.committer.start()
         self._stamp = self.workspace.artifacts_dir / REFRESH_STAMP
         self._stamp_seen = self._stamp_mtime()
         self._stop = threading.Event()
-        self._watcher = threading.Thread(target=self._watch_stamp, name="nextbest-refresh-watch", daemon=True)
+        self._watcher = threading.Thread(target=self._watch, name="nextbest-refresh-watch", daemon=True)
         self._watcher.start()
         settle_heap()
 
@@ -289,13 +324,79 @@ class Runtime:
 
     @property
     def ready(self) -> bool:
-        """Models and features are loaded and the writer is alive."""
-        return self._state is not None and not self._stop.is_set()
+        """Models and features are loaded and the live store takes commits."""
+        return self._state is not None and not self._stop.is_set() and self.committer.healthy
 
     def close(self) -> None:
-        """Stop watching and write every queued decision."""
+        """Stop watching and commit everything queued."""
         self._stop.set()
-        self.writer.close(timeout_s=max(30.0, 3 * self.settings.lock_timeout_s))
+        self.committer.close(timeout_s=max(30.0, 3 * self.settings.lock_timeout_s))
+        self.store.close()
+
+    # ------------------------------------------------------------------ commits
+    def confirm(self, doc: RankResponse, timeout_s: float | None = None) -> bool:
+        """Wait until ``doc``'s decision is committed; False when the contact gate refused it.
+
+        Blocking; the service's event loop awaits :meth:`ticket` instead.
+        """
+        ticket = self.ticket(doc)
+        if ticket is None:
+            return True
+        written = ticket.result(timeout_s if timeout_s is not None else 3 * self.settings.lock_timeout_s)
+        return doc.decision_id not in written.rejected
+
+    def ticket(self, doc: RankResponse) -> Future[Written] | None:
+        """The commit of ``doc``'s decision (``None`` once taken: each decision is confirmed once)."""
+        return self._tickets.pop(doc.decision_id, None)
+
+    def _apply_news(self, news: News) -> None:
+        """What other writers committed: into the worker's histories; erasures dropped at once."""
+        with self._engine_lock:
+            self._histories.merge(news)
+        if news.erased:
+            self.erase(news.erased)
+
+    def erase(self, customer_ids: Sequence[int]) -> None:
+        """Drop erased customers' cached features, plans, profile and history; they are cold starts from now on."""
+        fresh = {int(c) for c in customer_ids} - self._erased
+        if not fresh:
+            return
+        with self._engine_lock:
+            self._erased |= fresh
+            state = self._state
+            state.erased.update(fresh)
+            if state.plans is not None:
+                for cid in fresh:
+                    state.plans.drop(cid)
+            self._state = dataclasses.replace(
+                state, profiles=state.profiles[~state.profiles["customer_id"].isin(list(fresh))].reset_index(drop=True)
+            )
+        self._histories = self._reset_histories(self._state)
+        log.info("dropped %d erased customer(s) from the serving state", len(fresh))
+
+    def _reset_histories(self, state: ServingState) -> HistoryCache:
+        """Rebuild the gate and the worker's histories from ``state``'s base and the live store, at one point."""
+        base = state.base.without(self._erased)
+
+        def reset() -> tuple[pd.DataFrame, pd.DataFrame]:
+            gate = ContactGate(self.store, state.config, base)
+            with self.store.writing() as con:
+                frames = gate.reset(con)
+            self.committer.gate = gate
+            return frames
+
+        contacts, negatives = self.committer.call(reset)
+        return HistoryCache(state.config, base, contacts, negatives, load_at=self._load_at)
+
+    def _load_at(self, when: dt.datetime) -> ContactHistory:
+        """A history for decisions at ``when``, before the snapshot: read from both stores."""
+        config = self._state.config
+        with warehouse_connection(self.workspace.warehouse_path, read_only=True, timeout_s=self.settings.lock_timeout_s) as con:
+            base = BaseHistory.read(con, config, when, self.store.store_id).without(self._erased)
+        with self.store.reading() as con:
+            contacts = self.store.contacts_after(con, base.marks.get("decisions", 0), base.start)
+            negatives = self.store.negatives_after(con, base.marks.get("outcomes", 0))
+        return build_history(config, base, contacts, negatives)
 
     # ------------------------------------------------------------------ ranking
     def rank_requests(self, requests: Sequence[RankRequest]) -> list[RankResponse | Exception]:
@@ -359,7 +460,7 @@ class Runtime:
             looked = (cache.hits, cache.misses)
             plans = state.plans_of(keys, now)
             _count_plans(cache.hits - looked[0], cache.misses - looked[1])
-            live = self._histories.live()[0] if any(r.at is None for r in requests) else None
+            live = self._histories.live() if any(r.at is None for r in requests) else None
             for r, key in zip(requests, keys, strict=True):
                 plan = plans[key]
                 if isinstance(plan, Exception):
@@ -395,17 +496,30 @@ class Runtime:
             self._engine_lock.release()
 
     def rank_batch(self, body: RankBatchBody) -> list[RankResponse]:
-        """Rank ``body.customer_ids`` in chunks of ``settings.batch_chunk``, in request order."""
+        """Rank ``body.customer_ids`` in chunks of ``settings.batch_chunk``, in request order; returns once committed.
+
+        A decision the contact gate refuses (another worker contacted the customer
+        meanwhile) is ranked again with that contact known, up to :data:`RERANKS` times.
+        """
         at = to_warehouse_time(body.context.timestamp) if body.context.timestamp else utc_now()
         context = Context(channel=body.context.channel, event=body.context.event)
         ids = np.asarray(body.customer_ids, dtype=np.int64)
         chunk = self.settings.batch_chunk
         docs: list[RankResponse] = []
         for start in range(0, len(ids), chunk):
-            docs.extend(
-                self._rank(ids[start : start + chunk], at, context, body.top_k, body.seed, False,
-                           explicit_time=body.context.timestamp is not None)
-            )
+            part = ids[start : start + chunk]
+            ranked = self._rank(part, at, context, body.top_k, body.seed, False, explicit_time=body.context.timestamp is not None)
+            for attempt in range(RERANKS + 1):
+                refused = [i for i, d in enumerate(ranked) if not self.confirm(d)]
+                if not refused:
+                    break
+                if attempt == RERANKS:
+                    raise ContactConflictError(len(refused))
+                again = self._rank(part[refused], at, context, body.top_k, body.seed, False,
+                                   explicit_time=body.context.timestamp is not None)
+                for i, doc in zip(refused, again, strict=True):
+                    ranked[i] = doc
+            docs.extend(ranked)
         return docs
 
     def _rank(
@@ -445,7 +559,7 @@ class Runtime:
         memo = customers.memo
         with self._engine_lock:
             seen = (memo.hits, memo.misses) if memo is not None else (0, 0)
-            history = self._histories.at(at) if explicit_time else self._histories.live()[0]
+            history = self._histories.at(at) if explicit_time else self._histories.live()
             docs = state.engine.rank(
                 customers, at, context, top_k, seed, history=history, profiles=state.profiles, explain=explain,
                 suppressed=suppressed,
@@ -458,8 +572,13 @@ class Runtime:
     def _logged(
         self, docs: Sequence[RankResponse], memo_hits: int, memo_misses: int, unknown: int, planned: int = 0
     ) -> None:
-        """Queue ``docs`` for the decision log and count them (and their reason codes' sources)."""
-        self.writer.submit_documents(docs)
+        """Hand ``docs``' decisions to the committer and count them (and their reason codes' sources)."""
+        if docs:
+            writer = self.store.writer
+            rows = [decision_dict(dict(zip(DECISION_COLUMNS, decision_row(d), strict=True)), writer) for d in docs]
+            ticket = self.committer.submit(decisions=rows)
+            for d in docs:
+                self._tickets[d.decision_id] = ticket
         metrics = service_metrics()
         # The memo's hit rate depends on how often the same customers come back: worth watching.
         if planned:
@@ -474,33 +593,32 @@ class Runtime:
             metrics.fallbacks.labels("unknown_customer").inc(unknown)
 
     # ------------------------------------------------------------------ feedback
-    def feedback(self, body: FeedbackBody) -> FeedbackReceipt:
-        """Store an outcome durably; complaints and unsubscribes suppress at once."""
-        ts = to_warehouse_time(body.timestamp)
+    def feedback_ticket(self, body: FeedbackBody) -> Future[Written]:
+        """Queue an outcome for the next commit (never blocks)."""
+        row = {"decision_id": body.decision_id, "ts": to_warehouse_time(body.timestamp), "outcome": body.outcome,
+               "revenue": body.revenue}
+        return self.committer.submit(outcomes=[row])
 
-        def record() -> RecordedFeedback:
-            return record_feedback(
-                self.workspace.warehouse_path,
-                decision_id=body.decision_id,
-                outcome=body.outcome,
-                ts=ts,
-                revenue=body.revenue,
-                writer=self.writer,
-                lock_timeout_s=self.settings.lock_timeout_s,
-            )
+    def feedback_done(self, body: FeedbackBody, written: Written) -> FeedbackReceipt:
+        """The receipt of a committed outcome; complaints and unsubscribes suppress at once.
 
-        try:
-            recorded = record()
-        except NotFoundError:
-            # Another worker of this server may still hold the decision in its queue:
-            # look again once its writer has had a round.
-            time.sleep(1.5 * self.settings.writer_interval_ms / 1000)
-            recorded = record()
+        Raises
+        ------
+        NotFoundError
+            The decision was never registered.
+        """
+        recorded = written.outcomes[0]
+        if isinstance(recorded, Exception):
+            raise recorded
         if recorded.created and body.outcome in NEGATIVE_OUTCOMES:
             with self._engine_lock:
-                self._histories.record_negative(recorded.customer_id, ts, body.outcome)
+                self._histories.record_negative(recorded.customer_id, to_warehouse_time(body.timestamp), body.outcome)
         service_metrics().feedback.labels(body.outcome, str(recorded.created).lower()).inc()
         return FeedbackReceipt(decision_id=body.decision_id, outcome=body.outcome, duplicate=not recorded.created)
+
+    def feedback(self, body: FeedbackBody) -> FeedbackReceipt:
+        """Store an outcome durably (blocking); see :meth:`feedback_done`."""
+        return self.feedback_done(body, self.feedback_ticket(body).result(3 * self.settings.lock_timeout_s))
 
     # ------------------------------------------------------------------ refresh
     def refresh(self, *, announce: bool = True) -> RefreshReport:
@@ -512,15 +630,16 @@ class Runtime:
         with self._refresh_lock:
             old = self._state
             try:
-                new = build_state(self.settings)
+                new = build_state(self.settings, self.store.store_id)
+                new.erased.update(self._erased)
             except Exception:
                 service_metrics().refreshes.labels("failed").inc()
                 raise
             self._count_built(new)
+            histories = self._reset_histories(new)
             with self._engine_lock:
                 self._state = new
-                if new.config != old.config:
-                    self._histories = self._new_histories(new.config)
+                self._histories = histories
             if announce:
                 self._stamp.parent.mkdir(parents=True, exist_ok=True)
                 self._stamp.touch()
@@ -538,18 +657,19 @@ class Runtime:
         if state.plans is not None:
             _count_plans(0, state.plans.misses)
 
-    def _new_histories(self, config: NextbestConfig) -> HistoryCache:
-        return HistoryCache(
-            self.workspace.warehouse_path, config, flush=self.writer.flush, lock_timeout_s=self.settings.lock_timeout_s
-        )
-
     def _stamp_mtime(self) -> int:
         try:
             return self._stamp.stat().st_mtime_ns
         except FileNotFoundError:
             return 0
 
-    def _watch_stamp(self) -> None:
+    def _watch(self) -> None:
+        """Every second: follow a refresh announced by another worker, and poll the live store.
+
+        The poll is an empty commit: it brings other writers' contacts and erasures
+        into this worker's histories when no request of its own does, and tells
+        whether the store is reachable again after a failure (``/readyz``).
+        """
         while not self._stop.wait(1.0):
             seen = self._stamp_mtime()
             if seen != self._stamp_seen:
@@ -558,5 +678,7 @@ class Runtime:
                     self.refresh(announce=False)
                 except Exception:
                     log.exception("refresh announced by another worker failed; still serving the previous models")
-
-
+            try:
+                self.committer.submit().result(3 * self.settings.lock_timeout_s)
+            except Exception as exc:  # noqa: BLE001 - logged; /readyz reports it
+                log.warning("live store poll failed: %s", exc)

@@ -34,15 +34,16 @@ from pydantic import ValidationError
 from starlette._utils import get_route_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from nextbest.decisioning.documents import RankResponse
+from nextbest.decisioning.documents import RankRequest, RankResponse
 from nextbest.errors import BadInputError, NotFoundError
 from nextbest.serving.auth import BearerTokenMiddleware
 from nextbest.serving.batching import MicroBatcher
+from nextbest.live.store import NEGATIVE_OUTCOMES, StoreUnavailableError
 from nextbest.serving.connections import WarehouseBusyError
 from nextbest.serving.metrics import service_metrics
 from nextbest.serving.reports import latest_report
 from nextbest.serving.request_timeout import install as install_request_timeout
-from nextbest.serving.runtime import Runtime
+from nextbest.serving.runtime import RERANKS, ContactConflictError, Runtime
 from nextbest.serving.schemas import (
     ErrorBody,
     FeedbackBody,
@@ -73,7 +74,7 @@ api = FastAPI(
 _ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorBody, "description": "Missing or wrong bearer token (when auth is on)."},
     422: {"model": ErrorBody, "description": "Invalid request: `error` names the field."},
-    503: {"model": ErrorBody, "description": "Warehouse busy or service not ready; retry."},
+    503: {"model": ErrorBody, "description": "Live store unavailable or service not ready; retry after `Retry-After` seconds."},
 }
 
 
@@ -104,7 +105,8 @@ async def _bad_input(_: Request, exc: BadInputError) -> JSONResponse:
 
 
 @api.exception_handler(WarehouseBusyError)
-async def _busy(_: Request, exc: WarehouseBusyError) -> JSONResponse:
+@api.exception_handler(StoreUnavailableError)
+async def _busy(_: Request, exc: Exception) -> JSONResponse:
     response = _error(503, str(exc))
     response.headers["Retry-After"] = "1"
     return response
@@ -179,12 +181,29 @@ class DirectRank:
         started = time.perf_counter()
         try:
             service: NextbestService = bentoml.get_current_service()
-            response = _json(await service.batcher.submit(body.to_request(explain=False)))
+            response = _json(await _decide(service, body.to_request(explain=False)))
         except Exception as exc:  # noqa: BLE001 - answered as the route's exception handlers answer
             response = await _error_response(exc)
         finally:
             service_metrics().latency.labels("rank").observe(time.perf_counter() - started)
         await response(scope, receive, send)
+
+
+async def _decide(service: NextbestService, request: RankRequest) -> RankResponse:
+    """Rank ``request`` and answer once its decision is committed to the live store.
+
+    A decision the contact gate refused (another worker took the customer's
+    contact meanwhile) is ranked again, with that contact known.
+    """
+    for _ in range(RERANKS + 1):
+        doc = await service.batcher.submit(request)
+        ticket = service.runtime.ticket(doc)
+        if ticket is None:
+            return doc
+        written = await asyncio.wrap_future(ticket)
+        if doc.decision_id not in written.rejected:
+            return doc
+    raise ContactConflictError(1)
 
 
 def _is_json(scope: Scope) -> bool:
@@ -286,7 +305,7 @@ async def rank(
     request = body.to_request(explain=explain)
 
     async def run() -> Response:
-        return _json(await service.batcher.submit(request))
+        return _json(await _decide(service, request))
 
     return await _timed("rank", run)
 
@@ -320,7 +339,11 @@ async def feedback(service: Service, body: FeedbackBody) -> FeedbackReceipt:
     """Record an outcome of a decision; stored durably before the 202. Repeats are no-ops."""
 
     async def run() -> FeedbackReceipt:
-        return await anyio.to_thread.run_sync(service.runtime.feedback, body)
+        written = await asyncio.wrap_future(service.runtime.feedback_ticket(body))
+        if body.outcome in NEGATIVE_OUTCOMES:
+            # Recorded into the contact histories under the engine lock, which a ranking thread may hold.
+            return await anyio.to_thread.run_sync(service.runtime.feedback_done, body, written)
+        return service.runtime.feedback_done(body, written)
 
     return await _timed("feedback", run)
 

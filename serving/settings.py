@@ -7,13 +7,12 @@ share, so every knob is an environment variable with a documented default.
 ==============================  =======================================================
 ``NEXTBEST_WORKSPACE``          workspace folder (default ``./workspace``)
 ``NEXTBEST_API_TOKEN``          bearer token; unset = no authentication
-``NEXTBEST_WRITER_INTERVAL_MS`` longest a decision waits before it is written (1000)
-``NEXTBEST_WRITER_MAX_ROWS``    rows that trigger an early write (5000)
+``NEXTBEST_LIVE_URL``           live store (SQLAlchemy URL; default ``sqlite:///<workspace>/live.db``)
 ``NEXTBEST_BATCH_CHUNK``        customers per engine call in ``/rank_batch`` (1000)
 ``NEXTBEST_RANK_BATCH_MAX``     customers accepted by one ``/rank_batch`` call (20000)
 ``NEXTBEST_MICROBATCH_MS``      how long ``/rank`` waits to join concurrent requests (0)
 ``NEXTBEST_MICROBATCH_MAX``     most ``/rank`` requests ranked in one engine call (64)
-``NEXTBEST_LOCK_TIMEOUT_S``     how long a warehouse write retries on a lock (10)
+``NEXTBEST_LOCK_TIMEOUT_S``     how long a store is retried (a locked warehouse read, a live commit) before 503 (10)
 ``NEXTBEST_REASON_MEMO``        model reason codes kept per loaded state, 0 = none (200000)
 ``NEXTBEST_SEED``               base seed of the exploration draw (0)
 ``NEXTBEST_COMPILED_TREES``     score with the tree model compiled by lleaves (true)
@@ -37,8 +36,6 @@ TOKEN_ENV = "NEXTBEST_API_TOKEN"
 
 _ENV: dict[str, str] = {
     "api_token": TOKEN_ENV,
-    "writer_interval_ms": "NEXTBEST_WRITER_INTERVAL_MS",
-    "writer_max_rows": "NEXTBEST_WRITER_MAX_ROWS",
     "batch_chunk": "NEXTBEST_BATCH_CHUNK",
     "rank_batch_max": "NEXTBEST_RANK_BATCH_MAX",
     "microbatch_ms": "NEXTBEST_MICROBATCH_MS",
@@ -60,8 +57,6 @@ class ServeSettings(BaseModel):
 
     workspace: Workspace
     api_token: str | None = Field(default=None, min_length=8, description="Bearer token; None = open.")
-    writer_interval_ms: int = Field(default=1000, ge=1, le=60_000)
-    writer_max_rows: int = Field(default=5000, ge=1)
     batch_chunk: int = Field(default=1000, ge=1, le=100_000)
     rank_batch_max: int = Field(default=20_000, ge=1)
     microbatch_ms: float = Field(default=0.0, ge=0, le=1000)

@@ -3,10 +3,10 @@
 A decision's outcomes arrive over the following days (a conversion may come
 two weeks later). They wait in :class:`PendingEvents` and are written once
 their time has come, so a feature snapshot or a contact history never sees the
-future. Outcomes go in through the service's own feedback code
-(:func:`nextbest.serving.feedback.insert_outcomes`, or ``POST /feedback`` with
-``--via-server``); an unsubscribe also withdraws the channel's consent in
-``customers``, as a CRM would.
+future. Outcomes go into the live store through the service's own feedback code
+(:func:`nextbest.live.register.record_outcomes`, or ``POST /feedback`` with
+``--via-server``); ``nextbest data sync`` brings them into the warehouse, and an
+unsubscribe withdraws the channel's consent in ``customers`` there, as a CRM would.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from nextbest.config import NextbestConfig
-from nextbest.serving.feedback import insert_outcomes
+from nextbest.live.register import record_outcomes
+from nextbest.live.store import LiveStore
 
 EMPTY = pd.DataFrame()
 
@@ -80,31 +80,13 @@ def append_rows(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame)
     return len(frame)
 
 
-def withdraw_consent(con: duckdb.DuckDBPyConnection, responses: pd.DataFrame, config: NextbestConfig) -> int:
-    """Set ``consent_<channel> = false`` for every unsubscribe in ``responses``; returns customers updated."""
-    unsubscribed = responses.loc[responses["outcome"] == "unsubscribe", ["decision_id"]] if len(responses) else EMPTY
-    if unsubscribed.empty:
-        return 0
-    con.register("_nb_unsubscribed", unsubscribed)
-    try:
-        rows = con.execute(
-            "SELECT DISTINCT d.customer_id, d.channel FROM _nb_unsubscribed u JOIN decisions d USING (decision_id)"
-        ).fetchall()
-    finally:
-        con.unregister("_nb_unsubscribed")
-    fields = {c.id: c.consent_field for c in config.channels.channels if c.consent_field}
-    updated = 0
-    for channel, field_name in fields.items():
-        ids = [int(cid) for cid, ch in rows if ch == channel]
-        if ids:
-            con.execute(f"UPDATE customers SET {field_name} = false WHERE customer_id IN (SELECT UNNEST(?::BIGINT[]))", [ids])
-            updated += len(ids)
-    return updated
+def record_responses(store: LiveStore, responses: pd.DataFrame) -> int:
+    """Store outcomes exactly as ``POST /feedback`` does (idempotent per decision and outcome); returns rows new.
 
-
-def record_responses(con: duckdb.DuckDBPyConnection, responses: pd.DataFrame) -> int:
-    """Store outcomes exactly as ``POST /feedback`` does (idempotent per decision and outcome)."""
+    An unsubscribe also becomes a consent change, which ``nextbest data sync``
+    applies to ``customers``, as a CRM would.
+    """
     if responses.empty:
         return 0
     frame = responses.assign(ts=pd.to_datetime(responses["ts"]).astype("datetime64[us]"))
-    return sum(r.created for r in insert_outcomes(con, frame))
+    return sum(r.created for r in record_outcomes(store, frame))

@@ -39,14 +39,17 @@ from nextbest.config import Experiment, NextbestConfig
 from nextbest.decisioning.engine import DecisionEngine
 from nextbest.decisioning.hashing import key_of
 from nextbest.decisioning.history import ContactHistory
-from nextbest.decisioning.log import as_decision_rows, decision_rows, write_decisions
+from nextbest.decisioning.log import as_decision_rows, decision_rows
+from nextbest.live.register import register_decisions
+from nextbest.live.store import LiveStore
+from nextbest.live.sync import sync
 from nextbest.errors import BadInputError
 from nextbest.models.scoring import Scorer
 from nextbest.serving.client import NextbestClient
 from nextbest.serving.connections import warehouse_connection
 from nextbest.simulation.accounting import Ledger, PolicyResult, summarise
 from nextbest.simulation.audience import audience
-from nextbest.simulation.events import DueEvents, PendingEvents, append_rows, record_responses, withdraw_consent
+from nextbest.simulation.events import DueEvents, PendingEvents, append_rows, record_responses
 from nextbest.simulation.policies import (
     MODEL_POLICIES,
     OracleScorer,
@@ -135,7 +138,7 @@ class SimulationOptions:
     http_feedback
         For served policies, post every outcome to ``POST /feedback`` (one request each);
         ``False`` stores a day's outcomes in one batch through the same function the
-        endpoint calls (:func:`nextbest.serving.feedback.insert_outcomes`), which the
+        endpoint calls (:func:`nextbest.live.register.record_outcomes`), which the
         demo uses to stay fast.
     run_name
         Folder under ``<workspace>/simulations``; default a timestamp.
@@ -277,6 +280,9 @@ class PolicySimulation:
         self.features: pd.DataFrame | None = None
         self.offer_history: pd.DataFrame | None = None
         self._feature_models = None
+        # The replica's own live store, even when NEXTBEST_LIVE_URL names a shared one:
+        # each policy's decisions must stay in its own copy of the world.
+        self.store = LiveStore(ws.root_live_url, writer=f"simulate-{policy}")
 
     # ------------------------------------------------------------------ set-up
     def _scorers(self) -> dict[str, Scorer]:
@@ -326,6 +332,8 @@ class PolicySimulation:
                 self.client.close()
             if server is not None:
                 server.stop()
+            self._sync()
+            self.store.close()
         return period
 
     def _day(self, day: int, i: int) -> None:
@@ -334,6 +342,8 @@ class PolicySimulation:
         if self.decides and i > 0 and i % self.options.features_every == 0:
             self._build_features(midnight(start, day))
         self._record(self.pending.pop_due(pd.Timestamp(at)))
+        # Yesterday's decisions and today's outcomes into the warehouse, as a daily `nextbest data sync`.
+        self._sync()
 
         decisions = pd.DataFrame(columns=["decision_id", "customer_id", "offer_id", "channel", "contacted"])
         responses = pd.DataFrame(columns=["decision_id", "ts", "outcome", "revenue"])
@@ -374,6 +384,7 @@ class PolicySimulation:
         from nextbest.features.snapshots import manifest, write_snapshot
 
         with warehouse_connection(self.ws.warehouse_path) as con:
+            sync(self.ws, self.store, con)
             if self._feature_models is None:
                 # The workspace's fitted basket clusters and CLV model, as `features build` saved them;
                 # fitted now only if there are none from before the simulation (no leakage either way).
@@ -399,7 +410,7 @@ class PolicySimulation:
         assert self.engine is not None
         out = self.engine.decide(who, at, seed=seed, history=self._history(who, at), offer_history=self.offer_history)
         rows = as_decision_rows(out.decisions)
-        write_decisions(self.ws.warehouse_path, rows)
+        register_decisions(self.store, rows)
         return rows
 
     def _history(self, who: pd.DataFrame, at: dt.datetime) -> ContactHistory:
@@ -414,10 +425,9 @@ class PolicySimulation:
             for r in due.responses.itertuples(index=False):
                 revenue = None if r.revenue is None or (isinstance(r.revenue, float) and math.isnan(r.revenue)) else float(r.revenue)
                 self.client.feedback(str(r.decision_id), str(r.outcome), revenue=revenue, timestamp=pd.Timestamp(r.ts).to_pydatetime())
+        if not over_http:
+            record_responses(self.store, due.responses)
         with warehouse_connection(self.ws.warehouse_path) as con:
-            if not over_http:
-                record_responses(con, due.responses)
-            withdraw_consent(con, due.responses, self.config)
             append_rows(con, "interactions", due.interactions)
             append_rows(con, "transactions", due.transactions)
 
@@ -427,6 +437,7 @@ class PolicySimulation:
         from nextbest.training.trainer import TrainOptions, train
 
         began = time.perf_counter()
+        self._sync()
         result = train(self.ws, TrainOptions(tune_trials=self.options.tune_trials, run_name=f"simulation-day-{day}"))
         decision = promote(self.ws)
         self.retraining.append(
@@ -441,8 +452,13 @@ class PolicySimulation:
         else:
             self.engine = DecisionEngine(self.config, self._scorers())
 
+    def _sync(self) -> None:
+        """Copy the replica's live rows into its warehouse (``nextbest data sync``)."""
+        with warehouse_connection(self.ws.warehouse_path) as con:
+            sync(self.ws, self.store, con)
+
     def violations(self, period: tuple[dt.datetime, dt.datetime]) -> dict[str, int]:
-        """Contact-policy violations of the simulated period, audited from the decision log."""
+        """Contact-policy violations of the simulated period, audited from the decision log (synced)."""
         con = connect(self.ws.warehouse_path, read_only=True)
         try:
             return count_violations(con, self.config, period[0], period[1])
@@ -504,6 +520,8 @@ def simulate(
             )
     began = time.perf_counter()
     base_config = ws.config()
+    # Decisions the workspace's services made belong to the history every replica starts from.
+    sync(ws)
     checkpoint(ws)
     con = connect(ws.warehouse_path, read_only=True)
     try:

@@ -1,8 +1,8 @@
 """Run the real scoring service (``nextbest serve``) in a subprocess for a simulation or the demo.
 
 The server gets a free loopback port and its own process group, logs to a file
-in the workspace, and is stopped with SIGTERM (BentoML's graceful shutdown
-flushes queued decisions), or killed if it does not stop in time.
+in the workspace, and is stopped with SIGTERM (every answered decision is
+already committed to the live store), or killed if it does not stop in time.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ class ServiceProcess:
         self._proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> ServiceProcess:
-        env = {**os.environ, "NEXTBEST_WORKSPACE": str(self.ws.root), "NEXTBEST_WRITER_INTERVAL_MS": "50"}
+        env = {**os.environ, "NEXTBEST_WORKSPACE": str(self.ws.root), "NEXTBEST_LIVE_URL": self.ws.root_live_url}
         # The simulator ranks through /rank_batch only, which never reads /rank's per-customer
         # plans; planning every snapshot at each daily refresh would only slow the loop.
         env.setdefault("NEXTBEST_PLAN_CACHE", "0")

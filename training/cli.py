@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from nextbest.live.cli import sync_live
 from nextbest.clitools import echo_json, workspace_of
 
 #: Metrics printed after training (all of them are in MLflow).
@@ -41,6 +42,7 @@ def train(
     from nextbest.training.trainer import TrainOptions, check_options, load_training_set, run_training
 
     ws = workspace_of(ctx)
+    sync_live(ws)  # the services' decisions and outcomes first
     config = ws.config()
     options = check_options(TrainOptions(strategy=strategy, learner=learner, tune_trials=tune))  # type: ignore[arg-type]
     data, version = load_training_set(ws, config, _say)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import random
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,7 +31,7 @@ def connect(path: Path | str, *, read_only: bool = False, memory_limit: str | No
     path = Path(path)
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(str(path), read_only=read_only)
+    con = _open(path, read_only)
     from_env = os.environ.get(MEMORY_ENV)
     limit = from_env or memory_limit
     if limit:
@@ -43,6 +45,34 @@ def connect(path: Path | str, *, read_only: bool = False, memory_limit: str | No
     if not read_only:
         ensure_schema(con)
     return con
+
+
+#: How long opening the warehouse waits while another process holds it (seconds).
+LOCK_WAIT_ENV = "NEXTBEST_LOCK_WAIT_S"
+
+
+def _open(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
+    """``duckdb.connect``, waiting while another process holds the file.
+
+    DuckDB lets one process write a file, or several read it. A service reading a
+    new snapshot, or another batch job, holds it for a moment: waiting (up to
+    :data:`LOCK_WAIT_ENV`, default 120 s) beats failing the job.
+    """
+    raw = os.environ.get(LOCK_WAIT_ENV, "120")
+    try:
+        wait = float(raw)
+    except ValueError as exc:
+        raise BadInputError(f"{LOCK_WAIT_ENV}: {raw!r} is not a number of seconds; use e.g. 120") from exc
+    deadline = time.monotonic() + wait
+    pause = 0.01
+    while True:
+        try:
+            return duckdb.connect(str(path), read_only=read_only)
+        except duckdb.IOException as exc:
+            if "lock" not in str(exc).lower() or time.monotonic() >= deadline:
+                raise
+            time.sleep(pause * (0.5 + random.random()))
+            pause = min(pause * 2, 0.5)
 
 
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:

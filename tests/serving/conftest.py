@@ -123,7 +123,7 @@ class Server:
         self.url = f"http://127.0.0.1:{self.port}"
         self.token = token
         self.log_path = ws.parent / f"server-{self.port}.log"
-        environ = {**os.environ, "NEXTBEST_WORKSPACE": str(ws), "NEXTBEST_WRITER_INTERVAL_MS": "100", **(env or {})}
+        environ = {**os.environ, "NEXTBEST_WORKSPACE": str(ws), **(env or {})}
         environ.pop("MLFLOW_TRACKING_URI", None)
         environ.pop("NEXTBEST_API_TOKEN", None)
         if token:

@@ -12,7 +12,6 @@ def test_defaults_and_workspace(tmp_path) -> None:
     s = ServeSettings.from_env({"NEXTBEST_WORKSPACE": str(tmp_path)})
     assert s.workspace.root == tmp_path.resolve()
     assert s.api_token is None
-    assert s.writer_interval_ms == 1000
 
 
 def test_values_are_parsed() -> None:

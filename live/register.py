@@ -1,0 +1,313 @@
+"""Registering decisions and outcomes in the live store: one function for every writer.
+
+The scoring service's group commit, ``nextbest rank``, batch decisions and the
+closed-loop simulator all write through :func:`write`, inside one serialised
+write transaction of :class:`~nextbest.live.store.LiveStore`:
+
+1. a :class:`ContactGate` (the service's) first reads what other writers
+   committed since its last transaction, so its history is the committed truth;
+2. decisions of erased customers lose their id (they were ranked as cold starts);
+3. each contacted decision is admitted only if the contact policy still allows
+   it against that truth (a contact *reservation*: two workers cannot both take
+   a customer's last contact of the week), and the admitted ones are inserted;
+4. outcomes of known decisions are inserted once per (decision, outcome);
+   complaints and unsubscribes also become consent changes.
+
+The transaction commits before any caller hears back, so what a caller
+acknowledges is durable.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Connection
+
+from nextbest.config import NextbestConfig
+from nextbest.decisioning.candidates import PairGrid, PolicyArrays, contact_blocked
+from nextbest.decisioning.history import ContactHistory
+from nextbest.errors import NotFoundError
+from nextbest.live.history import BaseHistory, build_history
+from nextbest.live.store import DECISION_COLUMNS, NEGATIVE_OUTCOMES, Cursor, LiveStore
+
+#: ``customer_id`` a decision is logged under once its customer was erased.
+ERASED_ID = -1
+
+
+@dataclass(frozen=True)
+class RecordedFeedback:
+    """What recording one outcome did."""
+
+    decision_id: str
+    customer_id: int
+    outcome: str
+    #: False when the same (decision_id, outcome) had been recorded before.
+    created: bool
+
+
+@dataclass(frozen=True)
+class News:
+    """What other writers committed since a gate's last transaction."""
+
+    #: Contacted decisions: ``customer_id, ts, offer_id, channel``.
+    contacts: pd.DataFrame
+    #: Complaints and unsubscribes: ``customer_id, ts, outcome``.
+    negatives: pd.DataFrame
+    #: Customers erased.
+    erased: tuple[int, ...]
+
+    def __bool__(self) -> bool:
+        return bool(len(self.contacts) or len(self.negatives) or self.erased)
+
+
+@dataclass
+class Written:
+    """The result of one :func:`write`."""
+
+    #: Decision ids refused because the contact policy no longer allowed them (not stored).
+    rejected: set[str] = field(default_factory=set)
+    #: One per outcome row, in order: what was recorded, or the error of an unknown decision.
+    outcomes: list[RecordedFeedback | NotFoundError] = field(default_factory=list)
+    news: News | None = None
+
+
+def _ts(value: Any) -> dt.datetime:
+    stamp = pd.Timestamp(value)
+    if stamp.tzinfo is not None:
+        stamp = stamp.tz_convert("UTC").tz_localize(None)
+    return stamp.to_pydatetime()
+
+
+class ContactGate:
+    """A writer's view of every committed contact, kept current inside its write transactions.
+
+    Parameters
+    ----------
+    store
+        The live store.
+    config
+        Configuration (the contact policy).
+    base
+        The warehouse's part of the history (its marks say which live rows it holds).
+    """
+
+    def __init__(self, store: LiveStore, config: NextbestConfig, base: BaseHistory) -> None:
+        self.store = store
+        self.config = config
+        self.base = base
+        self.arrays = PolicyArrays.of(config)
+        self.offer_pos = {o.id: i for i, o in enumerate(config.offers.offers)}
+        self.channel_pos = {c.id: i for i, c in enumerate(config.channels.channels)}
+        self.history: ContactHistory = ContactHistory.empty(config)
+        self.cursor = Cursor()
+
+    def reset(self, con: Connection) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Rebuild from the base and the live rows after its marks; returns those live rows.
+
+        The rows (contacts, negatives) let the caller build a history of its own
+        that starts from exactly the same point.
+        """
+        contacts = self.store.contacts_after(con, self.base.marks.get("decisions", 0), self.base.start)
+        negatives = self.store.negatives_after(con, self.base.marks.get("outcomes", 0))
+        self.history = build_history(self.config, self.base, contacts, negatives)
+        self.cursor = self.store.cursor_now(con)
+        return contacts, negatives
+
+    def catch_up(self, con: Connection) -> News:
+        """Read and apply what other writers committed since the last transaction."""
+        contacts = self.store.contacts_after(con, self.cursor.decisions)
+        negatives = self.store.negatives_after(con, self.cursor.outcomes)
+        erased = self.store.erased_after(con, self.cursor.tombstones)
+        if len(contacts):
+            self.history.record_contacts(
+                contacts["customer_id"].to_numpy(np.int64),
+                pd.to_datetime(contacts["ts"]).to_numpy("datetime64[us]"),
+                contacts["offer_id"].to_numpy(dtype=object),
+                contacts["channel"].to_numpy(dtype=object),
+            )
+        for row in negatives.itertuples(index=False):
+            self.history.record_negative(np.array([row.customer_id], dtype=np.int64), _ts(row.ts), row.outcome)
+        self.cursor = Cursor(
+            decisions=int(contacts["seq"].max()) if len(contacts) else self.cursor.decisions,
+            outcomes=int(negatives["seq"].max()) if len(negatives) else self.cursor.outcomes,
+            consent_changes=self.cursor.consent_changes,
+            tombstones=erased[-1][0] if erased else self.cursor.tombstones,
+        )
+        return News(
+            contacts=contacts.loc[:, ["customer_id", "ts", "offer_id", "channel"]],
+            negatives=negatives.loc[:, ["customer_id", "ts", "outcome"]],
+            erased=tuple(c for _, c in erased),
+        )
+
+    def admit(self, row: dict[str, Any]) -> bool:
+        """Whether the contact policy allows the contacted decision ``row`` now; records it if so."""
+        offer = self.offer_pos.get(row["offer_id"], -1)
+        channel = self.channel_pos.get(row["channel"], -1)
+        ids = np.array([row["customer_id"]], dtype=np.int64)
+        at = row["ts"]
+        if offer >= 0 and channel >= 0:
+            grid = PairGrid(np.array([offer]), np.array([channel]))
+            if bool(contact_blocked(self.config, grid, self.history.view(ids, at), self.arrays)[0, 0]):
+                return False
+        self.history.record_contacts(
+            ids, np.array([pd.Timestamp(at).as_unit("us").to_datetime64()]),
+            np.array([row["offer_id"]], dtype=object), np.array([row["channel"]], dtype=object),
+        )
+        return True
+
+    def committed(self, con: Connection) -> None:
+        """Move the cursor past this writer's own rows, just inserted.
+
+        Never backwards: an erasure deletes rows, so a table's highest ``seq`` can drop.
+        """
+        now = self.store.cursor_now(con)
+        self.cursor = Cursor(*(max(a, b) for a, b in zip(
+            (self.cursor.decisions, self.cursor.outcomes, self.cursor.consent_changes, self.cursor.tombstones),
+            (now.decisions, now.outcomes, now.consent_changes, now.tombstones), strict=True,
+        )))
+
+
+def decision_dicts(frame: pd.DataFrame, writer: str) -> list[dict[str, Any]]:
+    """Rows of a ``decisions`` frame as insertable dicts (plain Python values, naive UTC times)."""
+    out = []
+    for values in frame.loc[:, list(DECISION_COLUMNS)].itertuples(index=False, name=None):
+        row = dict(zip(DECISION_COLUMNS, values, strict=True))
+        out.append(_clean(row, writer))
+    return out
+
+
+def decision_dict(row: dict[str, Any], writer: str) -> dict[str, Any]:
+    """One decision row as an insertable dict (plain Python values, naive UTC time, ``writer``)."""
+    return _clean(row, writer)
+
+
+def _clean(row: dict[str, Any], writer: str) -> dict[str, Any]:
+    def value(v: Any) -> Any:
+        if v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NA or v is pd.NaT:
+            return None
+        return v.item() if isinstance(v, np.generic) else v
+
+    clean = {k: value(v) for k, v in row.items()}
+    clean["customer_id"] = int(clean["customer_id"])
+    clean["ts"] = _ts(clean["ts"])
+    clean["contacted"] = bool(clean["contacted"])
+    for k in ("propensity", "score"):
+        if clean.get(k) is not None:
+            clean[k] = float(clean[k])
+    clean["writer"] = writer
+    return clean
+
+
+def write(
+    con: Connection,
+    store: LiveStore,
+    decision_rows: Sequence[dict[str, Any]] = (),
+    outcome_rows: Sequence[dict[str, Any]] = (),
+    gate: ContactGate | None = None,
+) -> Written:
+    """Register decisions and outcomes in one open write transaction (see the module docstring).
+
+    Parameters
+    ----------
+    con
+        A connection inside :meth:`LiveStore.writing`.
+    store
+        The store.
+    decision_rows
+        Decision dicts (:data:`DECISION_COLUMNS`, ``writer``), in the order they were decided.
+    outcome_rows
+        ``decision_id, ts, outcome, revenue`` dicts (``ts`` naive UTC).
+    gate
+        The writer's contact gate; ``None`` stores contacted decisions without checking them
+        (batch runs that decided with a history they read themselves).
+    """
+    written = Written()
+    if gate is not None:
+        written.news = gate.catch_up(con)
+    rows = [dict(r) for r in decision_rows]
+    if rows:
+        erased = store.erased_among(con, [r["customer_id"] for r in rows])
+        kept = []
+        for row in rows:
+            if row["customer_id"] in erased:
+                row["customer_id"] = ERASED_ID
+            if gate is not None and row["contacted"] and row["offer_id"] is not None and not gate.admit(row):
+                written.rejected.add(row["decision_id"])
+                continue
+            kept.append(row)
+        store.insert_decisions(con, kept)
+    if outcome_rows:
+        _write_outcomes(con, store, outcome_rows, gate, written)
+    if gate is not None:
+        gate.committed(con)
+    return written
+
+
+def _write_outcomes(
+    con: Connection, store: LiveStore, rows: Sequence[dict[str, Any]], gate: ContactGate | None, written: Written
+) -> None:
+    ids = [str(r["decision_id"]) for r in rows]
+    owners = store.owners(con, ids)
+    seen = store.recorded_outcomes(con, [i for i in ids if i in owners])
+    new_outcomes: list[dict[str, Any]] = []
+    changes: list[dict[str, Any]] = []
+    for row, did in zip(rows, ids, strict=True):
+        owner = owners.get(did)
+        if owner is None:
+            written.outcomes.append(
+                NotFoundError(f"decision_id {did!r} is unknown: send the decision_id returned by /rank or /rank_batch")
+            )
+            continue
+        customer_id, channel = owner
+        key = (did, str(row["outcome"]))
+        created = key not in seen
+        if created:
+            seen.add(key)
+            ts = _ts(row["ts"])
+            revenue = row.get("revenue")
+            revenue = None if revenue is None or (isinstance(revenue, float) and np.isnan(revenue)) else float(revenue)
+            new_outcomes.append({
+                "decision_id": did, "customer_id": customer_id, "ts": ts, "outcome": key[1], "revenue": revenue,
+                "writer": store.writer,
+            })
+            if key[1] in NEGATIVE_OUTCOMES:
+                changes.append({"customer_id": customer_id, "channel": channel, "ts": ts, "kind": key[1], "decision_id": did})
+                if gate is not None:
+                    gate.history.record_negative(np.array([customer_id], dtype=np.int64), ts, key[1])
+        written.outcomes.append(RecordedFeedback(did, customer_id, key[1], created))
+    store.insert_outcomes(con, new_outcomes)
+    store.insert_consent_changes(con, changes)
+
+
+def register_decisions(store: LiveStore, frame: pd.DataFrame) -> int:
+    """Register a batch run's decisions (a ``decisions`` frame) in one transaction; returns rows stored."""
+    if frame.empty:
+        return 0
+    rows = decision_dicts(frame, store.writer)
+    with store.writing() as con:
+        write(con, store, rows)
+    return len(rows)
+
+
+def record_outcomes(store: LiveStore, frame: pd.DataFrame) -> list[RecordedFeedback]:
+    """Record ``decision_id, ts, outcome, revenue`` rows as ``POST /feedback`` does, all or nothing.
+
+    Raises
+    ------
+    NotFoundError
+        When a decision_id was never registered (nothing is stored then).
+    """
+    if frame.empty:
+        return []
+    rows = frame.loc[:, ["decision_id", "ts", "outcome", "revenue"]].to_dict("records")
+    with store.writing() as con:
+        written = write(con, store, outcome_rows=rows)
+        failed = next((r for r in written.outcomes if isinstance(r, NotFoundError)), None)
+        if failed is not None:
+            raise failed
+    return [r for r in written.outcomes if isinstance(r, RecordedFeedback)]
