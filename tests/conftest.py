@@ -1,12 +1,19 @@
-"""Shared fixtures: a fresh workspace per test, small and fast."""
+"""Shared fixtures: a fresh workspace per test, small and fast; a throwaway PostgreSQL."""
 
 from __future__ import annotations
 
+import itertools
+import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from nextbest.workspace import Workspace
+from tests.postgres import PostgresCluster, bindir_or_skip
+
+#: Numbers the per-test databases: test names repeat across parametrisations and modules.
+_DATABASE_NUMBERS = itertools.count(1)
 
 
 @pytest.fixture
@@ -17,3 +24,32 @@ def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Workspace:
     ws = Workspace.resolve(tmp_path / "ws")
     ws.init_config()
     return ws
+
+
+@pytest.fixture(scope="session")
+def postgres_bindir() -> Path:
+    """The PostgreSQL server binaries; skips the test without them (fails it when ``CI=true``)."""
+    return bindir_or_skip()
+
+
+@pytest.fixture(scope="session")
+def postgres(postgres_bindir: Path) -> Iterator[PostgresCluster]:
+    """A throwaway PostgreSQL cluster shared by the session (per xdist worker: one each).
+
+    Started on first use, stopped and removed at the end of the session, whether the
+    tests passed or not. Tests must not stop or kill it: a crash test starts its own
+    ``PostgresCluster``.
+    """
+    with PostgresCluster(bindir=postgres_bindir) as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def postgres_url(postgres: PostgresCluster, request: pytest.FixtureRequest) -> Iterator[str]:
+    """SQLAlchemy URL of a fresh, empty database of this test on the shared cluster; dropped afterwards."""
+    # Named after the test, to tell whose database a server log line is about.
+    stem = re.sub(r"[^a-z0-9]+", "_", request.node.name.lower()).strip("_")[:40]
+    name = f"t{next(_DATABASE_NUMBERS)}_{stem}".rstrip("_")
+    url = postgres.create_database(name)
+    yield url
+    postgres.drop_database(name)
