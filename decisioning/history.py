@@ -352,6 +352,11 @@ class ContactHistory:
         ts = np.full(len(ids), pd.Timestamp(at).as_unit("us").to_datetime64())
         self._negative_log.append(self._negative_columns(ids, ts, np.full(len(ids), outcome, dtype=object)))
 
+    def latest_contact(self, customer_id: int) -> dt.datetime | None:
+        """Time of the customer's newest recorded contact (``None`` without one)."""
+        ts = self._contacts.rows_of(np.array([customer_id], dtype=np.int64))["ts"]
+        return pd.Timestamp(ts.max()).to_pydatetime() if len(ts) else None
+
     def view(self, customer_ids: np.ndarray, at: dt.datetime) -> HistoryView:
         """Counts for the customers ``customer_ids`` (in that order) at ``at``."""
         cfg = self.config

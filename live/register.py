@@ -152,7 +152,11 @@ class ContactGate:
         at = row["ts"]
         if offer >= 0 and channel >= 0:
             grid = PairGrid(np.array([offer]), np.array([channel]))
-            if bool(contact_blocked(self.config, grid, self.history.view(ids, at), self.arrays)[0, 0]):
+            # Checked at the newest of this contact and the customer's others: a contact another
+            # writer made a moment *later* (its clock, or a replay's) shares the rolling window too.
+            latest = self.history.latest_contact(row["customer_id"])
+            views = [at] if latest is None or latest <= at else [at, latest]
+            if any(bool(contact_blocked(self.config, grid, self.history.view(ids, t), self.arrays)[0, 0]) for t in views):
                 return False
         self.history.record_contacts(
             ids, np.array([pd.Timestamp(at).as_unit("us").to_datetime64()]),
