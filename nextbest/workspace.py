@@ -10,6 +10,10 @@ Layout::
       artifacts/          other versioned artifacts (feature-set manifests, fitted clusterers)
       reports/            HTML and JSON reports
       audit.log           erasure audit trail (no personal data)
+
+A workspace can be copied or moved as a folder: its embedded MLflow store is
+relocated to the new folder the first time it is opened there
+(:mod:`nextbest.relocation`), so the copy never reads or writes the original's files.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nextbest.config import CONFIG_FILES, DEFAULTS_DIR, NextbestConfig, load_config
+from nextbest.relocation import relocate_store
 
 ENV_VAR = "NEXTBEST_WORKSPACE"
 DEFAULT_PATH = Path("workspace")
@@ -72,9 +77,36 @@ class Workspace:
         return os.environ.get("NEXTBEST_LIVE_URL") or f"sqlite:///{self.root / 'live.db'}"
 
     @property
+    def mlflow_db(self) -> Path:
+        return self.root / "mlflow.db"
+
+    @property
+    def uses_embedded_store(self) -> bool:
+        """Whether MLflow tracks into this workspace's own ``mlflow.db``.
+
+        True without ``$MLFLOW_TRACKING_URI``, and when it names this file anyway
+        (as the tests' CLI runs do).
+        """
+        uri = os.environ.get("MLFLOW_TRACKING_URI")
+        if not uri:
+            return True
+        if not uri.startswith("sqlite:///"):
+            return False
+        path = Path(uri.removeprefix("sqlite:///").split("?", 1)[0])
+        return os.path.abspath(path) == os.path.abspath(self.mlflow_db)
+
+    @property
     def tracking_uri(self) -> str:
-        """``$MLFLOW_TRACKING_URI`` if set, else the embedded sqlite store."""
-        return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{self.root / 'mlflow.db'}"
+        """``$MLFLOW_TRACKING_URI`` if set, else the embedded sqlite store.
+
+        Every MLflow client of a workspace is built from this URI, so this is
+        where an embedded store copied or moved from another folder is
+        relocated here first (:func:`nextbest.relocation.relocate_store`; a
+        single read once done). A user's own tracking server is left alone.
+        """
+        if self.uses_embedded_store:
+            relocate_store(self.root, self.mlflow_db)
+        return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{self.mlflow_db}"
 
     def ensure(self) -> Workspace:
         """Create the folders (idempotent)."""

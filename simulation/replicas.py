@@ -5,9 +5,10 @@ folder ``<workspace>/simulations/<run>/<policy>/`` that is itself a complete
 workspace (warehouse, config, feature models, MLflow store), so every command
 (`nextbest report uplift`, `nextbest ab analyze`, `nextbest serve`) works on it.
 
-The copied MLflow store keeps pointing at the original artifact folder for the
-models it already holds; models a policy trains during the simulation are new runs
-with their own artifact folders, registered in the policy's own registry only.
+The MLflow store is copied with its artifacts and relocated to the policy's folder
+when first opened there (:mod:`nextbest.relocation`): the models it already holds
+are read from the copy, and models a policy trains during the simulation are
+logged and registered in the policy's folder only, never in the original's.
 """
 
 from __future__ import annotations
@@ -76,7 +77,8 @@ def replicate(base: Workspace, target: Path, config: NextbestConfig) -> Workspac
     features = base.artifacts_dir / "features"
     if features.exists():
         shutil.copytree(features, ws.artifacts_dir / "features", dirs_exist_ok=True)
-    store = base.root / "mlflow.db"
-    if store.exists():
-        shutil.copyfile(store, ws.root / "mlflow.db")
+    if base.mlflow_db.exists():
+        shutil.copyfile(base.mlflow_db, ws.mlflow_db)
+        if base.mlartifacts_dir.exists():
+            shutil.copytree(base.mlartifacts_dir, ws.mlartifacts_dir, dirs_exist_ok=True)
     return ws

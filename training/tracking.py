@@ -41,12 +41,16 @@ def use_workspace(ws: Workspace) -> str:
 
 
 def ensure_experiment(ws: Workspace, name: str = RESPONSE_EXPERIMENT) -> str:
-    """Create the experiment if absent (artifacts under the workspace when the store is local); return its id."""
+    """Create the experiment if absent (artifacts under the workspace when the store is local); return its id.
+
+    The location is absolute, as MLflow stores every local one; a copied or moved
+    workspace has it rewritten when opened (:mod:`nextbest.relocation`).
+    """
     existing = mlflow.get_experiment_by_name(name)
     if existing is not None:
         return existing.experiment_id
     location = None
-    if ws.tracking_uri.startswith("sqlite:///") and str(ws.root) in ws.tracking_uri:
+    if ws.uses_embedded_store:
         ws.mlartifacts_dir.mkdir(parents=True, exist_ok=True)
         location = (ws.mlartifacts_dir / name).as_uri()
     return mlflow.create_experiment(name, artifact_location=location)

@@ -62,10 +62,12 @@ class TrainedWorkspace:
     cli_rank: dict[int, dict[str, object]] = field(default_factory=dict)
 
     def copy(self, target: Path) -> Workspace:
-        """An independent copy (warehouse, registry, artifacts) for a test that changes state."""
+        """An independent copy (warehouse, registry, artifacts) for a test that changes state.
+
+        Its MLflow store is relocated to ``target`` when first opened there, so the
+        copy reads and writes only its own artifacts.
+        """
         shutil.copytree(self.root, target, ignore=shutil.ignore_patterns("*.log"))
-        # The registry stores absolute artifact locations; the copy keeps reading the
-        # original's artifacts, which no test modifies.
         return Workspace.resolve(target)
 
 

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from nextbest.errors import BadInputError
+from nextbest.models.registry import list_versions
 from nextbest.simulation.runner import SimulationOptions, counterfactual, simulate
 from nextbest.warehouse.db import connect
 from nextbest.workspace import Workspace
@@ -153,10 +154,16 @@ def test_retraining_trains_on_the_loop_log_and_goes_through_the_gate(tiny: Works
 
     first = train(tiny, TrainOptions(run_name="first"))
     assert first.version is not None and first.champion
+    artifacts = {p: p.stat().st_mtime_ns for p in tiny.mlartifacts_dir.rglob("*")}
     run = simulate(tiny, SimulationOptions(days=3, policies=("champion",), campaign_share=0.3, retrain_every=2,
                                            run_name="retrain"))
     (retrained,) = run.retraining["champion"]
     assert retrained["day"] and retrained["version"] and retrained["reason"]
+    # The retrained model is logged in the policy's copy of the workspace, not in the one it started from.
+    assert {p: p.stat().st_mtime_ns for p in tiny.mlartifacts_dir.rglob("*")} == artifacts
+    replica = Workspace(run.folder / "champion")
+    assert [v.label for v in list_versions(replica.tracking_uri)] == [retrained["version"], first.version.label]
+    assert [v.label for v in list_versions(tiny.tracking_uri)] == [first.version.label]
     assert run.result("champion").total_violations == 0
     con = connect(run.folder / "champion" / "warehouse.duckdb", read_only=True)
     try:
