@@ -409,6 +409,13 @@ class ContactHistory:
 _SMALL_RECORD = 64
 
 
+def record_contacts_at(
+    history: ContactHistory, customer_ids: np.ndarray, at: dt.datetime, offer_ids: np.ndarray, channels: np.ndarray
+) -> None:
+    """Add to ``history`` the contacts of ``customer_ids`` made at ``at`` (offer and channel of each)."""
+    history.record_contacts(customer_ids, np.full(len(customer_ids), pd.Timestamp(at).as_unit("us").to_datetime64()), offer_ids, channels)
+
+
 def _positions_of(index: pd.Index, where: dict[object, int], values: np.ndarray) -> np.ndarray:
     """Position of each value in ``index`` (-1 = absent); a look-up in ``where`` (the same, as a dict)
     for the few of a single decision."""

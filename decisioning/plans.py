@@ -14,14 +14,30 @@ gives the same document as
 
 The scoring service keeps plans in a :class:`PlanCache` per loaded state (a
 refresh starts an empty one), filled on a customer's first request.
+:func:`plans_of` builds the plans of a batch from its scored candidates;
+:func:`rank_plan` ranks one customer from their plan.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import uuid
 from collections import OrderedDict
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
+
+from nextbest.decisioning.candidates import PairGrid, contact_blocked
+from nextbest.decisioning.documents import RankResponse
+from nextbest.decisioning.history import ContactHistory, record_contacts_at
+from nextbest.decisioning.prepared import PreparedCustomers
+from nextbest.decisioning.reasons import NO_ACTION_REASONS, head_reasons, planned_reasons, rule_reasons
+from nextbest.decisioning.responses import action_document, salutation
+from nextbest.decisioning.scoring import ScoredCandidates, ranking_keys
+from nextbest.decisioning.selection import GREEDY, UNIFORM, Groups, draw, exploration_draws, priority, propensities
+
+if TYPE_CHECKING:
+    from nextbest.decisioning.engine import DecisionEngine
 
 #: Columns of :attr:`CustomerPlan.pairs`.
 OFFER, CHANNEL, TRIGGER, FORCED = range(4)
@@ -137,3 +153,109 @@ class PlanCache:
     def nbytes(self) -> int:
         """Bytes held by the cached plans' arrays (the cache's memory, less ~0.5 kB of objects a plan)."""
         return sum(p.nbytes for p in self._plans.values())
+
+
+def plans_of(
+    engine: DecisionEngine, sc: ScoredCandidates, names: tuple[list[object], list[object]], reasons: int
+) -> list[CustomerPlan]:
+    """The plan of each customer of ``sc`` (candidates scored with no contact history, over every offer).
+
+    ``names`` are the customers' ``first_name`` and ``gender`` (the greeting);
+    ``reasons`` as for :meth:`DecisionEngine.plans <nextbest.decisioning.engine.DecisionEngine.plans>`.
+    """
+    customers = sc.customers
+    key, forced = ranking_keys(sc, engine.arm_rules)
+    order = priority(sc.cust, key, forced)
+    cust, offer = sc.cust[order], sc.offer[order]
+    values = np.column_stack([key, sc.probability, sc.uplift, sc.boost, sc.expected_value])[order]
+    pairs = np.column_stack([offer, sc.channel[order], sc.target.trigger[cust, offer], forced[order]]).astype(np.int16)
+    n = len(sc.ids)
+    groups = Groups.of(cust, n)
+    first, gender = names
+    # Not taken from a larger block: the customers are their own block.
+    origin = customers.origin if customers.origin is not None else np.arange(n)
+    # The action set is a prefix of a customer's rows (forced first, then key): its head's reason codes.
+    in_set = forced[order] | (values[:, KEY] > engine.config.policy.arbitration.min_expected_value)
+    head = np.flatnonzero(in_set & (groups.pos < reasons))
+    held = head_reasons(engine, sc, order[head])
+    ends = np.searchsorted(head, groups.start + groups.count)
+    plans = []
+    for i, (start, count) in enumerate(zip(groups.start.tolist(), groups.count.tolist(), strict=True)):
+        rows = slice(start, start + count)
+        liked = customers.interest[i]
+        plans.append(
+            CustomerPlan(
+                customer_id=int(sc.ids[i]), origin=int(origin[i]), arm=int(sc.arm[i]),
+                cold_start=bool(sc.cold_start[i]), stage=int(sc.target.stage[i]),
+                greeting=salutation(first[i], gender[i]), interest=liked if isinstance(liked, str) else None,
+                # Copies: a kept plan must not hold on to the whole batch's arrays.
+                pairs=pairs[rows].copy(), values=values[rows].copy(),
+                reasons=tuple(held[ends[i - 1] if i else 0 : ends[i]]),
+            )
+        )
+    return plans
+
+
+def rank_plan(
+    engine: DecisionEngine,
+    plan: CustomerPlan,
+    customers: PreparedCustomers,
+    at: dt.datetime,
+    valid: np.ndarray,
+    top_k: int,
+    seed: int | None,
+    history: ContactHistory,
+) -> RankResponse:
+    """:meth:`DecisionEngine.rank_planned <nextbest.decisioning.engine.DecisionEngine.rank_planned>`
+    at ``at`` (a ``datetime``), where ``valid`` says which offers may be proposed that day."""
+    ids = np.array([plan.customer_id], dtype=np.int64)
+    offer, channel = plan.pairs[:, OFFER], plan.pairs[:, CHANNEL]
+    blocked = contact_blocked(engine.config, PairGrid(offer, channel), history.view(ids, at), engine._policy_arrays)[0]
+    live = np.flatnonzero(~blocked & valid[offer])
+    values, forced = plan.values[live], plan.pairs[live, FORCED].astype(bool)
+    key = values[:, KEY]
+    in_set = forced | (key > engine.config.policy.arbitration.min_expected_value)
+    policy = engine.arm_policy[plan.arm]
+    if policy != UNIFORM and forced.any():
+        policy = GREEDY
+    exploration = engine.config.policy.exploration
+    groups = Groups.one(len(live))
+    prop, m = propensities(
+        groups, key, in_set, np.array([policy]),
+        top_n=exploration.top_n, epsilon=exploration.epsilon, temperature=exploration.temperature,
+    )
+    pick = int(draw(groups, prop, m, exploration_draws(ids, seed, at))[0])
+    # The choice (or "no action"), then the best of the action set; as in selection.ranked_actions.
+    rows = [pick, *[r for r in np.flatnonzero(in_set).tolist() if r != pick][: top_k - 1]]
+    contacted = pick >= 0 and bool(engine.arm_contacts[plan.arm])
+    offer, channel = offer[live], channel[live]
+    if contacted:
+        record_contacts_at(history, ids, at, engine.offer_ids[offer[[pick]]], engine.channel_ids[channel[[pick]]])
+
+    real = np.array([r for r in rows if r >= 0], dtype=np.int64)
+    o, ch = offer[real], channel[real]
+    model = iter(planned_reasons(engine, engine._arm_alias[plan.arm], plan, customers, live[real], o, ch))
+    columns = zip(
+        o.tolist(), ch.tolist(), values[real].tolist(), prop[real].tolist(), plan.pairs[live[real], TRIGGER].tolist(),
+        forced[real].tolist(), (engine.offer_stage[o] == plan.stage).tolist(), strict=True,
+    )
+    actions = []
+    for rank, row in enumerate(rows, start=1):
+        if row < 0:
+            actions.append(action_document(engine, rank, -1, -1, np.nan, np.nan, 1.0, 0.0, 1.0, list(NO_ACTION_REASONS), None, "", None))
+            continue
+        oi, ci, v, p, trig, forced_row, staged = next(columns)
+        # Explored: the draw chose another than the best candidate.
+        reasons = [*next(model), *rule_reasons(engine, oi, trig, forced_row, staged, rank == 1 and row > 0)]
+        actions.append(
+            action_document(
+                engine, rank, oi, ci, v[PROBABILITY], v[UPLIFT], v[BOOST], v[EXPECTED_VALUE], p, reasons,
+                engine._trigger_ids[trig], plan.greeting, plan.interest,
+            )
+        )
+    return RankResponse.model_construct(
+        decision_id=f"{uuid.uuid4().hex}-0", customer_id=plan.customer_id, at=at,
+        model_version=engine._arm_version[plan.arm], experiment=engine.config.policy.experiment.name,
+        arm=engine.arm_names[plan.arm], contacted=contacted, cold_start=plan.cold_start, actions=actions,
+        suppressed=None,
+    )

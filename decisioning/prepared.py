@@ -5,7 +5,8 @@ turns a feature frame (and its offer history) into :class:`PreparedCustomers`;
 every decision goes through one. A batch run prepares its frame per call; the
 scoring service prepares its whole feature snapshot once when it loads it and
 takes the requested customers' rows per request, so a request does no pandas
-work at all.
+work at all. :func:`complete_features` gives requested ids their feature rows,
+an all-null (cold-start) row for unknown ones.
 """
 
 from __future__ import annotations
@@ -262,3 +263,32 @@ class PreparedCustomers:
             first._encoders,
             {a: EncodedCustomers.concat([p.encoded(a) for p in parts]) for a in first._encoded if all(a in p._encoded for p in parts)},
         )
+
+
+def complete_features(found: pd.DataFrame, customer_ids: np.ndarray, columns: list[str] | None = None) -> pd.DataFrame:
+    """Feature rows for ``customer_ids`` in that order, with an all-null row for unknown ids.
+
+    A customer without features is a *cold start*: null consent and reachability
+    leave only non-personal channels, and the decision says ``cold_start``.
+
+    Parameters
+    ----------
+    found
+        Rows the feature store returned (``customer_id`` + features).
+    customer_ids
+        Requested ids.
+    columns
+        Feature columns when ``found`` is empty (default: those of ``found``).
+    """
+    ids = np.asarray(customer_ids, dtype=np.int64)
+    index = pd.Index(found["customer_id"].to_numpy(dtype=np.int64)) if len(found) else pd.Index([], dtype=np.int64)
+    pos = index.get_indexer(ids)
+    if (pos >= 0).all():
+        return found.take(pos).reset_index(drop=True)
+    cols = list(found.columns) if len(found.columns) else ["customer_id", *(columns or [])]
+    blank = pd.DataFrame({c: pd.Series([None] * int((pos < 0).sum()), dtype=object) for c in cols})
+    blank["customer_id"] = ids[pos < 0]
+    known = found.take(pos[pos >= 0]).reset_index(drop=True)
+    merged = pd.concat([known, blank], ignore_index=True) if len(known) else blank
+    order = pd.Index(merged["customer_id"].to_numpy(dtype=np.int64)).get_indexer(ids)
+    return merged.take(order).reset_index(drop=True)

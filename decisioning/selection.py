@@ -14,13 +14,29 @@ greedy        the best row, propensity 1 (forced triggers, the ``rules`` arm,
 epsilon       1 - ε + ε/m for the best, ε/m for each other of the top ``m``.
 softmax       ∝ exp((key - best) / temperature) over the top ``m``.
 uniform       1/m over *every* candidate (the ``random`` arm, EV ignored).
+
+For a batch, :func:`select` draws every customer's choice, then allocates daily
+channel capacities and offer volume caps by ranking key: customers who lose a
+saturated channel or offer choose again among what is left.
+:func:`ranked_actions` lists what a customer is shown: the choice, then the best
+of its action set.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+from nextbest.decisioning.candidates import CODE
+from nextbest.decisioning.hashing import key_of, uniform
+
+if TYPE_CHECKING:
+    from nextbest.config import Exploration
+    from nextbest.decisioning.history import HistoryView
 
 GREEDY, EPSILON, SOFTMAX, UNIFORM = 0, 1, 2, 3
 
@@ -135,3 +151,140 @@ def fits_capacity(slot: np.ndarray, left: np.ndarray) -> np.ndarray:
     rank = np.empty(len(slot), dtype=np.int64)
     rank[order] = np.arange(len(slot)) - starts[slot[order]]
     return rank < left[slot]
+
+
+def priority(cust: np.ndarray, key: np.ndarray, forced: np.ndarray) -> np.ndarray:
+    """Candidate rows by customer, then priority: forced, then key, then config order (stable ties)."""
+    return np.lexsort((np.arange(len(cust)), -key, ~forced, cust))
+
+
+def exploration_draws(ids: np.ndarray, seed: int | None, at: dt.datetime) -> np.ndarray:
+    """Each customer's uniform number for the exploration draw (fresh randomness without ``seed``)."""
+    seed_key = key_of("explore", seed if seed is not None else int.from_bytes(os.urandom(8), "little"), at.isoformat())
+    return uniform(ids, seed_key)
+
+
+def select(
+    cust: np.ndarray,
+    offer: np.ndarray,
+    channel: np.ndarray,
+    key: np.ndarray,
+    forced: np.ndarray,
+    policy: np.ndarray,
+    contacts: np.ndarray,
+    u: np.ndarray,
+    view: HistoryView,
+    exploration: Exploration,
+    min_expected_value: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Choose a row per customer; allocate capacities; return choice, propensities,
+    priority order, action-set membership and rows removed for capacity.
+
+    Parameters
+    ----------
+    cust, offer, channel
+        Customer position, offer and channel index of each candidate row.
+    key, forced
+        Ranking key of each row and whether a trigger forces it.
+    policy, contacts, u
+        Per customer: selection policy (GREEDY, EPSILON, SOFTMAX or UNIFORM),
+        whether its arm contacts, and its uniform number for the draw.
+    view
+        Contact history of the customers (remaining channel and offer capacities).
+    exploration, min_expected_value
+        Exploration settings; the key an unforced row must beat to join the action set.
+    """
+    n = len(policy)
+    # Priority within a customer: forced, then key, then config order (stable ties).
+    order = priority(cust, key, forced)
+    in_set_sorted = forced[order] | (key[order] > min_expected_value)
+    policy = policy.copy()
+    has_forced = np.bincount(cust[forced], minlength=n) > 0
+    policy[has_forced & (policy != UNIFORM)] = GREEDY
+
+    prop = np.zeros(len(cust))
+    chosen = np.full(n, -1, dtype=np.int64)
+    alive = np.ones(len(cust), dtype=bool)
+    removed = np.zeros(len(cust), dtype=np.int8)  # suppression code of rows lost to capacity
+    ch_left = view.channel_remaining.copy()
+    of_left = view.offer_remaining.copy()
+    pending = np.ones(n, dtype=bool)
+    while pending.any():
+        keep = alive[order] & pending[cust[order]]
+        rows = order[keep]
+        groups = Groups.of(cust[rows], n)
+        p_rows, m = propensities(
+            groups, key[rows], in_set_sorted[keep], policy,
+            top_n=exploration.top_n, epsilon=exploration.epsilon, temperature=exploration.temperature,
+        )
+        pick = draw(groups, p_rows, m, u)
+        prop[rows] = p_rows
+        picked_cust = np.nonzero(pending & (pick >= 0))[0]
+        picked = rows[pick[picked_cust]]
+        chosen[pending] = -1
+        chosen[picked_cust] = picked
+        # Capacity: contacting picks, best key first, up to what each channel/offer has left.
+        capped = contacts[picked_cust] & (np.isfinite(ch_left[channel[picked]]) | np.isfinite(of_left[offer[picked]]))
+        cand = picked[capped]
+        if len(cand) == 0:
+            break
+        by_key = cand[np.argsort(-key[cand], kind="stable")]
+        ok = fits_capacity(channel[by_key], ch_left) & fits_capacity(offer[by_key], of_left)
+        accepted = by_key[ok]
+        ch_left -= np.bincount(channel[accepted], minlength=len(ch_left))
+        of_left -= np.bincount(offer[accepted], minlength=len(of_left))
+        lost = by_key[~ok]
+        pending[:] = False
+        if len(lost) == 0:
+            break
+        lost_cust = cust[lost]
+        pending[lost_cust] = True
+        chosen[lost_cust] = -1
+        # Every row of a losing customer on a now-full channel or offer goes.
+        mine = pending[cust] & alive
+        full_ch = mine & (ch_left[channel] <= 0)
+        full_of = mine & ~full_ch & (of_left[offer] <= 0)
+        removed[full_ch] = CODE["channel_capacity"]
+        removed[full_of] = CODE["offer_cap"]
+        alive &= ~(full_ch | full_of)
+        prop[mine] = 0.0
+    in_set = np.zeros(len(cust), dtype=bool)
+    in_set[order] = in_set_sorted
+    return chosen, prop, order[alive[order]], in_set & alive, removed
+
+
+@dataclass(frozen=True)
+class RankedActions:
+    """Ranked actions of a batch, one entry per action (unordered).
+
+    ``row`` is the candidate row (-1 = the "no action" of a customer with no choice).
+    """
+
+    cust: np.ndarray  # customer position in the batch
+    rank: np.ndarray
+    row: np.ndarray
+    explored: np.ndarray
+
+
+def ranked_actions(
+    n: int, chosen: np.ndarray, order: np.ndarray, in_set: np.ndarray, cust: np.ndarray, top_k: int
+) -> RankedActions:
+    """The ranked actions of every customer: the choice, then the best of its action set."""
+    is_chosen = np.zeros(len(cust), dtype=bool)
+    is_chosen[chosen[chosen >= 0]] = True
+    alt = order[in_set[order] & ~is_chosen[order]]
+    alt_groups = Groups.of(cust[alt], n)
+    alt = alt[alt_groups.pos < top_k - 1]
+    alt_rank = Groups.of(cust[alt], n).pos + 2
+    best = np.full(n, -1, dtype=np.int64)
+    if len(order):
+        first = Groups.of(cust[order], n)
+        best = np.where(first.count > 0, order[np.minimum(first.start, len(order) - 1)], -1)
+    has = np.flatnonzero(chosen >= 0)
+    none = np.flatnonzero(chosen < 0)
+    # A customer without a choice gets one "no action" row (row -1).
+    rows = np.concatenate([chosen[has], alt, np.full(len(none), -1, dtype=np.int64)])
+    who = np.concatenate([has, cust[alt], none]).astype(np.int64)
+    rank = np.concatenate([np.ones(len(has), dtype=np.int64), alt_rank, np.ones(len(none), dtype=np.int64)])
+    explored = (rank == 1) & (rows >= 0) & (rows != best[who])
+    return RankedActions(who, rank, rows, explored)

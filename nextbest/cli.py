@@ -37,7 +37,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "nextbest.serving.cli",
     "nextbest.reporting.cli",
     "nextbest.simulation.cli",
-    "nextbest.hillstrom_cli",
+    "nextbest.warehouse.hillstrom_cli",
 )
 
 

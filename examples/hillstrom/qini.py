@@ -20,7 +20,7 @@ import pandas as pd
 from sklift.metrics import qini_auc_score, qini_curve
 
 from nextbest.models.registry import load_scorer
-from nextbest.policy_eval import held_out, load_logged, model_rows
+from nextbest.reporting.policy_eval import held_out, load_logged, model_rows
 from nextbest.training.tracking import use_workspace
 from nextbest.warehouse import hillstrom
 from nextbest.warehouse.db import connect

@@ -100,7 +100,7 @@ def evaluate_policy_command(
     json_path: Annotated[Path | None, typer.Option("--json", help="Also write the table as JSON to this file.")] = None,
 ) -> None:
     """Estimate, by inverse propensity weighting, what targeting policies would have earned on held-out customers."""
-    from nextbest.policy_eval import evaluate_experiment, verdict
+    from nextbest.reporting.policy_eval import evaluate_experiment, verdict
 
     ws = workspace_of(ctx)
     if not ws.warehouse_path.exists():
@@ -143,7 +143,7 @@ def _print_table(result: object, currency: str) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from nextbest.policy_eval import METRICS
+    from nextbest.reporting.policy_eval import METRICS
 
     wide = result.wide()  # type: ignore[attr-defined]
     meta = result.meta  # type: ignore[attr-defined]

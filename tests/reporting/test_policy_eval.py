@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from nextbest.cli import app
 from nextbest.errors import BadInputError
 from nextbest.features.registry import categorical_features, model_features
-from nextbest.policy_eval import (
+from nextbest.reporting.policy_eval import (
     MODEL_POLICY,
     NOBODY,
     RANDOM,
