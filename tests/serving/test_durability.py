@@ -128,14 +128,20 @@ def test_caps_hold_across_workers_and_a_batch_job_runs_beside_the_load(two_worke
 
 
 def test_an_erasure_reaches_the_running_workers(two_workers: Server, tight_ws: Path) -> None:
+    con = connect(tight_ws / "warehouse.duckdb", read_only=True)
+    try:
+        known = int(con.execute("SELECT max(customer_id) FROM features.customer_snapshot").fetchone()[0])
+    finally:
+        con.close()
     with two_workers.client() as api:
-        assert api.post("/rank", json={"customer_id": 42}).json()["cold_start"] is False
-        run_cli(tight_ws, "data", "forget", "--customer-id", "42")
+        first = api.post("/rank", json={"customer_id": known}).json()
+        assert first["cold_start"] is False, first
+        run_cli(tight_ws, "data", "forget", "--customer-id", str(known))
         deadline = time.monotonic() + 20
         answers: list[bool] = []
         while time.monotonic() < deadline:
             # Both workers must have dropped the customer: ask a few times in a row.
-            answers = [api.post("/rank", json={"customer_id": 42}).json()["cold_start"] for _ in range(6)]
+            answers = [api.post("/rank", json={"customer_id": known}).json()["cold_start"] for _ in range(6)]
             if all(answers):
                 break
             time.sleep(0.5)
@@ -143,7 +149,7 @@ def test_an_erasure_reaches_the_running_workers(two_workers: Server, tight_ws: P
     store = LiveStore(f"sqlite:///{tight_ws / 'live.db'}")
     try:
         with store.reading() as con:
-            left = con.execute(select(decisions.c.decision_id).where(decisions.c.customer_id == 42)).fetchall()
+            left = con.execute(select(decisions.c.decision_id).where(decisions.c.customer_id == known)).fetchall()
     finally:
         store.close()
     assert left == []
