@@ -10,6 +10,7 @@ Layout::
       artifacts/          other versioned artifacts (feature-set manifests, fitted clusterers)
       reports/            HTML and JSON reports
       audit.log           erasure audit trail (no personal data)
+      logs/nextbest.log   libraries' messages (MLflow, Alembic, Optuna, ...), kept off the screen
 """
 
 from __future__ import annotations
@@ -60,6 +61,11 @@ class Workspace:
     @property
     def audit_log(self) -> Path:
         return self.root / "audit.log"
+
+    @property
+    def log_path(self) -> Path:
+        """Where libraries' log records and warnings go (:mod:`nextbest.logfile`)."""
+        return self.root / "logs" / "nextbest.log"
 
     @property
     def tracking_uri(self) -> str:
