@@ -102,7 +102,8 @@ def build_workspace(workspace: Path, customers: int) -> None:
 
 
 def start_server(workspace: Path, port: int, workers: int, token: str | None) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "NEXTBEST_WORKSPACE": str(workspace)}
+    # The baseline route, POST /noop, exists only when this setting asks for it.
+    env = {**os.environ, "NEXTBEST_WORKSPACE": str(workspace), "NEXTBEST_BENCHMARK_NOOP": "true"}
     env.pop("NEXTBEST_API_TOKEN", None)
     if token:
         env["NEXTBEST_API_TOKEN"] = token

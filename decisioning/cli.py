@@ -9,8 +9,11 @@ from typing import Annotated
 import numpy as np
 import pandas as pd
 import typer
+from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from nextbest.clitools import echo_json, workspace_of
 from nextbest.config import NextbestConfig
@@ -140,28 +143,52 @@ def rank(
         _print_rank(doc)
 
 
-def _print_rank(doc: RankResponse) -> None:
-    console = Console()
+def _print_rank(doc: RankResponse, console: Console | None = None) -> None:
+    """The decision for a person: a table that fits 80 columns unabridged, the reasons below it.
+
+    Columns are sized to their content and never shrunk (an offer id cut to "kids…" says
+    nothing); one space separates them, so the nine columns of the longest default offer
+    and channel ids take 77 characters. Reason codes are listed under the table, one
+    line per action, wrapped at the terminal's width. ``--json`` is the form for machines.
+    """
+    console = console or Console()
     console.print(
-        f"customer {doc.customer_id}  arm {doc.arm}  model {doc.model_version}  "
-        f"{'cold start  ' if doc.cold_start else ''}decision {doc.decision_id}"
+        f"customer {doc.customer_id}  arm {doc.arm}  model {doc.model_version}"
+        f"{'  cold start' if doc.cold_start else ''}",
+        markup=False, highlight=False,
     )
-    table = Table("rank", "offer", "channel", "P", "uplift", "value", "cost", "EV", "propensity", "reasons")
-    for a in doc.actions:
-        table.add_row(
-            str(a.rank), a.offer_id or "(no action)", a.channel or "", _fmt(a.probability), _fmt(a.uplift),
-            f"{a.value:.2f}", f"{a.cost:.2f}", f"{a.expected_value:.3f}", f"{a.propensity:.3f}", ", ".join(a.reasons),
-        )
+    console.print(f"decision {doc.decision_id}", markup=False, highlight=False)
+    rows = [
+        (str(a.rank), a.offer_id or "(no action)", a.channel or "", _fmt(a.probability), _fmt(a.uplift, signed=True),
+         f"{a.value:,.2f}", f"{a.cost:,.2f}", f"{a.expected_value:,.3f}", f"{a.propensity:.3f}")
+        for a in doc.actions
+    ]
+    headers = ("#", "offer", "channel", "P", "uplift", "value", "cost", "EV", "prop.")
+    table = Table(box=box.SIMPLE_HEAD, padding=0, pad_edge=False, show_edge=False, highlight=False)
+    for i, header in enumerate(headers):
+        width = max(len(header), *(len(r[i]) for r in rows)) if rows else len(header)
+        table.add_column(header, justify="left" if i in (1, 2) else "right", no_wrap=True, min_width=width)
+    for r in rows:
+        table.add_row(*(escape(cell) for cell in r))
     console.print(table)
+    explained = [a for a in doc.actions if a.reasons]
+    if explained:
+        console.print("reasons:", highlight=False)
+        reasons = Table.grid(padding=(0, 1, 0, 0), pad_edge=False)
+        reasons.add_column(justify="right", no_wrap=True)
+        reasons.add_column(overflow="fold")
+        for a in explained:
+            reasons.add_row(f"  {a.rank}", Text(", ".join(a.reasons)))
+        console.print(reasons)
     if doc.actions[0].personalisation:
-        console.print(f"message: {doc.actions[0].personalisation.message}")
+        console.print(Text(f"message: {doc.actions[0].personalisation.message}"))
     if doc.suppressed:
         counts = pd.Series([s.reason for s in doc.suppressed]).value_counts()
-        console.print("suppressed: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+        console.print(Text("suppressed: " + ", ".join(f"{k} {v}" for k, v in counts.items())))
 
 
-def _fmt(x: float | None) -> str:
-    return "" if x is None else f"{x:.4f}"
+def _fmt(x: float | None, signed: bool = False) -> str:
+    return "" if x is None else f"{x:+.4f}" if signed else f"{x:.4f}"
 
 
 # --------------------------------------------------------------------------- segments

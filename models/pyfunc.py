@@ -48,3 +48,21 @@ def signature_for(feature_frame: pd.DataFrame, categorical: tuple[str, ...]) -> 
         specs.append(ColSpec(kind, name, required=True))
     outputs = Schema([ColSpec("double", c) for c in SCORE_COLUMNS])
     return ModelSignature(inputs=Schema(specs), outputs=outputs)
+
+
+def input_example_for(feature_frame: pd.DataFrame, categorical: tuple[str, ...]) -> pd.DataFrame:
+    """One typical candidate, in the signature's types: each numeric feature's median, each categorical's mode.
+
+    An aggregate rather than a row of the training set, so the logged model holds
+    no customer's data; MLflow validates it against the signature when logging.
+    """
+    row: dict[str, object] = {}
+    for name in feature_frame.columns:
+        column = feature_frame[name]
+        if name in categorical:
+            mode = column.dropna().astype(str).mode()
+            row[name] = str(mode.iloc[0]) if len(mode) else ""
+        else:
+            median = pd.to_numeric(column, errors="coerce").astype("float64").median()
+            row[name] = 0.0 if pd.isna(median) else float(median)
+    return pd.DataFrame([row])

@@ -14,6 +14,7 @@ from typing import Annotated
 
 import typer
 
+from nextbest import logfile
 from nextbest.errors import NextbestError
 from nextbest.clitools import data_app, workspace_of
 from nextbest.workspace import ENV_VAR, Workspace
@@ -50,6 +51,8 @@ def _root(
     ] = None,
 ) -> None:
     ctx.obj = Workspace.resolve(workspace)
+    if _route_library_output:
+        logfile.route_library_output(ctx.obj.root)
 
 
 @app.command()
@@ -84,6 +87,10 @@ def _register_all() -> None:
 
 _register_all()
 
+#: Set by :func:`main`: the real command line sends library messages to the workspace's
+#: log file; ``app`` invoked in-process (tests, notebooks) leaves the host's logging alone.
+_route_library_output = False
+
 
 def main() -> None:
     """Entry point: run the app, mapping nextbest errors to messages and exit codes.
@@ -91,8 +98,13 @@ def main() -> None:
     Usage errors (unknown option, wrong type) are handled by click itself in
     standalone mode and exit with 2; nextbest's own errors carry their exit code.
     """
+    global _route_library_output
+    _route_library_output = True
     try:
         app()
     except NextbestError as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)
+    finally:
+        if (line := logfile.pointer()) is not None:
+            typer.echo(line, err=True)

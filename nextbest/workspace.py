@@ -10,6 +10,7 @@ Layout::
       artifacts/          other versioned artifacts (feature-set manifests, fitted clusterers)
       reports/            HTML and JSON reports
       audit.log           erasure audit trail (no personal data)
+      logs/nextbest.log   libraries' messages (MLflow, Alembic, Optuna, ...), kept off the screen
 
 A workspace can be copied or moved as a folder: its embedded MLflow store is
 relocated to the new folder the first time it is opened there
@@ -94,6 +95,11 @@ class Workspace:
             return False
         path = Path(uri.removeprefix("sqlite:///").split("?", 1)[0])
         return os.path.abspath(path) == os.path.abspath(self.mlflow_db)
+
+    @property
+    def log_path(self) -> Path:
+        """Where libraries' log records and warnings go (:mod:`nextbest.logfile`)."""
+        return self.root / "logs" / "nextbest.log"
 
     @property
     def tracking_uri(self) -> str:

@@ -78,9 +78,18 @@ def render_ab_html(analysis: AbAnalysis) -> str:
                 "treated_decisions": ("Decisions", fmt.count), "converted_uplift": ("Δ conversion", fmt.points),
                 "converted_lower": ("low", fmt.points), "converted_upper": ("high", fmt.points),
                 "converted_p_value": ("p", fmt.p_value)})))
-    start, end = analysis.period
-    subtitle = f"period {start or 'start'} – {end or 'end'} · {dt.datetime.now():%Y-%m-%d}"
+    subtitle = f"{period_label(analysis.period)} · {dt.datetime.now():%Y-%m-%d}"
     return H.page("A/B test results", subtitle, sections)
+
+
+def period_label(period: tuple[dt.datetime | None, dt.datetime | None]) -> str:
+    """``decisions 01 Jan 2024 – 30 Jun 2024`` (an open end, which only an empty analysis has, is named so)."""
+    start, end = (f"{d:%d %b %Y}" if d is not None else None for d in period)
+    if start is None and end is None:
+        return "all decisions"
+    if start == end:
+        return f"decisions of {start}"
+    return f"decisions {start or 'from the first'} – {end or 'to the last'}"
 
 
 def run_ab_analysis(

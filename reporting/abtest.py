@@ -194,7 +194,9 @@ def analyze_experiments(
     n_resamples, seed
         Revenue bootstrap settings.
     period
-        The ``(from, to)`` the outcomes were selected with, echoed in the report.
+        The ``(from, to)`` the outcomes were selected with. The analysis reports the
+        period its decisions actually span (first and last decision time), which lies
+        within it; this is used only when ``outcomes`` is empty.
     """
     arms = arm_summary(outcomes, confidence)
     rows: list[pd.DataFrame] = []
@@ -257,5 +259,15 @@ def analyze_experiments(
         confidence=confidence,
         response_window_days=int(outcomes.attrs.get("response_window_days", 0)),
         immature=int(outcomes.attrs.get("immature", 0)),
-        period=period,
+        period=_decided(outcomes, period),
     )
+
+
+def _decided(
+    outcomes: pd.DataFrame, selected: tuple[dt.datetime | None, dt.datetime | None]
+) -> tuple[dt.datetime | None, dt.datetime | None]:
+    """First and last decision time of ``outcomes`` (the selection when there is none)."""
+    if outcomes.empty or "ts" not in outcomes:
+        return selected
+    ts = pd.to_datetime(outcomes["ts"])
+    return ts.min().to_pydatetime(), ts.max().to_pydatetime()

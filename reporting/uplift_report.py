@@ -16,6 +16,7 @@ from itertools import combinations
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
@@ -65,6 +66,37 @@ class _Data:
     offer_history: pd.DataFrame | None
 
 
+def weekly_activity(con: duckdb.DuckDBPyConnection, days: int = 182) -> pd.DataFrame:
+    """Interactions and distinct active customers per whole week (Monday–Sunday) and touchpoint family.
+
+    The window is the last ``days`` days of interactions, narrowed to the whole weeks
+    in it. Partial weeks are dropped rather than marked: a count of *distinct*
+    customers over three days is not a fraction of the week's that could be scaled
+    up (most weekly actives come back within a few days), so a partial first or last
+    week would draw a drop that is not there, and a marker would still draw it. The
+    last day with an interaction is taken as complete.
+    """
+    return con.execute(
+        f"""
+        WITH span AS (
+            SELECT date_trunc('day', max(ts)) - INTERVAL {days - 1} DAY AS start,
+                   date_trunc('day', max(ts)) + INTERVAL 1 DAY AS stop
+            FROM interactions
+        ), whole AS (
+            SELECT CASE WHEN date_trunc('week', start) = start THEN start
+                        ELSE date_trunc('week', start) + INTERVAL 7 DAY END AS lo,
+                   date_trunc('week', stop) AS hi
+            FROM span
+        )
+        SELECT date_trunc('week', ts) AS week, split_part(type, '.', 1) AS family,
+               count(*) AS interactions, count(DISTINCT customer_id) AS customers
+        FROM interactions, whole
+        WHERE ts >= lo AND ts < hi
+        GROUP BY ALL ORDER BY week
+        """
+    ).df()
+
+
 def _read(ws: Workspace, config: NextbestConfig, experiment: str | None) -> _Data:
     if not ws.warehouse_path.exists():
         raise BadInputError(
@@ -75,15 +107,7 @@ def _read(ws: Workspace, config: NextbestConfig, experiment: str | None) -> _Dat
     try:
         outcomes = load_outcomes(con, config, experiment=experiment)
         attributes, source = segment_attributes(con, config)
-        weekly = con.execute(
-            """
-            SELECT date_trunc('week', ts) AS week, split_part(type, '.', 1) AS family,
-                   count(*) AS interactions, count(DISTINCT customer_id) AS customers
-            FROM interactions
-            WHERE ts >= (SELECT max(ts) FROM interactions) - INTERVAL 182 DAY
-            GROUP BY ALL ORDER BY week
-            """
-        ).df()
+        weekly = weekly_activity(con)
         mix = con.execute(
             """
             SELECT d.channel, r.outcome, count(DISTINCT r.decision_id) AS decisions
@@ -422,7 +446,8 @@ def _dashboard_section(data: _Data, currency: str) -> str:
         fig.update_layout(title="Active customers per week, by touchpoint", yaxis_title="Customers")
         parts += ["<h3>Engagement trend</h3>", H.paragraph(
             "How many customers interact each week on the web, in the app, by e-mail, in store, with service and on "
-            "social media over the last six months. A falling line is an early warning of churn."
+            "social media over the last six months, in whole weeks (Monday to Sunday: a week the data ends in is left "
+            "out, as its count would be low for want of days). A falling line is an early warning of churn."
         ), H.figure(fig, height=360)]
     if "engagement_trend" in attrs:
         trend = pd.cut(pd.to_numeric(attrs["engagement_trend"], errors="coerce"), [-np.inf, -0.05, 0.05, np.inf],

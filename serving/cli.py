@@ -31,7 +31,7 @@ def serve(
         bool, typer.Option("--check/--no-check", help="Load model and features once before starting.")
     ] = True,
 ) -> None:
-    """Start the HTTP scoring service (POST /rank, /rank_batch, /feedback; docs at /docs).
+    """Start the HTTP scoring service (POST /rank, /rank_batch, /feedback; API page at /).
 
     Set NEXTBEST_API_TOKEN to require 'Authorization: Bearer <token>' on every
     request but the /livez and /readyz probes. Send SIGHUP to a worker or POST

@@ -7,8 +7,10 @@ Routes
 ``POST /feedback``        an outcome of a decision; 202 once durably stored
 ``POST /admin/refresh``   load the current champion/challenger and swap atomically
 ``GET  /reports/latest``  newest HTML report of the workspace
-``POST /noop``            BentoML endpoint doing nothing: the benchmark's baseline
-``GET  /livez /readyz /metrics /docs.json``  BentoML's probes, Prometheus, OpenAPI
+``POST /noop``            BentoML endpoint doing nothing, the benchmark's baseline
+                          (only with ``NEXTBEST_BENCHMARK_NOOP=true``)
+``GET  /`` ``/docs.json``  the API page and OpenAPI document (:mod:`.apidocs`)
+``GET  /livez /healthz /readyz /metrics``  BentoML's probes (``/healthz`` = ``/livez``), Prometheus
 
 The ranking routes are a FastAPI app mounted on the BentoML service: FastAPI
 gives the 422 answers that name the offending field and documents every field in
@@ -36,6 +38,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from nextbest.decisioning.documents import RankRequest, RankResponse
 from nextbest.errors import BadInputError, NotFoundError
+from nextbest.logfile import route_library_output
+from nextbest.serving import apidocs
 from nextbest.serving.auth import BearerTokenMiddleware
 from nextbest.serving.batching import MicroBatcher
 from nextbest.live.store import NEGATIVE_OUTCOMES, StoreUnavailableError
@@ -69,6 +73,8 @@ api = FastAPI(
         "Rank offers × channels for a customer, log every decision, and take feedback. "
         f"When the server runs with {TOKEN_ENV} set, send 'Authorization: Bearer <token>'."
     ),
+    # FastAPI's own pages load Swagger UI and ReDoc from a CDN; ``/`` and ``/docs.json`` are apidocs'.
+    docs_url=None, redoc_url=None, openapi_url=None,
 )
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
@@ -239,6 +245,9 @@ class NextbestService:
 
     def __init__(self) -> None:
         self.settings = ServeSettings.from_env()
+        # Libraries' messages (MLflow loading the models, ...) to the workspace's log file;
+        # the root logger stays BentoML's server log.
+        route_library_output(self.settings.workspace.root, root_logger=False)
         # Raises (and so stops the worker) when no champion is registered.
         self.runtime = Runtime(self.settings)
         self.batcher: MicroBatcher[Any, Any] = MicroBatcher(
@@ -273,10 +282,12 @@ class NextbestService:
         await anyio.to_thread.run_sync(self.runtime.close)
 
     # ------------------------------------------------------------------ baseline
-    @bentoml.api(route="/noop")
-    def noop(self, customer_id: int = 0) -> dict[str, int]:
-        """Does nothing: the benchmark's baseline for the cost of the HTTP stack."""
-        return {"customer_id": customer_id}
+    if ServeSettings.from_env().benchmark_noop:  # the class is built once per process, at import
+
+        @bentoml.api(route="/noop")
+        def noop(self, customer_id: int = 0) -> dict[str, int]:
+            """Does nothing: the benchmark's baseline for the cost of the HTTP stack."""
+            return {"customer_id": customer_id}
 
 
 # The routes are module functions with an async dependency rather than methods of the
@@ -374,6 +385,7 @@ async def latest(service: Service) -> FileResponse:
     return FileResponse(path, media_type="text/html")
 
 
+apidocs.add_routes(api, lambda: NextbestService.openapi_spec, auth=bool(ServeSettings.from_env().api_token))
 api.add_middleware(DirectRank)
 NextbestService.add_asgi_middleware(BearerTokenMiddleware, token=ServeSettings.from_env().api_token)
 

@@ -19,6 +19,7 @@ share, so every knob is an environment variable with a documented default.
 ``NEXTBEST_RANK_INLINE``        rank /rank on the event loop when nothing would wait (true)
 ``NEXTBEST_PLAN_CACHE``         customers' decision plans kept per loaded state, 0 = none (100000)
 ``NEXTBEST_PLAN_REASONS``       leading actions whose reason codes a plan holds (3)
+``NEXTBEST_BENCHMARK_NOOP``     add ``POST /noop``, a route doing nothing, for benchmarks (false)
 ==============================  =======================================================
 """
 
@@ -47,6 +48,7 @@ _ENV: dict[str, str] = {
     "rank_inline": "NEXTBEST_RANK_INLINE",
     "plan_cache": "NEXTBEST_PLAN_CACHE",
     "plan_reasons": "NEXTBEST_PLAN_REASONS",
+    "benchmark_noop": "NEXTBEST_BENCHMARK_NOOP",
 }
 
 
@@ -68,6 +70,9 @@ class ServeSettings(BaseModel):
     rank_inline: bool = True
     plan_cache: int = Field(default=100_000, ge=0)
     plan_reasons: int = Field(default=3, ge=0, le=50)
+    #: ``POST /noop`` (``benchmarks/serve.py``): the cost of BentoML's HTTP stack alone.
+    #: Read when the service class is built, so it holds for every worker.
+    benchmark_noop: bool = False
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ServeSettings:

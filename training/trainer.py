@@ -39,7 +39,7 @@ from nextbest.models.metrics import (
     oracle_metrics,
     uplift_metrics,
 )
-from nextbest.models.pyfunc import SCORER_ARTIFACT, ResponseModelPyfunc, signature_for
+from nextbest.models.pyfunc import SCORER_ARTIFACT, ResponseModelPyfunc, input_example_for, signature_for
 from nextbest.models.registry import CHALLENGER, CHAMPION, MODEL_NAME, RegisteredVersion, get_version, set_alias
 from nextbest.models.response import ResponseModel, assert_no_personal_columns
 from nextbest.models.uplift import LEARNERS, BaggedLearner, ShiftLearner, SLearner
@@ -277,6 +277,7 @@ def run_training(
                 python_model=ResponseModelPyfunc(),
                 artifacts={SCORER_ARTIFACT: str(folder)},
                 signature=signature_for(example, data.categorical),
+                input_example=input_example_for(example, data.categorical),
                 pip_requirements=_requirements(),
             )
         if options.register:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import tempfile
 from pathlib import Path
@@ -10,11 +11,14 @@ import mlflow
 import pandas as pd
 import pytest
 from tests.decisioning.decisioning_helpers import fitted_scorer
+from rich.console import Console
 from typer.testing import CliRunner
 
 from nextbest.training.tracking import use_workspace
 from nextbest.cli import app
 from nextbest.config import load_config
+from nextbest.decisioning.cli import _print_rank
+from nextbest.decisioning.documents import Action, RankResponse
 from nextbest.decisioning.synthetic import random_features
 from nextbest.errors import NextbestError
 from nextbest.features.registry import feature_defs, offer_history_features
@@ -73,6 +77,53 @@ def test_rank_json(ready: Workspace) -> None:
     assert [a["offer_id"] for a in again["actions"]] == [a["offer_id"] for a in doc["actions"]]
     table = _run(ready, "rank", "--customer-id", "7", "--seed", "3")
     assert "customer 7" in table and "suppressed:" in table
+
+
+def _longest_ids_doc() -> RankResponse:
+    """A decision on the longest default offer and channel ids, with large numbers and many reasons."""
+    config = load_config()
+    offer = max((o.id for o in config.offers.offers), key=len)
+    channel = max((c.id for c in config.channels.channels), key=len)
+    actions = [
+        Action(rank=1, offer_id=offer, channel=channel, probability=0.0312, uplift=-0.0121, value=1450.0, lever=1,
+               cost=12.5, expected_value=-12.345, propensity=0.96,
+               reasons=[f"feature_{i}:+0.{i}1" for i in range(12)]),
+        Action(rank=2, offer_id=None, channel=None, probability=None, uplift=None, value=0, lever=1, cost=0,
+               expected_value=0, propensity=0.04, reasons=["no_positive_expected_value"]),
+    ]
+    return RankResponse(decision_id="7fc668bf8f3b4dd2a6318016ddd4f2b0-0", customer_id=5, at=AS_OF.to_pydatetime(),
+                        model_version="nextbest-response/12", experiment="nba-2024", arm="champion", contacted=True,
+                        cold_start=False, actions=actions)
+
+
+def _at_80_columns(doc: RankResponse) -> str:
+    console = Console(width=80, record=True, file=io.StringIO())
+    _print_rank(doc, console)
+    return console.export_text()
+
+
+def test_rank_table_is_readable_at_80_columns(ready: Workspace) -> None:
+    docs = [_longest_ids_doc(), RankResponse.model_validate_json(
+        _run(ready, "rank", "--customer-id", "7", "--seed", "3", "--top-k", "5", "--json"))]
+    for doc in docs:
+        text = _at_80_columns(doc)
+        assert "…" not in text and "..." not in text
+        assert max(len(line.rstrip()) for line in text.splitlines()) <= 80
+        table = text.split("reasons:")[0]
+        for a in doc.actions:
+            row = next(line for line in table.splitlines() if line.startswith(f"{a.rank} "))
+            assert (a.offer_id or "(no action)") in row and (a.channel or "") in row
+            assert f"{a.expected_value:,.3f}" in row
+    # The reasons are under the table, whole, each action's on its own lines.
+    text = _at_80_columns(docs[0])
+    assert "reasons" not in text.splitlines()[2]  # not a column of the header
+    assert all(r in text.split("reasons:")[1] for r in docs[0].actions[0].reasons)
+
+
+def test_rank_in_a_pipe_is_80_columns_wide(ready: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "80")
+    out = _run(ready, "rank", "--customer-id", "7", "--seed", "3", "--top-k", "5")
+    assert "…" not in out and "reasons:" in out
 
 
 def test_rank_log_writes_a_decision_and_unknown_customer_is_cold_start(ready: Workspace) -> None:

@@ -99,3 +99,19 @@ def test_cli_bad_input_names_the_fix(reported, monkeypatch: pytest.MonkeyPatch, 
     res = CliRunner().invoke(_app(), ["ab", "analyze", "--no-mlflow", *args])
     assert isinstance(res.exception, BadInputError) and res.exception.exit_code == 2
     assert re.search(re.escape(message), str(res.exception))
+
+
+def test_the_page_header_names_the_period_of_the_analysed_decisions(reported) -> None:
+    ws, run = reported.ws, reported.ab
+    con = connect(ws.warehouse_path, read_only=True)
+    try:
+        ts = load_outcomes(con, ws.config())["ts"]
+    finally:
+        con.close()
+    first, last = ts.min(), ts.max()
+    assert first.date() < last.date()
+    header = run.html_path.read_text().split("<header>")[1].split("</header>")[0]
+    assert f"decisions {first:%d %b %Y} – {last:%d %b %Y}" in header
+    assert "period start" not in header and "– end" not in header
+    doc = json.loads(run.json_path.read_text())
+    assert doc["period"]["from"].startswith(f"{first:%Y-%m-%d}") and doc["period"]["to"].startswith(f"{last:%Y-%m-%d}")

@@ -119,3 +119,31 @@ def test_report_renders_in_headless_chromium(reported, tmp_path: Path) -> None:
                    capture_output=True, timeout=120, check=True)
     colours = Image.open(shot).convert("RGB").getcolors(maxcolors=1 << 20)
     assert colours is not None and len(colours) > 500, "the screenshot is (nearly) blank"
+
+
+def test_active_customers_per_week_counts_whole_weeks_only() -> None:
+    """Data ending on a Wednesday: that week, and the partial first week of the window, are left out."""
+    import duckdb
+    import pandas as pd
+
+    from nextbest.reporting.uplift_report import weekly_activity
+
+    # 40 customers, each on the web every other day and by e-mail every third, 2023-12-20 (Wed) to 2024-07-10 (Wed).
+    days = pd.date_range("2023-12-20", "2024-07-10", freq="D")
+    rows = [(c, day + pd.Timedelta(hours=9 + c % 8), family)
+            for i, day in enumerate(days) for c in range(40)
+            for family, every in (("web.view", 2), ("email.open", 3)) if (i + c) % every == 0]
+    con = duckdb.connect()
+    con.execute("CREATE TABLE interactions (customer_id BIGINT, ts TIMESTAMP, type VARCHAR)")
+    con.executemany("INSERT INTO interactions VALUES (?, ?, ?)", rows)
+    weekly = weekly_activity(con)
+    weeks = pd.to_datetime(weekly["week"]).drop_duplicates().sort_values()
+    assert (weeks.dt.dayofweek == 0).all()
+    assert weeks.iloc[-1] == pd.Timestamp("2024-07-01")  # the week of 8 July has three days of data only
+    window_start = pd.Timestamp("2024-07-10") - pd.Timedelta(days=181)
+    assert weeks.iloc[0] >= window_start and weeks.iloc[0] - window_start < pd.Timedelta(days=7)
+    assert (weeks.diff().dropna() == pd.Timedelta(days=7)).all()
+    # Every customer is active on both touchpoints in every whole week: no dip at either end.
+    assert (weekly["customers"] == 40).all()
+    week_of = pd.to_datetime(weekly["week"])
+    assert not ((week_of == pd.Timestamp("2024-07-08")) | (week_of < window_start)).any()
