@@ -3,7 +3,9 @@
 Layout::
 
     workspace/
-      warehouse.duckdb    raw tables, logs, feature snapshots (DuckDB)
+      warehouse.duckdb    raw tables, logs, feature snapshots (DuckDB): the analytical store
+      live.db             decisions, outcomes, consent changes, erasures the services write
+                          (SQLite; NEXTBEST_LIVE_URL names another, e.g. PostgreSQL)
       config/             offers.yaml, channels.yaml, policy.yaml, features.yaml, training.yaml
       mlflow.db           MLflow tracking + registry (sqlite); MLFLOW_TRACKING_URI overrides
       mlartifacts/        MLflow artifacts

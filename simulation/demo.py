@@ -97,7 +97,8 @@ def wipe(ws: Workspace) -> None:
     root = ws.root
     if not root.exists():
         return
-    markers = {"warehouse.duckdb", "config", "mlflow.db", "simulations", "reports", "artifacts", "mlartifacts", "logs"}
+    markers = {"warehouse.duckdb", "config", "mlflow.db", "simulations", "reports", "artifacts", "mlartifacts", "logs",
+               "live.db", "live.db-wal", "live.db-shm", ".audit-key", "audit.log"}
     unknown = [p.name for p in root.iterdir() if p.name not in markers and not p.name.endswith((".log", ".wal"))]
     if unknown:
         raise BadInputError(
