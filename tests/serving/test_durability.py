@@ -194,3 +194,42 @@ def test_serve_refuses_to_start_without_a_champion(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert "no champion model registered" in done.stderr
     assert "run `nextbest train`" in done.stderr
+
+
+@pytest.mark.postgres
+def test_two_workers_on_postgresql_keep_caps_and_survive_kill_9(
+    trained_workspace: TrainedWorkspace, private_tmp: Path, postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ws = trained_workspace.copy(private_tmp / "durability-pg" / "ws")
+    policy = ws.config_dir / "policy.yaml"
+    policy.write_text(policy.read_text().replace("max_contacts: 2", "max_contacts: 1"))
+    monkeypatch.setenv("NEXTBEST_LIVE_URL", postgres_url)
+    srv = Server(ws.root, workers=2).wait_ready()
+    began = utc_now()
+    result: dict[str, object] = {}
+    loader = threading.Thread(target=lambda: result.update(load(srv.url, 20, range(1, 40))))
+    loader.start()
+    time.sleep(12)
+    srv.stop(signal.SIGKILL)
+    loader.join(120)
+    statuses = result["statuses"]
+    assert statuses and all(s < 500 for s in statuses), sorted(set(statuses))  # type: ignore[union-attr]
+    store = LiveStore(postgres_url)
+    try:
+        with store.reading() as con:
+            ds = {r[0] for r in con.execute(select(decisions.c.decision_id))}
+            fs = {r[0] for r in con.execute(select(outcomes.c.decision_id))}
+    finally:
+        store.close()
+    assert result["decisions"] and set(result["decisions"]) <= ds  # type: ignore[arg-type]
+    assert set(result["feedback"]) <= fs  # type: ignore[arg-type]
+    run_cli(ws.root, "data", "sync")
+    con = connect(ws.warehouse_path, read_only=True)
+    try:
+        from nextbest.simulation.violations import count_violations
+
+        violations = count_violations(con, ws.config(), began, utc_now() + dt.timedelta(seconds=1))
+    finally:
+        con.close()
+    caps = {k: violations[k] for k in ("contact_cap", "channel_cap", "offer_cooldown", "channel_capacity", "offer_cap")}
+    assert not any(caps.values()), caps

@@ -1,0 +1,248 @@
+"""Benchmark of the live side: /rank and /feedback, durable before each answer, against a no-op endpoint.
+
+Starts the real service (``nextbest serve``, 1 and 2 workers) on a loopback port
+and drives it with ``wrk`` (Debian package ``wrk``) at 8 connections:
+
+* ``/noop``: the BentoML endpoint that does nothing (``NEXTBEST_BENCHMARK_NOOP``), the baseline;
+* ``/rank``: every answer waits for its decision's commit to the live store;
+* ``/feedback``: every 202 waits for its row's commit; decisions made beforehand with
+  ``/rank_batch``, outcomes drawn so nearly every request stores a new row.
+
+Each configuration runs without and with a batch job beside it (``nextbest features
+build`` on the same workspace, in a loop for the length of the run). Ratios are taken
+within one run, so the machine's other work moves both sides alike. Last, it kills
+every server process with SIGKILL under load (``wrk`` and a Python client that keeps
+what was acknowledged) and counts acknowledged rows missing from the live store.
+
+Usage::
+
+    .venv/bin/python benchmarks/live.py --workspace PATH [--duration 8] [--live-url postgresql://...]
+
+A workspace needs a champion and a snapshot (``benchmarks/serve.py`` builds one:
+``--workspace workspace/bench``). Prints a table; writes ``<workspace>/reports/live_benchmark.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+from sqlalchemy import select
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from serve import NEXTBEST, free_port, known_customers, parse_wrk, start_server, stop_server  # noqa: E402
+
+from nextbest.live.schema import decisions, outcomes  # noqa: E402
+from nextbest.live.store import LiveStore  # noqa: E402
+from nextbest.serving.process import stop_tree  # noqa: E402
+
+FEEDBACK_LUA = r"""
+local ids = {%(ids)s}
+local kinds = {"open", "click", "visit", "conversion"}
+local n = 0
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+request = function()
+  n = n + 1
+  local id = ids[math.random(#ids)]
+  local body = string.format('{"decision_id": "%%s", "outcome": "%%s", "timestamp": "2024-06-01T00:00:00Z"}',
+                             id, kinds[math.random(#kinds)])
+  return wrk.format(nil, "/feedback", nil, body)
+end
+done = function(summary, latency, requests)
+  for _, p in ipairs({50, 95, 99}) do
+    io.write(string.format("P%%d_US %%d\n", p, latency:percentile(p)))
+  end
+end
+"""
+
+RANK_LUA = r"""
+local ids = {%(ids)s}
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+request = function()
+  local body
+  if "%(path)s" == "/noop" then
+    body = string.format('{"customer_id": %%d}', ids[math.random(#ids)])
+  else
+    body = string.format('{"customer_id": %%d, "top_k": 3}', ids[math.random(#ids)])
+  end
+  return wrk.format(nil, "%(path)s", nil, body)
+end
+done = function(summary, latency, requests)
+  for _, p in ipairs({50, 95, 99}) do
+    io.write(string.format("P%%d_US %%d\n", p, latency:percentile(p)))
+  end
+end
+"""
+
+
+def run_wrk(port: int, script: str, connections: int, duration: int) -> dict[str, float]:
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
+        f.write(script)
+    try:
+        out = subprocess.run(
+            ["wrk", "-t", "2", "-c", str(connections), "-d", f"{duration}s", "-s", f.name, f"http://127.0.0.1:{port}"],
+            check=True, capture_output=True, text=True, timeout=duration + 60,
+        ).stdout
+    finally:
+        os.unlink(f.name)
+    return parse_wrk(out)
+
+
+class BatchJob:
+    """``nextbest features build`` in a loop beside the service until stopped; counts runs and failures."""
+
+    def __init__(self, workspace: Path, env: dict[str, str]) -> None:
+        self.workspace, self.env = workspace, env
+        self.runs = self.failures = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            done = subprocess.run([*NEXTBEST, "--workspace", str(self.workspace), "features", "build"],
+                                  capture_output=True, env=self.env, timeout=900)
+            self.runs += 1
+            self.failures += done.returncode != 0
+
+    def __enter__(self) -> BatchJob:
+        self._thread.start()
+        time.sleep(2)  # the job holds the warehouse by the time the load starts
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(900)
+
+
+def decisions_for_feedback(port: int, ids: list[int], n: int) -> list[str]:
+    out: list[str] = []
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=300) as http:
+        while len(out) < n:
+            r = http.post("/rank_batch", json={"customer_ids": ids[: min(1000, n - len(out))], "top_k": 1})
+            r.raise_for_status()
+            out.extend(d["decision_id"] for d in r.json()["decisions"])
+    return out
+
+
+def measure(workspace: Path, workers: int, duration: int, ids: list[int], env: dict[str, str]) -> list[dict[str, object]]:
+    port = free_port()
+    os.environ.update(env)
+    proc = start_server(workspace, port, workers, None)
+    rows: list[dict[str, object]] = []
+    try:
+        feedback_ids = decisions_for_feedback(port, ids, 4000)
+        scripts = {
+            "/noop": RANK_LUA % {"ids": ",".join(map(str, ids)), "path": "/noop"},
+            "/rank": RANK_LUA % {"ids": ",".join(map(str, ids)), "path": "/rank"},
+            "/feedback": FEEDBACK_LUA % {"ids": ",".join(f'"{d}"' for d in feedback_ids)},
+        }
+        run_wrk(port, scripts["/rank"], 2, 2)  # warm-up
+        for beside in (False, True):
+            job = BatchJob(workspace, {**os.environ, **env}) if beside else None
+            if job is not None:
+                job.__enter__()
+            try:
+                for path, script in scripts.items():
+                    result = run_wrk(port, script, 8, duration)
+                    rows.append({"workers": workers, "batch_job": beside, "path": path, **result})
+            finally:
+                if job is not None:
+                    job.__exit__()
+                    rows[-1]["batch_job_runs"] = job.runs
+                    rows[-1]["batch_job_failures"] = job.failures
+    finally:
+        stop_server(proc)
+    return rows
+
+
+def kill_9_losses(workspace: Path, ids: list[int], env: dict[str, str], store_url: str) -> dict[str, int]:
+    """Acknowledged /rank and /feedback rows missing from the live store after SIGKILL of every process."""
+    port = free_port()
+    os.environ.update(env)
+    proc = start_server(workspace, port, 2, None)
+    acked_d: list[str] = []
+    acked_f: list[str] = []
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def client(k: int) -> None:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
+            i = k
+            while not stop.is_set():
+                try:
+                    r = http.post("/rank", json={"customer_id": ids[i % len(ids)], "top_k": 1})
+                    if r.status_code != 200:
+                        continue
+                    did = r.json()["decision_id"]
+                    with lock:
+                        acked_d.append(did)
+                    f = http.post("/feedback", json={"decision_id": did, "outcome": "open", "timestamp": "2024-06-01T00:00:00Z"})
+                    if f.status_code == 202:
+                        with lock:
+                            acked_f.append(did)
+                except httpx.HTTPError:
+                    return
+                i += 8
+
+    threads = [threading.Thread(target=client, args=(k,), daemon=True) for k in range(8)]
+    for t in threads:
+        t.start()
+    time.sleep(8)
+    stop_tree(proc, signal.SIGKILL, 5)
+    stop.set()
+    for t in threads:
+        t.join(60)
+    store = LiveStore(store_url)
+    try:
+        with store.reading() as con:
+            ds = {r[0] for r in con.execute(select(decisions.c.decision_id))}
+            fs = {r[0] for r in con.execute(select(outcomes.c.decision_id))}
+    finally:
+        store.close()
+    return {"acknowledged_decisions": len(acked_d), "lost_decisions": len(set(acked_d) - ds),
+            "acknowledged_feedback": len(acked_f), "lost_feedback": len(set(acked_f) - fs)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--workspace", type=Path, required=True)
+    parser.add_argument("--duration", type=int, default=8)
+    parser.add_argument("--sample", type=int, default=2000, help="distinct customers drawn (0 = all)")
+    parser.add_argument("--live-url", default=None, help="live store URL (default the workspace's SQLite)")
+    args = parser.parse_args()
+    ws = args.workspace.resolve()
+    store_url = args.live_url or f"sqlite:///{ws / 'live.db'}"
+    env = {"NEXTBEST_WORKSPACE": str(ws), "NEXTBEST_LIVE_URL": store_url, "NEXTBEST_BENCHMARK_NOOP": "true"}
+    ids = known_customers(ws, args.sample)
+    load = os.getloadavg()[0]
+    rows = [r for workers in (1, 2) for r in measure(ws, workers, args.duration, ids, env)]
+    crash = kill_9_losses(ws, ids, env, store_url)
+
+    print(f"\nlive store: {LiveStore(store_url).safe_url}; load average at start {load:.1f}, at end {os.getloadavg()[0]:.1f}")
+    print(f"{'workers':>7} {'batch job':>9} {'path':<10} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'non-2xx':>7} {'÷ noop':>7}")
+    for r in rows:
+        noop = next(x for x in rows if x["workers"] == r["workers"] and x["batch_job"] == r["batch_job"] and x["path"] == "/noop")
+        ratio = float(r["rps"]) / float(noop["rps"])  # type: ignore[arg-type]
+        print(f"{r['workers']:>7} {'yes' if r['batch_job'] else 'no':>9} {r['path']:<10} {r['rps']:>8.0f} "
+              f"{r.get('p50_ms', 0):>7.1f} {r.get('p99_ms', 0):>7.1f} {int(r['errors']):>7} {ratio:>7.2f}")
+        if "batch_job_runs" in r:
+            print(f"{'':>18} batch job beside: {r['batch_job_runs']} run(s), {r['batch_job_failures']} failed")
+    print(f"kill -9 of every server process under load: {crash}")
+    out = ws / "reports" / "live_benchmark.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"runs": rows, "kill_9": crash, "store": LiveStore(store_url).safe_url}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
