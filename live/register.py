@@ -37,6 +37,8 @@ from nextbest.live.store import DECISION_COLUMNS, NEGATIVE_OUTCOMES, Cursor, Liv
 
 #: ``customer_id`` a decision is logged under once its customer was erased.
 ERASED_ID = -1
+_NO_CONTACTS = pd.DataFrame(columns=["customer_id", "ts", "offer_id", "channel"])
+_NO_NEGATIVES = pd.DataFrame(columns=["customer_id", "ts", "outcome"])
 
 
 @dataclass(frozen=True)
@@ -105,6 +107,13 @@ class ContactGate:
         self.channel_pos = {c.id: i for i, c in enumerate(config.channels.channels)}
         self.history: ContactHistory = ContactHistory.empty(config)
         self.cursor = Cursor()
+        # Customers with contacts or negatives from other writers since the reset, and whether
+        # any foreign contact came at all: without them, the caller's own check at ranking
+        # time (on a history that holds everything this gate holds) already decided the contact.
+        self.foreign: set[int] = set()
+        self.foreign_any = False
+        self.capped_offers = {o.id for o in config.offers.offers if o.max_contacts is not None}
+        self.capped_channels = {c.id for c in config.channels.channels if c.daily_capacity is not None}
 
     def reset(self, con: Connection) -> tuple[pd.DataFrame, pd.DataFrame]:
         """Rebuild from the base and the live rows after its marks; returns those live rows.
@@ -116,41 +125,62 @@ class ContactGate:
         negatives = self.store.negatives_after(con, self.base.marks.get("outcomes", 0))
         self.history = build_history(self.config, self.base, contacts, negatives)
         self.cursor = self.store.cursor_now(con)
+        self.foreign, self.foreign_any = set(), False
         return contacts, negatives
 
     def catch_up(self, con: Connection) -> News:
-        """Read and apply what other writers committed since the last transaction."""
-        contacts = self.store.contacts_after(con, self.cursor.decisions)
-        negatives = self.store.negatives_after(con, self.cursor.outcomes)
+        """Read and apply what other writers committed since the last transaction.
+
+        Rows are read as plain tuples and only the other writers' are applied: a
+        commit usually finds none, and building frames for nothing would cost more
+        than the rest of the transaction.
+        """
+        me = self.store.writer
+        contacts = [r for r in self.store.contacts_after_rows(con, self.cursor.decisions)]
+        negatives = [r for r in self.store.negatives_after_rows(con, self.cursor.outcomes)]
         erased = self.store.erased_after(con, self.cursor.tombstones)
-        if len(contacts):
-            self.history.record_contacts(
-                contacts["customer_id"].to_numpy(np.int64),
-                pd.to_datetime(contacts["ts"]).to_numpy("datetime64[us]"),
-                contacts["offer_id"].to_numpy(dtype=object),
-                contacts["channel"].to_numpy(dtype=object),
-            )
-        for row in negatives.itertuples(index=False):
-            self.history.record_negative(np.array([row.customer_id], dtype=np.int64), _ts(row.ts), row.outcome)
         self.cursor = Cursor(
-            decisions=int(contacts["seq"].max()) if len(contacts) else self.cursor.decisions,
-            outcomes=int(negatives["seq"].max()) if len(negatives) else self.cursor.outcomes,
+            decisions=max([self.cursor.decisions, *(r.seq for r in contacts)]),
+            outcomes=max([self.cursor.outcomes, *(r.seq for r in negatives)]),
             consent_changes=self.cursor.consent_changes,
             tombstones=erased[-1][0] if erased else self.cursor.tombstones,
         )
+        foreign = [r for r in contacts if r.writer != me]
+        foreign_negatives = [r for r in negatives if r.writer != me]
+        self.foreign.update(r.customer_id for r in foreign)
+        self.foreign.update(r.customer_id for r in foreign_negatives)
+        self.foreign_any = self.foreign_any or bool(foreign)
+        if foreign:
+            self.history.record_contacts(
+                np.array([r.customer_id for r in foreign], dtype=np.int64),
+                np.array([np.datetime64(r.ts, "us") for r in foreign]),
+                np.array([r.offer_id for r in foreign], dtype=object),
+                np.array([r.channel for r in foreign], dtype=object),
+            )
+        for r in foreign_negatives:
+            self.history.record_negative(np.array([r.customer_id], dtype=np.int64), _ts(r.ts), r.outcome)
         return News(
-            contacts=contacts.loc[:, ["customer_id", "ts", "offer_id", "channel"]],
-            negatives=negatives.loc[:, ["customer_id", "ts", "outcome"]],
+            contacts=pd.DataFrame([(r.customer_id, r.ts, r.offer_id, r.channel) for r in foreign],
+                                  columns=["customer_id", "ts", "offer_id", "channel"]) if foreign else _NO_CONTACTS,
+            negatives=pd.DataFrame([(r.customer_id, r.ts, r.outcome) for r in foreign_negatives],
+                                   columns=["customer_id", "ts", "outcome"]) if foreign_negatives else _NO_NEGATIVES,
             erased=tuple(c for _, c in erased),
         )
 
-    def admit(self, row: dict[str, Any]) -> bool:
-        """Whether the contact policy allows the contacted decision ``row`` now; records it if so."""
+    def admit(self, row: dict[str, Any], checked: bool = False) -> bool:
+        """Whether the contact policy allows the contacted decision ``row`` now; records it if so.
+
+        ``checked``: the writer checked the contact policy itself when it decided, on a
+        history holding everything of this gate's except other writers' rows; the check
+        is then repeated only where those rows can change its outcome.
+        """
         offer = self.offer_pos.get(row["offer_id"], -1)
         channel = self.channel_pos.get(row["channel"], -1)
         ids = np.array([row["customer_id"]], dtype=np.int64)
         at = row["ts"]
-        if offer >= 0 and channel >= 0:
+        capped = row["offer_id"] in self.capped_offers or row["channel"] in self.capped_channels
+        unchanged = checked and row["customer_id"] not in self.foreign and not (capped and self.foreign_any)
+        if offer >= 0 and channel >= 0 and not unchanged:
             grid = PairGrid(np.array([offer]), np.array([channel]))
             # Checked at the newest of this contact and the customer's others: a contact another
             # writer made a moment *later* (its clock, or a replay's) shares the rolling window too.
@@ -164,25 +194,13 @@ class ContactGate:
         )
         return True
 
-    def committed(self, con: Connection) -> None:
-        """Move the cursor past this writer's own rows, just inserted.
-
-        Never backwards: an erasure deletes rows, so a table's highest ``seq`` can drop.
-        """
-        now = self.store.cursor_now(con)
-        self.cursor = Cursor(*(max(a, b) for a, b in zip(
-            (self.cursor.decisions, self.cursor.outcomes, self.cursor.consent_changes, self.cursor.tombstones),
-            (now.decisions, now.outcomes, now.consent_changes, now.tombstones), strict=True,
-        )))
-
 
 def decision_dicts(frame: pd.DataFrame, writer: str) -> list[dict[str, Any]]:
     """Rows of a ``decisions`` frame as insertable dicts (plain Python values, naive UTC times)."""
-    out = []
-    for values in frame.loc[:, list(DECISION_COLUMNS)].itertuples(index=False, name=None):
-        row = dict(zip(DECISION_COLUMNS, values, strict=True))
-        out.append(_clean(row, writer))
-    return out
+    return [
+        _clean(dict(zip(DECISION_COLUMNS, values, strict=True)), writer)
+        for values in frame.loc[:, list(DECISION_COLUMNS)].itertuples(index=False, name=None)
+    ]
 
 
 def decision_dict(row: dict[str, Any], writer: str) -> dict[str, Any]:
@@ -213,6 +231,7 @@ def write(
     decision_rows: Sequence[dict[str, Any]] = (),
     outcome_rows: Sequence[dict[str, Any]] = (),
     gate: ContactGate | None = None,
+    checked: bool = False,
 ) -> Written:
     """Register decisions and outcomes in one open write transaction (see the module docstring).
 
@@ -229,6 +248,9 @@ def write(
     gate
         The writer's contact gate; ``None`` stores contacted decisions without checking them
         (batch runs that decided with a history they read themselves).
+    checked
+        The decisions were made against a history holding all of ``gate``'s own rows
+        (the service's): only other writers' rows make the gate check again.
     """
     written = Written()
     if gate is not None:
@@ -240,15 +262,13 @@ def write(
         for row in rows:
             if row["customer_id"] in erased:
                 row["customer_id"] = ERASED_ID
-            if gate is not None and row["contacted"] and row["offer_id"] is not None and not gate.admit(row):
+            if gate is not None and row["contacted"] and row["offer_id"] is not None and not gate.admit(row, checked):
                 written.rejected.add(row["decision_id"])
                 continue
             kept.append(row)
         store.insert_decisions(con, kept)
     if outcome_rows:
         _write_outcomes(con, store, outcome_rows, gate, written)
-    if gate is not None:
-        gate.committed(con)
     return written
 
 

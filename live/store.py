@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import fcntl
 import os
 import threading
 import uuid
@@ -117,6 +118,10 @@ class LiveStore:
             raise BadInputError(f"{LIVE_URL_ENV}: no driver for {parsed.drivername!r}; use postgresql://...") from exc
         self._store_id: str | None = None
         self._created = threading.Lock()
+        self._thread_lock = threading.Lock()
+        self._lock_fd: int | None = None
+        database = parsed.database if self.sqlite else None
+        self._lock_path = f"{database}.lock" if database and database != ":memory:" else None
         self.create()
 
     @classmethod
@@ -155,8 +160,11 @@ class LiveStore:
         return engine
 
     def close(self) -> None:
-        """Close the pool's connections."""
+        """Close the pool's connections (and the lock file)."""
         self.engine.dispose()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
 
     # ------------------------------------------------------------------ transactions
     @contextlib.contextmanager
@@ -169,7 +177,7 @@ class LiveStore:
             The database is unreachable, or another writer held the lock for the whole busy timeout.
         """
         try:
-            with self.engine.connect() as con:
+            with self._exclusive(), self.engine.connect() as con:
                 con = con.execution_options(nextbest_write=True)
                 with con.begin():
                     if not self.sqlite:
@@ -185,6 +193,28 @@ class LiveStore:
             if exc.connection_invalidated:
                 raise StoreUnavailableError(f"live store {self.safe_url} lost its connection: {exc.orig}") from exc
             raise
+
+    @contextlib.contextmanager
+    def _exclusive(self) -> Iterator[None]:
+        """On SQLite, queue this process's writers and the other processes' on a lock file.
+
+        SQLite's own busy handler polls with sleeps of up to 100 ms, so two workers
+        contending for the write lock wait far longer than the few milliseconds a
+        commit holds it. A blocking ``flock`` wakes the next writer the moment the
+        lock is free (and is released by the kernel if its process dies). Threads of
+        one process share the file description, so a thread lock orders them first.
+        """
+        if not self.sqlite or self._lock_path is None:
+            yield
+            return
+        with self._thread_lock:
+            if self._lock_fd is None:
+                self._lock_fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
 
     @contextlib.contextmanager
     def reading(self) -> Iterator[Connection]:
@@ -313,6 +343,25 @@ class LiveStore:
             query = query.where(decisions.c.ts > since)
         result = con.execute(query.order_by(decisions.c.seq))
         return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+
+    @staticmethod
+    def contacts_after_rows(con: Connection, seq: int) -> list[Any]:
+        """:meth:`contacts_after` as rows (``seq, customer_id, ts, offer_id, channel, writer``), for the hot path."""
+        return list(con.execute(
+            select(decisions.c.seq, decisions.c.customer_id, decisions.c.ts, decisions.c.offer_id,
+                   decisions.c.channel, decisions.c.writer)
+            .where(decisions.c.seq > seq, decisions.c.contacted, decisions.c.offer_id.is_not(None))
+            .order_by(decisions.c.seq)
+        ))
+
+    @staticmethod
+    def negatives_after_rows(con: Connection, seq: int) -> list[Any]:
+        """:meth:`negatives_after` as rows (``seq, customer_id, ts, outcome, writer``), for the hot path."""
+        return list(con.execute(
+            select(outcomes.c.seq, outcomes.c.customer_id, outcomes.c.ts, outcomes.c.outcome, outcomes.c.writer)
+            .where(outcomes.c.seq > seq, outcomes.c.outcome.in_(sorted(NEGATIVE_OUTCOMES)))
+            .order_by(outcomes.c.seq)
+        ))
 
     @staticmethod
     def negatives_after(con: Connection, seq: int) -> pd.DataFrame:

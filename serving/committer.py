@@ -54,8 +54,6 @@ class Committer:
         callers of the same transaction hear back (so a re-ranked request sees it).
     retry_s
         How long a failing store is retried before the callers get a 503.
-    max_rows
-        Most rows in one transaction.
     """
 
     def __init__(
@@ -65,13 +63,11 @@ class Committer:
         on_news: Callable[[News], None],
         *,
         retry_s: float = 10.0,
-        max_rows: int = 5000,
     ) -> None:
         self.store = store
         self.gate = gate
         self.on_news = on_news
         self.retry_s = retry_s
-        self.max_rows = max_rows
         self._cond = threading.Condition()
         self._batch = _Batch()
         self._stopping = False
@@ -156,8 +152,10 @@ class Committer:
         pause = 0.01
         while True:
             try:
-                with self.store.writing() as con:
-                    written = write(con, self.store, batch.decisions, batch.outcomes, self.gate)
+                # A poll with nothing to write only reads: it needs no turn at the write lock.
+                opened = self.store.writing() if batch.decisions or batch.outcomes else self.store.reading()
+                with opened as con:
+                    written = write(con, self.store, batch.decisions, batch.outcomes, self.gate, checked=True)
                 break
             except StoreUnavailableError as exc:
                 self.healthy = False

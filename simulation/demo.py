@@ -98,7 +98,7 @@ def wipe(ws: Workspace) -> None:
     if not root.exists():
         return
     markers = {"warehouse.duckdb", "config", "mlflow.db", "simulations", "reports", "artifacts", "mlartifacts", "logs",
-               "live.db", "live.db-wal", "live.db-shm", ".audit-key", "audit.log"}
+               "live.db", "live.db-wal", "live.db-shm", "live.db.lock", ".audit-key", "audit.log"}
     unknown = [p.name for p in root.iterdir() if p.name not in markers and not p.name.endswith((".log", ".wal"))]
     if unknown:
         raise BadInputError(
