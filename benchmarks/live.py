@@ -135,7 +135,9 @@ def decisions_for_feedback(port: int, ids: list[int], n: int) -> list[str]:
     return out
 
 
-def measure(workspace: Path, workers: int, duration: int, ids: list[int], env: dict[str, str]) -> list[dict[str, object]]:
+def measure(
+    workspace: Path, workers: int, duration: int, ids: list[int], env: dict[str, str], batch_job: bool = True
+) -> list[dict[str, object]]:
     port = free_port()
     os.environ.update(env)
     proc = start_server(workspace, port, workers, None)
@@ -148,7 +150,7 @@ def measure(workspace: Path, workers: int, duration: int, ids: list[int], env: d
             "/feedback": FEEDBACK_LUA % {"ids": ",".join(f'"{d}"' for d in feedback_ids)},
         }
         run_wrk(port, scripts["/rank"], 2, 2)  # warm-up
-        for beside in (False, True):
+        for beside in (False, True) if batch_job else (False,):
             job = BatchJob(workspace, {**os.environ, **env}) if beside else None
             if job is not None:
                 job.__enter__()
@@ -220,14 +222,17 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=8)
     parser.add_argument("--sample", type=int, default=2000, help="distinct customers drawn (0 = all)")
     parser.add_argument("--live-url", default=None, help="live store URL (default the workspace's SQLite)")
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="server worker counts to measure")
+    parser.add_argument("--no-batch-job", action="store_true", help="skip the runs with a batch job beside")
+    parser.add_argument("--no-kill", action="store_true", help="skip the kill -9 run")
     args = parser.parse_args()
     ws = args.workspace.resolve()
     store_url = args.live_url or f"sqlite:///{ws / 'live.db'}"
     env = {"NEXTBEST_WORKSPACE": str(ws), "NEXTBEST_LIVE_URL": store_url, "NEXTBEST_BENCHMARK_NOOP": "true"}
     ids = known_customers(ws, args.sample)
     load = os.getloadavg()[0]
-    rows = [r for workers in (1, 2) for r in measure(ws, workers, args.duration, ids, env)]
-    crash = kill_9_losses(ws, ids, env, store_url)
+    rows = [r for workers in args.workers for r in measure(ws, workers, args.duration, ids, env, not args.no_batch_job)]
+    crash = {} if args.no_kill else kill_9_losses(ws, ids, env, store_url)
 
     print(f"\nlive store: {LiveStore(store_url).safe_url}; load average at start {load:.1f}, at end {os.getloadavg()[0]:.1f}")
     print(f"{'workers':>7} {'batch job':>9} {'path':<10} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'non-2xx':>7} {'÷ noop':>7}")

@@ -112,6 +112,8 @@ class ContactGate:
         # time (on a history that holds everything this gate holds) already decided the contact.
         self.foreign: set[int] = set()
         self.foreign_any = False
+        # Every erased id: caught up inside each transaction, so it is exact there.
+        self.erased: set[int] = set()
         self.capped_offers = {o.id for o in config.offers.offers if o.max_contacts is not None}
         self.capped_channels = {c.id for c in config.channels.channels if c.daily_capacity is not None}
 
@@ -126,6 +128,7 @@ class ContactGate:
         self.history = build_history(self.config, self.base, contacts, negatives)
         self.cursor = self.store.cursor_now(con)
         self.foreign, self.foreign_any = set(), False
+        self.erased = {c for _, c in self.store.erased_after(con, 0)}
         return contacts, negatives
 
     def catch_up(self, con: Connection) -> News:
@@ -136,15 +139,14 @@ class ContactGate:
         than the rest of the transaction.
         """
         me = self.store.writer
-        contacts = [r for r in self.store.contacts_after_rows(con, self.cursor.decisions)]
-        negatives = [r for r in self.store.negatives_after_rows(con, self.cursor.outcomes)]
-        erased = self.store.erased_after(con, self.cursor.tombstones)
+        contacts, negatives, erased = self.store.news_rows(con, self.cursor)
         self.cursor = Cursor(
             decisions=max([self.cursor.decisions, *(r.seq for r in contacts)]),
             outcomes=max([self.cursor.outcomes, *(r.seq for r in negatives)]),
             consent_changes=self.cursor.consent_changes,
             tombstones=erased[-1][0] if erased else self.cursor.tombstones,
         )
+        self.erased.update(c for _, c in erased)
         foreign = [r for r in contacts if r.writer != me]
         foreign_negatives = [r for r in negatives if r.writer != me]
         self.foreign.update(r.customer_id for r in foreign)
@@ -257,7 +259,8 @@ def write(
         written.news = gate.catch_up(con)
     rows = [dict(r) for r in decision_rows]
     if rows:
-        erased = store.erased_among(con, [r["customer_id"] for r in rows])
+        ids = [r["customer_id"] for r in rows]
+        erased = gate.erased.intersection(ids) if gate is not None else store.erased_among(con, ids)
         kept = []
         for row in rows:
             if row["customer_id"] in erased:

@@ -27,10 +27,24 @@ import threading
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import pandas as pd
-from sqlalchemy import Connection, Engine, Table, create_engine, delete, event, func, insert, select, text
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    DateTime,
+    Engine,
+    String,
+    Table,
+    create_engine,
+    delete,
+    event,
+    func,
+    insert,
+    select,
+    text,
+)
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, OperationalError
 
@@ -48,6 +62,36 @@ NEGATIVE_OUTCOMES: frozenset[str] = frozenset({"complaint", "unsubscribe"})
 DECISION_COLUMNS: tuple[str, ...] = (
     "decision_id", "customer_id", "ts", "offer_id", "channel", "arm", "experiment", "propensity",
     "model_version", "score", "contacted",
+)
+
+
+class _Contact(NamedTuple):
+    seq: int
+    customer_id: int
+    ts: dt.datetime
+    offer_id: str
+    channel: str
+    writer: str
+
+
+class _Negative(NamedTuple):
+    seq: int
+    customer_id: int
+    ts: dt.datetime
+    outcome: str
+    writer: str
+
+
+#: Everything a writer must know before it commits, in one statement (ordered by table, then seq).
+_NEWS = text(
+    "SELECT 'd' AS kind, seq, customer_id, ts, offer_id, channel, writer FROM decisions "
+    "WHERE seq > :d AND contacted AND offer_id IS NOT NULL "
+    "UNION ALL SELECT 'o', seq, customer_id, ts, outcome, NULL, writer FROM outcomes "
+    "WHERE seq > :o AND outcome IN ('complaint', 'unsubscribe') "
+    "UNION ALL SELECT 't', seq, customer_id, ts, NULL, NULL, NULL FROM tombstones WHERE seq > :t "
+    "ORDER BY 1, 2"
+).columns(
+    kind=String, seq=BigInteger, customer_id=BigInteger, ts=DateTime, offer_id=String, channel=String, writer=String
 )
 
 
@@ -343,6 +387,19 @@ class LiveStore:
             query = query.where(decisions.c.ts > since)
         result = con.execute(query.order_by(decisions.c.seq))
         return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+
+    @staticmethod
+    def news_rows(con: Connection, cursor: Cursor) -> tuple[list[Any], list[Any], list[tuple[int, int]]]:
+        """Contacts, negatives and erasures after ``cursor``, in one round trip (the commit's hot path).
+
+        Returns rows of ``seq, customer_id, ts, offer_id, channel, writer``, rows of
+        ``seq, customer_id, ts, outcome, writer`` and ``(seq, customer_id)`` pairs.
+        """
+        rows = con.execute(_NEWS, {"d": cursor.decisions, "o": cursor.outcomes, "t": cursor.tombstones}).all()
+        contacts = [_Contact(r[1], r[2], r[3], r[4], r[5], r[6]) for r in rows if r[0] == "d"]
+        negatives = [_Negative(r[1], r[2], r[3], r[4], r[6]) for r in rows if r[0] == "o"]
+        erased = [(int(r[1]), int(r[2])) for r in rows if r[0] == "t"]
+        return contacts, negatives, erased
 
     @staticmethod
     def contacts_after_rows(con: Connection, seq: int) -> list[Any]:
