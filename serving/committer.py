@@ -54,6 +54,8 @@ class Committer:
         callers of the same transaction hear back (so a re-ranked request sees it).
     retry_s
         How long a failing store is retried before the callers get a 503.
+    gather_s
+        How long a transaction waits for more rows once the first has arrived.
     """
 
     def __init__(
@@ -63,11 +65,13 @@ class Committer:
         on_news: Callable[[News], None],
         *,
         retry_s: float = 10.0,
+        gather_s: float = 0.0,
     ) -> None:
         self.store = store
         self.gate = gate
         self.on_news = on_news
         self.retry_s = retry_s
+        self.gather_s = gather_s
         self._cond = threading.Condition()
         self._batch = _Batch()
         self._stopping = False
@@ -130,6 +134,10 @@ class Committer:
         while True:
             with self._cond:
                 self._cond.wait_for(lambda: self._stopping or self._tasks or self._batch.waiters)
+                if self.gather_s > 0 and not self._stopping:
+                    # Let the requests being ranked right now join: one fsync and one round of
+                    # statements for all of them costs less than a transaction each.
+                    self._cond.wait(self.gather_s)
                 batch, self._batch = self._batch, _Batch()
                 stopping = self._stopping
             self._run_tasks()

@@ -306,7 +306,7 @@ class Runtime:
         self._count_built(self._state)
         self.committer = Committer(
             self.store, ContactGate(self.store, self._state.config, self._state.base), self._apply_news,
-            retry_s=settings.lock_timeout_s,
+            retry_s=settings.lock_timeout_s, gather_s=settings.commit_gather_ms / 1000,
         )
         self._histories = self._reset_histories(self._state)
         self.committer.start()

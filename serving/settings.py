@@ -8,6 +8,7 @@ share, so every knob is an environment variable with a documented default.
 ``NEXTBEST_WORKSPACE``          workspace folder (default ``./workspace``)
 ``NEXTBEST_API_TOKEN``          bearer token; unset = no authentication
 ``NEXTBEST_LIVE_URL``           live store (SQLAlchemy URL; default ``sqlite:///<workspace>/live.db``)
+``NEXTBEST_COMMIT_GATHER_MS``   how long a commit waits for more rows to share its transaction (0)
 ``NEXTBEST_BATCH_CHUNK``        customers per engine call in ``/rank_batch`` (1000)
 ``NEXTBEST_RANK_BATCH_MAX``     customers accepted by one ``/rank_batch`` call (20000)
 ``NEXTBEST_MICROBATCH_MS``      how long ``/rank`` waits to join concurrent requests (0)
@@ -42,6 +43,7 @@ _ENV: dict[str, str] = {
     "microbatch_ms": "NEXTBEST_MICROBATCH_MS",
     "microbatch_max": "NEXTBEST_MICROBATCH_MAX",
     "lock_timeout_s": "NEXTBEST_LOCK_TIMEOUT_S",
+    "commit_gather_ms": "NEXTBEST_COMMIT_GATHER_MS",
     "seed": "NEXTBEST_SEED",
     "reason_memo": "NEXTBEST_REASON_MEMO",
     "compiled_trees": "NEXTBEST_COMPILED_TREES",
@@ -64,6 +66,7 @@ class ServeSettings(BaseModel):
     microbatch_ms: float = Field(default=0.0, ge=0, le=1000)
     microbatch_max: int = Field(default=64, ge=1)
     lock_timeout_s: float = Field(default=10.0, gt=0)
+    commit_gather_ms: float = Field(default=0.0, ge=0, le=100)
     seed: int = 0
     reason_memo: int = Field(default=200_000, ge=0)
     compiled_trees: bool = True
