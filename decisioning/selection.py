@@ -126,6 +126,8 @@ def propensities(
 def draw(groups: Groups, prop: np.ndarray, m: np.ndarray, u: np.ndarray) -> np.ndarray:
     """Row chosen for each customer by inverse CDF at ``u`` (-1 where m = 0)."""
     n = len(m)
+    if len(prop) == 0:  # the rules left no candidate at all (e.g. a personal inbound channel, no consent)
+        return np.full(n, -1, dtype=np.int64)
     cum = np.cumsum(prop)
     base = np.where(groups.start > 0, cum[np.maximum(groups.start - 1, 0)], 0.0)
     base = np.where(groups.count > 0, base, 0.0)

@@ -8,11 +8,12 @@ request bodies and the service's own answers (feedback receipt, batch, refresh).
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from nextbest.decisioning.documents import Context, RankRequest, RankResponse
+from nextbest.serving.validation import FUTURE_ENV, INT64_MAX, INT64_MIN, MAX_REVENUE, PAST_ENV
 from nextbest.warehouse.schema import RESPONSES
 
 #: Outcomes a decision can have; the ``responses`` table's vocabulary.
@@ -23,12 +24,36 @@ class _Body(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+#: Customer ids and seeds: the warehouse stores ids as BIGINT, the engine as int64. (BentoML's spec
+#: renders the bounds as floats, 9.223372036854776e18; ``format: int64`` says what they are.)
+Int64 = Annotated[int, Field(ge=INT64_MIN, le=INT64_MAX, json_schema_extra={"format": "int64"})]
+_WINDOW = (
+    f"Must lie within {PAST_ENV} days before the server's now (default 3650) "
+    f"and {FUTURE_ENV} days after it (default 1), else 422."
+)
+_SEED = "A signed 64-bit integer."
+
+
 class RankContext(Context):
     """What prompted the decision: inbound channel, event, and the decision time."""
 
+    channel: str | None = Field(
+        default=None,
+        max_length=100,
+        description="Inbound channel the customer is on (e.g. 'web'), a channel id of the configuration; "
+        "only actions on it are ranked. An unknown channel is 422.",
+        examples=["web"],
+    )
+    event: str | None = Field(
+        default=None,
+        max_length=100,
+        description="Event feature that just happened (e.g. 'moved_recently'); its triggers fire. "
+        "An event no trigger listens to changes nothing.",
+        examples=["birthday_within_7d"],
+    )
     timestamp: dt.datetime | None = Field(
         default=None,
-        description="Decision time (ISO 8601); default now. A time without zone is UTC.",
+        description=f"Decision time (ISO 8601); default now. A time without zone is UTC. {_WINDOW}",
         examples=["2024-06-01T09:00:00Z"],
     )
 
@@ -36,15 +61,17 @@ class RankContext(Context):
 class RankBody(_Body):
     """``POST /rank``: the next best actions of one customer."""
 
-    customer_id: int = Field(
-        description="Customer id (integer). An unknown id gets a cold-start answer (non-personal channels only).",
+    customer_id: Int64 = Field(
+        description="Customer id: a signed 64-bit integer, as the warehouse stores it (negative ids included). "
+        "An unknown id gets a cold-start answer (non-personal channels only).",
         examples=[1042],
     )
     context: RankContext = Field(default_factory=RankContext, description="Inbound channel, event and time, if any.")
     top_k: int = Field(default=3, ge=1, le=50, description="How many ranked actions to return.", examples=[3])
-    seed: int | None = Field(
+    seed: Int64 | None = Field(
         default=None,
-        description="Exploration seed: the same customer, time and seed give the same decision as `nextbest rank`.",
+        description="Exploration seed: the same customer, time and seed give the same decision as `nextbest rank`. "
+        + _SEED,
         examples=[7],
     )
 
@@ -63,14 +90,15 @@ class RankBody(_Body):
 class RankBatchBody(_Body):
     """``POST /rank_batch``: the next best actions of many customers with one context."""
 
-    customer_ids: list[int] = Field(
+    customer_ids: list[Int64] = Field(
         min_length=1,
-        description="Customer ids; each gets its own decision (and decision_id). Duplicates are ranked once each.",
+        description="Customer ids (signed 64-bit integers); each gets its own decision (and decision_id). "
+        "Duplicates are ranked once each. At most NEXTBEST_RANK_BATCH_MAX (default 20000) per call.",
         examples=[[1042, 1043, 99999999]],
     )
     context: RankContext = Field(default_factory=RankContext, description="Applies to every customer of the batch.")
     top_k: int = Field(default=3, ge=1, le=50, description="How many ranked actions per customer.", examples=[3])
-    seed: int | None = Field(default=None, description="Exploration seed for the batch.", examples=[7])
+    seed: Int64 | None = Field(default=None, description="Exploration seed for the batch. " + _SEED, examples=[7])
 
 
 class RankBatchResult(_Body):
@@ -86,9 +114,17 @@ class FeedbackBody(_Body):
 
     decision_id: str = Field(min_length=1, max_length=200, description="decision_id returned by /rank.", examples=["6f1c2a-0"])
     outcome: Outcome = Field(description="What happened.", examples=["conversion"])
-    revenue: float | None = Field(default=None, ge=0, description="Revenue of a conversion.", examples=[59.9])
+    revenue: float | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_REVENUE,
+        allow_inf_nan=False,
+        description=f"Revenue of a conversion: a finite number from 0 to {MAX_REVENUE:,.0f}.",
+        examples=[59.9],
+    )
     timestamp: dt.datetime = Field(
-        description="When the outcome happened (ISO 8601); a time without zone is UTC.", examples=["2024-06-02T18:30:00Z"]
+        description=f"When the outcome happened (ISO 8601); a time without zone is UTC. {_WINDOW}",
+        examples=["2024-06-02T18:30:00Z"],
     )
 
 

@@ -35,6 +35,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import ValidationError
 from starlette._utils import get_route_path
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from nextbest.decisioning.documents import RankRequest, RankResponse
@@ -59,6 +60,7 @@ from nextbest.serving.schemas import (
     RefreshReport,
 )
 from nextbest.serving.settings import TOKEN_ENV, ServeSettings
+from nextbest.serving.validation import InvalidFieldError, RequestChecks
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -99,6 +101,28 @@ async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
     ]
     summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
     return _error(422, summary, errors)
+
+
+@api.exception_handler(InvalidFieldError)
+async def _invalid_field(_: Request | None, exc: InvalidFieldError) -> JSONResponse:
+    """A value the server's own checks reject (time window, channel): the format of :func:`_invalid`."""
+    return _error(422, str(exc), [{"field": exc.field, "message": exc.message, "type": "value_error"}])
+
+
+@api.exception_handler(HTTPException)
+async def _http(_: Request, exc: HTTPException) -> Response:
+    """Starlette's and FastAPI's own errors (unknown path, wrong method, unparseable body) as :class:`ErrorBody`."""
+    if exc.status_code == 400 and exc.__cause__ is not None:
+        # FastAPI's answer to a body json.loads rejects other than for its syntax (those are 422 already):
+        # not UTF-8, a number of more than 4300 digits, nesting deeper than the parser's recursion limit.
+        message = "not parseable as JSON (invalid UTF-8, a number of more than 4300 digits, or nested too deeply)"
+        return _error(422, f"body: {message}; send a JSON object", [{"field": "body", "message": message, "type": "json_invalid"}])
+    if exc.status_code in (204, 304):  # no body allowed
+        return Response(status_code=exc.status_code, headers=exc.headers)
+    response = _error(exc.status_code, str(exc.detail))
+    for name, value in (exc.headers or {}).items():
+        response.headers[name] = value
+    return response
 
 
 @api.exception_handler(NotFoundError)
@@ -188,6 +212,7 @@ class DirectRank:
         started = time.perf_counter()
         try:
             service: NextbestService = bentoml.get_current_service()
+            service.checks.rank(body)
             response = _json(await _decide(service, body.to_request(explain=False)))
         except Exception as exc:  # noqa: BLE001 - answered as the route's exception handlers answer
             response = await _error_response(exc)
@@ -213,9 +238,35 @@ async def _decide(service: NextbestService, request: RankRequest) -> RankRespons
     raise ContactConflictError(1)
 
 
-def _is_json(scope: Scope) -> bool:
+def _media_type(scope: Scope) -> bytes:
     content_type = next((v for k, v in scope["headers"] if k == b"content-type"), b"")
-    return content_type.split(b";")[0].strip().lower() == b"application/json"
+    return content_type.split(b";")[0].strip().lower()
+
+
+def _is_json(scope: Scope) -> bool:
+    return _media_type(scope) == b"application/json"
+
+
+class NoMultipart:
+    """ASGI middleware of the service: a multipart body to one of BentoML's own endpoints is 400.
+
+    Those endpoints (``/noop``) take JSON only, yet BentoML parses a multipart body
+    as a form and answers a malformed one (no boundary) with a 500. Such a
+    request is refused before BentoML sees it.
+    """
+
+    def __init__(self, app: ASGIApp, paths: frozenset[str]) -> None:
+        self.app = app
+        self.paths = paths
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] in self.paths and _media_type(scope).startswith(b"multipart/"):
+            message = f"{scope['path']} takes a JSON body; send it with 'Content-Type: application/json'"
+            await _error(400, f"body: {message}", [{"field": "body", "message": message, "type": "content_type"}])(
+                scope, receive, send
+            )
+            return
+        await self.app(scope, receive, send)
 
 
 def _replay(raw: bytes, receive: Receive) -> Receive:
@@ -254,6 +305,8 @@ class NextbestService:
         route_library_output(self.settings.workspace.root, root_logger=False)
         # Raises (and so stops the worker) when no champion is registered.
         self.runtime = Runtime(self.settings)
+        # What pydantic cannot check: timestamps against the clock, channels against the configuration.
+        self.checks = RequestChecks(self.settings.time_window, self._channel_ids)
         self.batcher: MicroBatcher[Any, Any] = MicroBatcher(
             self.runtime.rank_requests,
             max_batch=self.settings.microbatch_max,
@@ -262,6 +315,9 @@ class NextbestService:
         )
         service_metrics()  # register the families so /metrics lists them from the start
         self._install_sighup()
+
+    def _channel_ids(self) -> tuple[str, ...]:
+        return tuple(c.id for c in self.runtime.state.config.channels.channels)
 
     def _install_sighup(self) -> None:
         try:
@@ -317,6 +373,7 @@ async def rank(
     Unknown customers get a cold-start ranking (``cold_start: true``): no
     profile, non-personal channels only, since no consent is known.
     """
+    service.checks.rank(body)
     request = body.to_request(explain=explain)
 
     async def run() -> Response:
@@ -329,9 +386,12 @@ async def rank(
 async def rank_batch(service: Service, body: RankBatchBody) -> Response:
     """Rank many customers in one call (chunked, so memory stays bounded) and log every decision."""
     if len(body.customer_ids) > service.settings.rank_batch_max:
-        raise BadInputError(
-            f"customer_ids has {len(body.customer_ids)} entries; send at most {service.settings.rank_batch_max} per call"
+        raise InvalidFieldError(
+            "body.customer_ids",
+            f"{len(body.customer_ids)} entries; send at most {service.settings.rank_batch_max} per call "
+            "(NEXTBEST_RANK_BATCH_MAX), in several calls",
         )
+    service.checks.rank(body)
 
     async def run() -> Response:
         decisions = await anyio.to_thread.run_sync(service.runtime.rank_batch, body)
@@ -352,6 +412,7 @@ async def rank_batch(service: Service, body: RankBatchBody) -> Response:
 )
 async def feedback(service: Service, body: FeedbackBody) -> FeedbackReceipt:
     """Record an outcome of a decision; stored durably before the 202. Repeats are no-ops."""
+    service.checks.feedback(body)
 
     async def run() -> FeedbackReceipt:
         written = await asyncio.wrap_future(service.runtime.feedback_ticket(body))
@@ -392,5 +453,6 @@ async def latest(service: Service) -> FileResponse:
 apidocs.add_routes(api, lambda: NextbestService.openapi_spec, auth=bool(ServeSettings.from_env().api_token))
 api.add_middleware(DirectRank)
 NextbestService.add_asgi_middleware(BearerTokenMiddleware, token=ServeSettings.from_env().api_token)
+NextbestService.add_asgi_middleware(NoMultipart, paths=frozenset({"/noop"}))  # BentoML's endpoints
 
 __all__ = ["NextbestService", "api"]

@@ -21,7 +21,15 @@ share, so every knob is an environment variable with a documented default.
 ``NEXTBEST_PLAN_CACHE``         customers' decision plans kept per loaded state, 0 = none (100000)
 ``NEXTBEST_PLAN_REASONS``       leading actions whose reason codes a plan holds (3)
 ``NEXTBEST_BENCHMARK_NOOP``     add ``POST /noop``, a route doing nothing, for benchmarks (false)
+``NEXTBEST_MAX_PAST_DAYS``      oldest timestamp a request may carry, in days before now (3650)
+``NEXTBEST_MAX_FUTURE_DAYS``    latest timestamp a request may carry, in days after now (1)
 ==============================  =======================================================
+
+Every timestamp of a request (``context.timestamp`` of ``/rank`` and
+``/rank_batch``, ``timestamp`` of ``/feedback``) must lie in that window, else
+the answer is 422 naming the field and the window. The default reaches ten
+years back, so replays of past days (the demo world decides in 2024) work; a
+day ahead absorbs clock skew. Fractions are fine (``0.25`` = six hours).
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ from collections.abc import Mapping
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from nextbest.errors import BadInputError
+from nextbest.serving.validation import FUTURE_ENV, PAST_ENV, TimeWindow
 from nextbest.workspace import Workspace
 
 TOKEN_ENV = "NEXTBEST_API_TOKEN"
@@ -51,6 +60,8 @@ _ENV: dict[str, str] = {
     "plan_cache": "NEXTBEST_PLAN_CACHE",
     "plan_reasons": "NEXTBEST_PLAN_REASONS",
     "benchmark_noop": "NEXTBEST_BENCHMARK_NOOP",
+    "max_past_days": PAST_ENV,
+    "max_future_days": FUTURE_ENV,
 }
 
 
@@ -76,6 +87,14 @@ class ServeSettings(BaseModel):
     #: ``POST /noop`` (``benchmarks/serve.py``): the cost of BentoML's HTTP stack alone.
     #: Read when the service class is built, so it holds for every worker.
     benchmark_noop: bool = False
+    # At most a century back and ten years ahead: the window stays far from the calendar's ends.
+    max_past_days: float = Field(default=3650, ge=0, le=36_500, allow_inf_nan=False)
+    max_future_days: float = Field(default=1, ge=0, le=3650, allow_inf_nan=False)
+
+    @property
+    def time_window(self) -> TimeWindow:
+        """The timestamps requests may carry."""
+        return TimeWindow(self.max_past_days, self.max_future_days)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ServeSettings:

@@ -60,6 +60,9 @@ class ServiceProcess:
         # The simulator ranks through /rank_batch only, which never reads /rank's per-customer
         # plans; planning every snapshot at each daily refresh would only slow the loop.
         env.setdefault("NEXTBEST_PLAN_CACHE", "0")
+        # The simulated world's clock is not the machine's: accept its whole span (a world may start in any year).
+        env.setdefault("NEXTBEST_MAX_PAST_DAYS", "36500")
+        env.setdefault("NEXTBEST_MAX_FUTURE_DAYS", "3650")
         env.pop("NEXTBEST_API_TOKEN", None)  # a local, loopback-only server
         script = Path(sys.executable).with_name("nextbest")
         argv = [str(script)] if script.exists() else [sys.executable, "-c", "from nextbest.cli import main; main()"]

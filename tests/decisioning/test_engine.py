@@ -201,6 +201,24 @@ def test_cold_start_customer_gets_only_non_personal_channels(config, features) -
     assert {a.channel for a in docs[1].actions} <= {"web", None}
 
 
+@pytest.mark.parametrize("channel", ["email", "sms", "outbound_call"])
+def test_customers_left_without_any_candidate_get_no_action(config, features, channel: str) -> None:
+    """Cold-start customers asked on a personal channel: unknown consent removes every candidate of the
+    whole batch. The draw over zero rows once raised IndexError (HTTP 500 from /rank and /rank_batch)."""
+    engine = _engine(config)
+    frame = complete_features(features.iloc[:0], np.array([999_998, 999_999]), list(features.columns[1:]))
+    context = Context(channel=channel)
+    nothing = [(None, None)]
+    for doc in engine.rank(frame, AT, context, seed=1):
+        assert doc.cold_start and not doc.contacted
+        assert [(a.offer_id, a.channel) for a in doc.actions] == nothing
+        assert {s.reason for s in doc.suppressed or []} <= {"no_consent", "unreachable"}
+    block = engine.prepare(frame)
+    plan = engine.plans(block, AT, context)[0]
+    planned = engine.rank_planned(plan, block, AT, 3, 1, history=ContactHistory.empty(config))
+    assert [(a.offer_id, a.channel) for a in planned.actions] == nothing
+
+
 def test_rank_document_carries_terms_reasons_and_personalisation(config, features) -> None:
     profiles = pd.DataFrame({"customer_id": features["customer_id"], "first_name": "Anna", "gender": "f"})
     features = features.assign(interest_category="shoes")
