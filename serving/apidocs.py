@@ -63,10 +63,16 @@ def openapi_document(spec: dict[str, Any], *, auth: bool) -> dict[str, Any]:
         document["components"] = components
         document["security"] = [{"bearer": []}]
         paths = document.get("paths") or {}
-        for path in OPEN_PATHS & set(paths):
-            for operation in paths[path].values():
-                if isinstance(operation, dict):
+        for path, item in paths.items():
+            for operation in item.values():
+                if not isinstance(operation, dict):
+                    continue
+                if path in OPEN_PATHS:
                     operation["security"] = []
+                else:
+                    # Every other route answers 401 without the token, BentoML's own included.
+                    responses = operation.setdefault("responses", {})
+                    responses.setdefault("401", {"description": "Missing or wrong bearer token."})
     return document
 
 

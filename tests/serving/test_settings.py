@@ -31,7 +31,8 @@ def test_the_time_window_of_requests() -> None:
     ("env", "message"),
     [
         ({"NEXTBEST_API_TOKEN": "short"}, "NEXTBEST_API_TOKEN: String should have at least 8 characters"),
-        ({"NEXTBEST_WRITER_MAX_ROWS": "many"}, "NEXTBEST_WRITER_MAX_ROWS: Input should be a valid integer"),
+        ({"NEXTBEST_COMMIT_GATHER_MS": "soon"}, "NEXTBEST_COMMIT_GATHER_MS: Input should be a valid number"),
+        ({"NEXTBEST_COMMIT_GATHER_MS": "500"}, "NEXTBEST_COMMIT_GATHER_MS: Input should be less than or equal to 100"),
         ({"NEXTBEST_BATCH_CHUNK": "0"}, "NEXTBEST_BATCH_CHUNK: Input should be greater than or equal to 1"),
         ({"NEXTBEST_LOCK_TIMEOUT_S": "-1"}, "NEXTBEST_LOCK_TIMEOUT_S: Input should be greater than 0"),
         ({"NEXTBEST_MAX_PAST_DAYS": "-1"}, "NEXTBEST_MAX_PAST_DAYS: Input should be greater than or equal to 0"),
