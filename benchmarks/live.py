@@ -36,12 +36,10 @@ import time
 from pathlib import Path
 
 import httpx
-from sqlalchemy import select
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from serve import NEXTBEST, free_port, known_customers, parse_wrk, start_server, stop_server  # noqa: E402
+from serve import LUA_DONE, NEXTBEST, free_port, known_customers, parse_wrk, start_server, stop_server  # noqa: E402
 
-from nextbest.live.schema import decisions, outcomes  # noqa: E402
 from nextbest.live.store import LiveStore  # noqa: E402
 from nextbest.serving.process import stop_tree  # noqa: E402
 
@@ -58,12 +56,7 @@ request = function()
                              id, kinds[math.random(#kinds)])
   return wrk.format(nil, "/feedback", nil, body)
 end
-done = function(summary, latency, requests)
-  for _, p in ipairs({50, 95, 99}) do
-    io.write(string.format("P%%d_US %%d\n", p, latency:percentile(p)))
-  end
-end
-"""
+"""  + LUA_DONE
 
 RANK_LUA = r"""
 local ids = {%(ids)s}
@@ -78,12 +71,7 @@ request = function()
   end
   return wrk.format(nil, "%(path)s", nil, body)
 end
-done = function(summary, latency, requests)
-  for _, p in ipairs({50, 95, 99}) do
-    io.write(string.format("P%%d_US %%d\n", p, latency:percentile(p)))
-  end
-end
-"""
+"""  + LUA_DONE
 
 
 def run_wrk(port: int, script: str, connections: int, duration: int) -> dict[str, float]:
@@ -207,9 +195,7 @@ def kill_9_losses(workspace: Path, ids: list[int], env: dict[str, str], store_ur
         t.join(60)
     store = LiveStore(store_url)
     try:
-        with store.reading() as con:
-            ds = {r[0] for r in con.execute(select(decisions.c.decision_id))}
-            fs = {r[0] for r in con.execute(select(outcomes.c.decision_id))}
+        ds, fs = store.logged_ids()
     finally:
         store.close()
     return {"acknowledged_decisions": len(acked_d), "lost_decisions": len(set(acked_d) - ds),

@@ -48,6 +48,15 @@ from nextbest.serving.process import stop_tree, wait_ready
 ROOT = Path(__file__).resolve().parents[1]
 NEXTBEST = [sys.executable, "-m", "nextbest.cli"] if not (ROOT / ".venv/bin/nextbest").exists() else [str(ROOT / ".venv/bin/nextbest")]
 
+#: The end of every wrk script: latency percentiles in a form parse_wrk reads.
+LUA_DONE = r"""
+done = function(summary, latency, requests)
+  for _, p in ipairs({50, 95, 99}) do
+    io.write(string.format("P%%d_US %%d\n", p, latency:percentile(p)))
+  end
+end
+"""
+
 LUA = r"""
 -- One POST per request with a random customer from the list; optional pacing.
 local ids = {%(ids)s}
@@ -76,12 +85,8 @@ if pace_ms > 0 then
     return pace_ms
   end
 end
-done = function(summary, latency, requests)
-  for _, p in ipairs({50, 95, 99}) do
-    io.write(string.format("P%%d_US %%d\n", p, latency:percentile(p)))
-  end
-end
-"""
+""" + LUA_DONE
+
 
 def free_port() -> int:
     with socket.socket() as s:

@@ -402,25 +402,6 @@ class LiveStore:
         return contacts, negatives, erased
 
     @staticmethod
-    def contacts_after_rows(con: Connection, seq: int) -> list[Any]:
-        """:meth:`contacts_after` as rows (``seq, customer_id, ts, offer_id, channel, writer``), for the hot path."""
-        return list(con.execute(
-            select(decisions.c.seq, decisions.c.customer_id, decisions.c.ts, decisions.c.offer_id,
-                   decisions.c.channel, decisions.c.writer)
-            .where(decisions.c.seq > seq, decisions.c.contacted, decisions.c.offer_id.is_not(None))
-            .order_by(decisions.c.seq)
-        ))
-
-    @staticmethod
-    def negatives_after_rows(con: Connection, seq: int) -> list[Any]:
-        """:meth:`negatives_after` as rows (``seq, customer_id, ts, outcome, writer``), for the hot path."""
-        return list(con.execute(
-            select(outcomes.c.seq, outcomes.c.customer_id, outcomes.c.ts, outcomes.c.outcome, outcomes.c.writer)
-            .where(outcomes.c.seq > seq, outcomes.c.outcome.in_(sorted(NEGATIVE_OUTCOMES)))
-            .order_by(outcomes.c.seq)
-        ))
-
-    @staticmethod
     def negatives_after(con: Connection, seq: int) -> pd.DataFrame:
         """Complaints and unsubscribes after ``seq``: ``seq, customer_id, ts, outcome, writer``."""
         result = con.execute(
@@ -436,6 +417,14 @@ class LiveStore:
         return [(int(s), int(c)) for s, c in con.execute(
             select(tombstones.c.seq, tombstones.c.customer_id).where(tombstones.c.seq > seq).order_by(tombstones.c.seq)
         )]
+
+    def logged_ids(self) -> tuple[set[str], set[str]]:
+        """Every stored decision id, and every decision id with a stored outcome (audits, tests)."""
+        with self.reading() as con:
+            return (
+                {r[0] for r in con.execute(select(decisions.c.decision_id))},
+                {r[0] for r in con.execute(select(outcomes.c.decision_id))},
+            )
 
     # ------------------------------------------------------------------ erasure
     def forget(self, customer_id: int) -> dict[str, int]:

@@ -17,7 +17,7 @@ import psutil
 import pytest
 from sqlalchemy import select
 
-from nextbest.live.schema import decisions, outcomes
+from nextbest.live.schema import decisions
 from nextbest.live.store import LiveStore
 from nextbest.serving.histories import utc_now
 from nextbest.warehouse.db import connect
@@ -68,15 +68,13 @@ def load(url: str, seconds: float, customers: range, clients: int = 8) -> dict[s
     return {"decisions": acked_decisions, "feedback": acked_feedback, "statuses": statuses}
 
 
-def live_rows(ws: Path) -> tuple[set[str], set[str]]:
-    store = LiveStore(f"sqlite:///{ws / 'live.db'}")
+def live_rows(url: str) -> tuple[set[str], set[str]]:
+    """Decision ids stored in the live store at ``url``, and those with an outcome."""
+    store = LiveStore(url)
     try:
-        with store.reading() as con:
-            ds = {r[0] for r in con.execute(select(decisions.c.decision_id))}
-            fs = {r[0] for r in con.execute(select(outcomes.c.decision_id))}
+        return store.logged_ids()
     finally:
         store.close()
-    return ds, fs
 
 
 @pytest.fixture(scope="module")
@@ -110,7 +108,7 @@ def test_caps_hold_across_workers_and_a_batch_job_runs_beside_the_load(two_worke
     assert statuses and all(s < 500 for s in statuses), sorted(set(statuses))  # type: ignore[union-attr]
     assert len(result["decisions"]) > 50  # type: ignore[arg-type]
     # Everything acknowledged is in the live store, then in the warehouse after a sync.
-    ds, fs = live_rows(tight_ws)
+    ds, fs = live_rows(f"sqlite:///{tight_ws / 'live.db'}")
     assert set(result["decisions"]) <= ds and set(result["feedback"]) <= fs  # type: ignore[arg-type]
     run_cli(tight_ws, "data", "sync")
     con = connect(tight_ws / "warehouse.duckdb", read_only=True)
@@ -166,7 +164,7 @@ def test_kill_9_of_every_process_loses_nothing_acknowledged(tight_ws: Path) -> N
     srv.stop(signal.SIGKILL)  # the group and every worker (they run in their own session): no shutdown hook
     loader.join(120)
     assert not [w for w in workers if w.is_running() and w.status() != psutil.STATUS_ZOMBIE]
-    ds, fs = live_rows(tight_ws)
+    ds, fs = live_rows(f"sqlite:///{tight_ws / 'live.db'}")
     assert result["decisions"], "the load made no decision before the kill"
     lost_d = set(result["decisions"]) - ds  # type: ignore[arg-type]
     lost_f = set(result["feedback"]) - fs  # type: ignore[arg-type]
@@ -214,13 +212,7 @@ def test_two_workers_on_postgresql_keep_caps_and_survive_kill_9(
     loader.join(120)
     statuses = result["statuses"]
     assert statuses and all(s < 500 for s in statuses), sorted(set(statuses))  # type: ignore[union-attr]
-    store = LiveStore(postgres_url)
-    try:
-        with store.reading() as con:
-            ds = {r[0] for r in con.execute(select(decisions.c.decision_id))}
-            fs = {r[0] for r in con.execute(select(outcomes.c.decision_id))}
-    finally:
-        store.close()
+    ds, fs = live_rows(postgres_url)
     assert result["decisions"] and set(result["decisions"]) <= ds  # type: ignore[arg-type]
     assert set(result["feedback"]) <= fs  # type: ignore[arg-type]
     run_cli(ws.root, "data", "sync")
