@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 from nextbest.training.tracking import use_workspace
 from nextbest.cli import app
+from nextbest.live.store import LiveStore
 from nextbest.config import load_config
 from nextbest.decisioning.cli import _print_rank
 from nextbest.decisioning.documents import Action, RankResponse
@@ -126,9 +127,15 @@ def test_rank_in_a_pipe_is_80_columns_wide(ready: Workspace, monkeypatch: pytest
     assert "…" not in out and "reasons:" in out
 
 
-def test_rank_log_writes_a_decision_and_unknown_customer_is_cold_start(ready: Workspace) -> None:
+def test_rank_log_registers_a_decision_and_unknown_customer_is_cold_start(ready: Workspace) -> None:
     doc = json.loads(_run(ready, "rank", "--customer-id", "123456", "--json", "--log", "--channel", "web"))
     assert doc["cold_start"] is True
+    store = LiveStore.for_workspace(ready)
+    try:
+        assert doc["decision_id"] in store.logged_ids()[0]  # registered in the live store
+    finally:
+        store.close()
+    _run(ready, "data", "sync")  # and in the warehouse once synced
     con = connect(ready.warehouse_path, read_only=True)
     logged = con.execute("SELECT customer_id, offer_id FROM decisions WHERE decision_id = ?", [doc["decision_id"]]).fetchall()
     con.close()

@@ -8,6 +8,8 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 import pytest
+
+import nextbest.live.erasure  # noqa: F401 - registers the live store's eraser, as the CLI does
 from nextbest.warehouse.db import connect
 from nextbest.warehouse.erasure import (
     customer_tables,
@@ -110,7 +112,7 @@ def test_forget_removes_customer_everywhere(populated: Workspace, parquet_store:
         "main.responses": 1,
         "main.transactions": 1,
     }
-    assert result.stores == {"test_parquet": 2}
+    assert result.stores == {"test_parquet": 2, "live_store": 0}  # the live store had nothing of customer 1
     con = connect(populated.warehouse_path, read_only=True)
     assert snapshot(con) == expected  # customer 1 gone from every table, everything else untouched
     con.close()
