@@ -1,8 +1,8 @@
-"""Decision rows for the ``decisions`` table, and writing them.
+"""Decision rows for the ``decisions`` table, and writing them into the warehouse.
 
-The scoring service and batch runs both log through :func:`write_decisions`,
-which opens a short-lived connection per batch: DuckDB allows one writer per
-file across processes, so no long-running process may keep the warehouse open.
+Decisions are registered in the live store (:mod:`nextbest.live.register`) and
+reach the warehouse through ``nextbest data sync``; :func:`write_decisions`
+appends rows to the warehouse directly, for batch jobs that own it (tests, imports).
 """
 
 from __future__ import annotations

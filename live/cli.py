@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-import time
 from typing import Annotated
 
-import duckdb
 import typer
 
 import nextbest.live.erasure  # noqa: F401 - registers the live store's eraser with `data forget`
 from nextbest.clitools import data_app, echo_json, workspace_of
-from nextbest.errors import NextbestError
 from nextbest.live.sync import SyncReport, sync
 from nextbest.workspace import Workspace
-
-#: How long a sync waits for another process's hold on the warehouse (a running batch job).
-LOCK_WAIT_SECONDS = 120.0
-
 
 def register(app: typer.Typer) -> None:
     """Add ``data sync`` to the shared ``data`` group (``app`` is the root, unused)."""
@@ -41,20 +34,8 @@ def sync_command(
 
 
 def sync_live(ws: Workspace) -> SyncReport:
-    """:func:`~nextbest.live.sync.sync`, waiting while another process holds the warehouse.
+    """:func:`~nextbest.live.sync.sync` of the workspace, as a batch job runs it first.
 
-    Raises
-    ------
-    NextbestError
-        When the warehouse stayed held for :data:`LOCK_WAIT_SECONDS`.
+    Opening the warehouse waits while another process holds it (``NEXTBEST_LOCK_WAIT_S``).
     """
-    deadline = time.monotonic() + LOCK_WAIT_SECONDS
-    while True:
-        try:
-            return sync(ws)
-        except duckdb.IOException as exc:
-            if "lock" not in str(exc).lower():
-                raise
-            if time.monotonic() > deadline:
-                raise NextbestError(f"the warehouse is held by another process ({exc}); retry when it has finished") from exc
-            time.sleep(0.2)
+    return sync(ws)

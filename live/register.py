@@ -85,6 +85,20 @@ def _ts(value: Any) -> dt.datetime:
     return stamp.to_pydatetime()
 
 
+def apply_news(history: ContactHistory, news: News) -> None:
+    """Record other writers' contacts and complaints/unsubscribes into ``history``."""
+    contacts = news.contacts
+    if len(contacts):
+        history.record_contacts(
+            contacts["customer_id"].to_numpy(np.int64),
+            pd.to_datetime(contacts["ts"]).to_numpy("datetime64[us]"),
+            contacts["offer_id"].to_numpy(dtype=object),
+            contacts["channel"].to_numpy(dtype=object),
+        )
+    for row in news.negatives.itertuples(index=False):
+        history.record_negative(np.array([row.customer_id], dtype=np.int64), _ts(row.ts), row.outcome)
+
+
 class ContactGate:
     """A writer's view of every committed contact, kept current inside its write transactions.
 
@@ -152,22 +166,15 @@ class ContactGate:
         self.foreign.update(r.customer_id for r in foreign)
         self.foreign.update(r.customer_id for r in foreign_negatives)
         self.foreign_any = self.foreign_any or bool(foreign)
-        if foreign:
-            self.history.record_contacts(
-                np.array([r.customer_id for r in foreign], dtype=np.int64),
-                np.array([np.datetime64(r.ts, "us") for r in foreign]),
-                np.array([r.offer_id for r in foreign], dtype=object),
-                np.array([r.channel for r in foreign], dtype=object),
-            )
-        for r in foreign_negatives:
-            self.history.record_negative(np.array([r.customer_id], dtype=np.int64), _ts(r.ts), r.outcome)
-        return News(
+        news = News(
             contacts=pd.DataFrame([(r.customer_id, r.ts, r.offer_id, r.channel) for r in foreign],
                                   columns=["customer_id", "ts", "offer_id", "channel"]) if foreign else _NO_CONTACTS,
             negatives=pd.DataFrame([(r.customer_id, r.ts, r.outcome) for r in foreign_negatives],
                                    columns=["customer_id", "ts", "outcome"]) if foreign_negatives else _NO_NEGATIVES,
             erased=tuple(c for _, c in erased),
         )
+        apply_news(self.history, news)
+        return news
 
     def admit(self, row: dict[str, Any], checked: bool = False) -> bool:
         """Whether the contact policy allows the contacted decision ``row`` now; records it if so.
@@ -200,17 +207,13 @@ class ContactGate:
 def decision_dicts(frame: pd.DataFrame, writer: str) -> list[dict[str, Any]]:
     """Rows of a ``decisions`` frame as insertable dicts (plain Python values, naive UTC times)."""
     return [
-        _clean(dict(zip(DECISION_COLUMNS, values, strict=True)), writer)
+        decision_dict(dict(zip(DECISION_COLUMNS, values, strict=True)), writer)
         for values in frame.loc[:, list(DECISION_COLUMNS)].itertuples(index=False, name=None)
     ]
 
 
 def decision_dict(row: dict[str, Any], writer: str) -> dict[str, Any]:
     """One decision row as an insertable dict (plain Python values, naive UTC time, ``writer``)."""
-    return _clean(row, writer)
-
-
-def _clean(row: dict[str, Any], writer: str) -> dict[str, Any]:
     def value(v: Any) -> Any:
         if v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NA or v is pd.NaT:
             return None

@@ -290,15 +290,6 @@ class LiveStore:
         assert self._store_id is not None
         return self._store_id
 
-    def ping(self) -> bool:
-        """Whether the database answers now."""
-        try:
-            with self.reading() as con:
-                con.execute(select(1))
-            return True
-        except StoreUnavailableError:
-            return False
-
     # ------------------------------------------------------------------ writing (inside `writing()`)
     @staticmethod
     def insert_decisions(con: Connection, rows: Sequence[dict[str, Any]]) -> None:

@@ -84,7 +84,7 @@ def sync(ws: Workspace, store: LiveStore | None = None, con: duckdb.DuckDBPyConn
     own_con = con is None
     con = con or connect(ws.warehouse_path)
     try:
-        config = ws.config() if (ws.config_dir.exists()) else None
+        config = ws.config() if ws.config_dir.exists() else None
         return _sync(con, store, config)
     finally:
         if own_con:
@@ -117,17 +117,13 @@ def _sync(con: duckdb.DuckDBPyConnection, store: LiveStore, config: NextbestConf
     return SyncReport(store=store.safe_url, copied=copied, consent_withdrawn=withdrawn)
 
 
-def _register(con: duckdb.DuckDBPyConnection, name: str, frame: pd.DataFrame) -> None:
-    con.register(name, frame)
-
-
 def _copy_decisions(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame, _config: NextbestConfig | None) -> int:
     rows = frame.loc[:, list(DECISION_COLUMNS)].copy()
     rows["ts"] = pd.to_datetime(rows["ts"]).astype("datetime64[us]")
     rows["contacted"] = rows["contacted"].astype(bool)
     for c in ("propensity", "score"):
         rows[c] = pd.to_numeric(rows[c], errors="coerce").astype(float)
-    _register(con, "_nb_live_decisions", rows)
+    con.register("_nb_live_decisions", rows)
     try:
         cols = ", ".join(DECISION_COLUMNS)
         con.execute(f"INSERT OR IGNORE INTO decisions ({cols}) SELECT {cols} FROM _nb_live_decisions")
@@ -140,7 +136,7 @@ def _copy_outcomes(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame, _config:
     rows = frame.loc[:, ["decision_id", "ts", "outcome", "revenue"]].copy()
     rows["ts"] = pd.to_datetime(rows["ts"]).astype("datetime64[us]")
     rows["revenue"] = pd.to_numeric(rows["revenue"], errors="coerce").astype(float)
-    _register(con, "_nb_live_outcomes", rows)
+    con.register("_nb_live_outcomes", rows)
     try:
         con.execute(
             "INSERT OR IGNORE INTO responses (decision_id, ts, outcome, revenue) "
@@ -155,7 +151,7 @@ def _copy_consent(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame, config: N
     rows = frame.loc[:, ["customer_id", "channel", "ts", "kind", "decision_id"]].copy()
     rows["ts"] = pd.to_datetime(rows["ts"]).astype("datetime64[us]")
     rows["customer_id"] = rows["customer_id"].astype("int64")
-    _register(con, "_nb_live_consent", rows)
+    con.register("_nb_live_consent", rows)
     try:
         con.execute("INSERT OR IGNORE INTO consent_changes SELECT customer_id, channel, ts, kind, decision_id FROM _nb_live_consent")
     finally:

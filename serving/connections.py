@@ -1,22 +1,21 @@
 """Short-lived warehouse connections that wait out other processes' locks.
 
 DuckDB lets one process at a time open a database file for writing. The
-scoring service runs for days next to the CLI and the simulator, so it never
-keeps the warehouse open: every write batch opens a connection, commits and
-closes it, and a lock held by another process is retried with a short backoff
-instead of failing the request.
+scoring service runs for days next to the batch jobs, so it never keeps the
+warehouse open: it reads it (read-only) when it loads a serving state, waiting
+while a batch job holds the file, and writes only the live store.
 """
 
 from __future__ import annotations
 
 import logging
-import random
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
+
+from nextbest.warehouse.db import open_waiting
 
 
 log = logging.getLogger(__name__)
@@ -59,26 +58,16 @@ def warehouse_connection(
     WarehouseBusyError
         When the lock was not released within ``timeout_s``.
     """
-    deadline = time.monotonic() + timeout_s
-    delay = 0.005
-    while True:
-        try:
-            # No DDL here (unlike warehouse.db.connect): concurrent CREATE IF NOT EXISTS
-            # from the writer and request threads would conflict. Runtime start-up
-            # creates the tables once.
-            con = duckdb.connect(str(path), read_only=read_only)
-            break
-        except duckdb.Error as exc:
-            if not is_lock_error(exc):
-                raise
-            if time.monotonic() >= deadline:
-                raise WarehouseBusyError(
-                    f"warehouse {path} stayed locked by another process for {timeout_s:g} s; "
-                    "finish or stop the other writer (CLI, simulator) and retry"
-                ) from exc
-            # Jitter keeps several service workers from retrying in lock-step.
-            time.sleep(delay * (0.5 + random.random()))
-            delay = min(delay * 2, 0.25)
+    try:
+        # No DDL here (unlike warehouse.db.connect): the service only reads the warehouse.
+        con = open_waiting(path, read_only, timeout_s)
+    except duckdb.Error as exc:
+        if not is_lock_error(exc):
+            raise
+        raise WarehouseBusyError(
+            f"warehouse {path} stayed locked by another process for {timeout_s:g} s; "
+            "a batch job holds it: retry when it has finished"
+        ) from exc
     try:
         yield con
     finally:

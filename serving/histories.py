@@ -26,7 +26,7 @@ import pandas as pd
 from nextbest.config import NextbestConfig
 from nextbest.decisioning.history import ContactHistory
 from nextbest.live.history import BaseHistory, build_history
-from nextbest.live.register import News
+from nextbest.live.register import News, apply_news
 
 
 def utc_now() -> dt.datetime:
@@ -92,17 +92,8 @@ class HistoryCache:
 
     def merge(self, news: News) -> None:
         """Add what other writers committed to every loaded history."""
-        contacts = news.contacts
         for history in self._histories():
-            if len(contacts):
-                history.record_contacts(
-                    contacts["customer_id"].to_numpy(np.int64),
-                    pd.to_datetime(contacts["ts"]).to_numpy("datetime64[us]"),
-                    contacts["offer_id"].to_numpy(dtype=object),
-                    contacts["channel"].to_numpy(dtype=object),
-                )
-            for row in news.negatives.itertuples(index=False):
-                history.record_negative(np.array([row.customer_id], dtype=np.int64), pd.Timestamp(row.ts).to_pydatetime(), row.outcome)
+            apply_news(history, news)
 
     def record_negative(self, customer_id: int, ts: dt.datetime, outcome: str) -> None:
         """Add a complaint or unsubscribe to every loaded history."""

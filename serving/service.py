@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-import sys
 import time
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, TypeVar
@@ -296,9 +295,6 @@ class NextbestService:
     """Next-best-action scoring service over a nextbest workspace."""
 
     def __init__(self) -> None:
-        # The event loop and the committer thread hand the GIL back and forth on every
-        # request; at the default 5 ms switch interval each hand-off can cost a request 5 ms.
-        sys.setswitchinterval(0.0005)
         self.settings = ServeSettings.from_env()
         # Libraries' messages (MLflow loading the models, ...) to the workspace's log file;
         # the root logger stays BentoML's server log.

@@ -31,7 +31,7 @@ def connect(path: Path | str, *, read_only: bool = False, memory_limit: str | No
     path = Path(path)
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
-    con = _open(path, read_only)
+    con = open_waiting(path, read_only)
     from_env = os.environ.get(MEMORY_ENV)
     limit = from_env or memory_limit
     if limit:
@@ -51,19 +51,25 @@ def connect(path: Path | str, *, read_only: bool = False, memory_limit: str | No
 LOCK_WAIT_ENV = "NEXTBEST_LOCK_WAIT_S"
 
 
-def _open(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
+def open_waiting(path: Path | str, read_only: bool, wait_s: float | None = None) -> duckdb.DuckDBPyConnection:
     """``duckdb.connect``, waiting while another process holds the file.
 
     DuckDB lets one process write a file, or several read it. A service reading a
     new snapshot, or another batch job, holds it for a moment: waiting (up to
-    :data:`LOCK_WAIT_ENV`, default 120 s) beats failing the job.
+    ``wait_s``, default :data:`LOCK_WAIT_ENV` or 120 s) beats failing the job.
+
+    Raises
+    ------
+    duckdb.IOException
+        The lock was still held after ``wait_s`` (or another I/O error).
     """
-    raw = os.environ.get(LOCK_WAIT_ENV, "120")
-    try:
-        wait = float(raw)
-    except ValueError as exc:
-        raise BadInputError(f"{LOCK_WAIT_ENV}: {raw!r} is not a number of seconds; use e.g. 120") from exc
-    deadline = time.monotonic() + wait
+    if wait_s is None:
+        raw = os.environ.get(LOCK_WAIT_ENV, "120")
+        try:
+            wait_s = float(raw)
+        except ValueError as exc:
+            raise BadInputError(f"{LOCK_WAIT_ENV}: {raw!r} is not a number of seconds; use e.g. 120") from exc
+    deadline = time.monotonic() + wait_s
     pause = 0.01
     while True:
         try:
