@@ -27,7 +27,6 @@ import gc
 import logging
 import os
 import threading
-import time
 import uuid
 from collections import Counter
 from collections.abc import Sequence
@@ -50,7 +49,7 @@ from nextbest.decisioning.log import decision_row
 from nextbest.features.snapshots import read_snapshot
 from nextbest.features.store import FeatureStore
 from nextbest.live.history import BaseHistory, build_history
-from nextbest.live.register import ContactGate, News, RecordedFeedback, Written, decision_dict
+from nextbest.live.register import ContactGate, News, Written, decision_dict
 from nextbest.live.store import DECISION_COLUMNS, NEGATIVE_OUTCOMES, LiveStore, StoreUnavailableError
 from nextbest.models.registry import CHAMPION, get_version
 from nextbest.serving.committer import Committer

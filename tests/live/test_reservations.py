@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import threading
 
-import pandas as pd
 
 from nextbest.config import NextbestConfig
 from nextbest.live.history import BaseHistory
