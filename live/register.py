@@ -95,8 +95,10 @@ def apply_news(history: ContactHistory, news: News) -> None:
             contacts["offer_id"].to_numpy(dtype=object),
             contacts["channel"].to_numpy(dtype=object),
         )
-    for row in news.negatives.itertuples(index=False):
-        history.record_negative(np.array([row.customer_id], dtype=np.int64), _ts(row.ts), row.outcome)
+    if len(news.negatives):
+        # Rarely more than a few rows; an empty frame's itertuples alone costs more than a commit's inserts.
+        for cid, ts, outcome in news.negatives.itertuples(index=False, name=None):
+            history.record_negative(np.array([cid], dtype=np.int64), _ts(ts), outcome)
 
 
 class ContactGate:
