@@ -23,13 +23,14 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections import OrderedDict
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
 from nextbest.decisioning.candidates import PairGrid, contact_blocked
 from nextbest.decisioning.documents import RankResponse
-from nextbest.decisioning.history import ContactHistory, record_contacts_at
+from nextbest.decisioning.history import ContactHistory, HistoryView, record_contacts_at
 from nextbest.decisioning.prepared import PreparedCustomers
 from nextbest.decisioning.reasons import NO_ACTION_REASONS, head_reasons, planned_reasons, rule_reasons
 from nextbest.decisioning.responses import action_document, salutation
@@ -208,30 +209,98 @@ def rank_plan(
 ) -> RankResponse:
     """:meth:`DecisionEngine.rank_planned <nextbest.decisioning.engine.DecisionEngine.rank_planned>`
     at ``at`` (a ``datetime``), where ``valid`` says which offers may be proposed that day."""
-    ids = np.array([plan.customer_id], dtype=np.int64)
-    offer, channel = plan.pairs[:, OFFER], plan.pairs[:, CHANNEL]
-    blocked = contact_blocked(engine.config, PairGrid(offer, channel), history.view(ids, at), engine._policy_arrays)[0]
+    return rank_plans(engine, [plan], customers, at, valid, [top_k], [seed], history)[0]
+
+
+def rank_plans(
+    engine: DecisionEngine,
+    plans: Sequence[CustomerPlan],
+    customers: PreparedCustomers,
+    at: dt.datetime,
+    valid: np.ndarray,
+    top_k: Sequence[int],
+    seed: Sequence[int | None],
+    history: ContactHistory,
+) -> list[RankResponse]:
+    """Rank several *distinct* customers at ``at`` from their plans, as consecutive :func:`rank_plan` calls do.
+
+    One customer's contact changes another's decision only through an offer's
+    volume cap or a channel's daily capacity. While every cap the batch's
+    candidates touch has at least as many contacts left as the batch has
+    customers, no decision of the batch can see another's contact, and the
+    customers are ranked together: one history view, one contact-policy check
+    and one draw for all, which is what a request of the service costs most.
+    Otherwise they are ranked one after the other.
+
+    Parameters
+    ----------
+    plans
+        The customers' plans (distinct customers).
+    top_k, seed
+        Per plan, as for :meth:`DecisionEngine.rank`.
+    """
+    n = len(plans)
+    ids = np.fromiter((p.customer_id for p in plans), dtype=np.int64, count=n)
+    sizes = np.fromiter((len(p.pairs) for p in plans), dtype=np.int64, count=n)
+    pairs = np.concatenate([p.pairs for p in plans]) if n > 1 else plans[0].pairs
+    offer, channel = pairs[:, OFFER], pairs[:, CHANNEL]
+    view = history.view(ids, at)
+    if n > 1 and _caps_bind(view, offer, channel, n):
+        return [rank_plans(engine, [p], customers, at, valid, [k], [s], history)[0]
+                for p, k, s in zip(plans, top_k, seed, strict=True)]
+    cust = np.repeat(np.arange(n), sizes)
+    # (n, rows) for every customer against every row of the batch: each row's own customer is its entry.
+    blocked = contact_blocked(engine.config, PairGrid(offer, channel), view, engine._policy_arrays)[cust, np.arange(len(cust))]
     live = np.flatnonzero(~blocked & valid[offer])
-    values, forced = plan.values[live], plan.pairs[live, FORCED].astype(bool)
+    values = (np.concatenate([p.values for p in plans]) if n > 1 else plans[0].values)[live]
+    forced = pairs[live, FORCED].astype(bool)
     key = values[:, KEY]
     in_set = forced | (key > engine.config.policy.arbitration.min_expected_value)
-    policy = engine.arm_policy[plan.arm]
-    if policy != UNIFORM and forced.any():
-        policy = GREEDY
+    groups = Groups.of(cust[live], n)
+    policy = np.array([engine.arm_policy[p.arm] for p in plans])
+    # A forced trigger is chosen for sure, except by the uniform (random) arm.
+    has_forced = np.bincount(groups.cust[forced], minlength=n) > 0
+    policy = np.where((policy != UNIFORM) & has_forced, GREEDY, policy)
     exploration = engine.config.policy.exploration
-    groups = Groups.one(len(live))
     prop, m = propensities(
-        groups, key, in_set, np.array([policy]),
-        top_n=exploration.top_n, epsilon=exploration.epsilon, temperature=exploration.temperature,
+        groups, key, in_set, policy, top_n=exploration.top_n, epsilon=exploration.epsilon,
+        temperature=exploration.temperature,
     )
-    pick = int(draw(groups, prop, m, exploration_draws(ids, seed, at))[0])
+    u = np.empty(n)
+    for s in set(seed):
+        mine = np.fromiter((x == s for x in seed), dtype=bool, count=n)
+        u[mine] = exploration_draws(ids[mine], s, at)
+    picks = draw(groups, prop, m, u)
+    offer, channel = offer[live], channel[live]
+    contacted = (picks >= 0) & engine.arm_contacts[np.array([p.arm for p in plans])].astype(bool)
+    if contacted.any():
+        chosen = picks[contacted]
+        record_contacts_at(history, ids[contacted], at, engine.offer_ids[offer[chosen]], engine.channel_ids[channel[chosen]])
+    docs = []
+    for i, plan in enumerate(plans):
+        rows = slice(int(groups.start[i]), int(groups.start[i] + groups.count[i]))
+        pick = int(picks[i]) - rows.start if picks[i] >= 0 else -1
+        docs.append(_document(
+            engine, plan, customers, at, top_k[i], bool(contacted[i]), pick, live[rows] - int(sizes[:i].sum()),
+            values[rows], forced[rows], in_set[rows], prop[rows], offer[rows], channel[rows],
+        ))
+    return docs
+
+
+def _caps_bind(view: HistoryView, offer: np.ndarray, channel: np.ndarray, n: int) -> bool:
+    """Whether a volume cap or daily capacity of these rows has fewer than ``n`` contacts left."""
+    return bool((view.offer_remaining[offer] < n).any() or (view.channel_remaining[channel] < n).any())
+
+
+def _document(
+    engine: DecisionEngine, plan: CustomerPlan, customers: PreparedCustomers, at: dt.datetime, top_k: int,
+    contacted: bool, pick: int, live: np.ndarray, values: np.ndarray, forced: np.ndarray, in_set: np.ndarray,
+    prop: np.ndarray, offer: np.ndarray, channel: np.ndarray,
+) -> RankResponse:
+    """One customer's decision document: ``pick`` (a row of its live candidates, -1 = no action), then the
+    best of its action set. ``live`` are those rows' positions in the plan."""
     # The choice (or "no action"), then the best of the action set; as in selection.ranked_actions.
     rows = [pick, *[r for r in np.flatnonzero(in_set).tolist() if r != pick][: top_k - 1]]
-    contacted = pick >= 0 and bool(engine.arm_contacts[plan.arm])
-    offer, channel = offer[live], channel[live]
-    if contacted:
-        record_contacts_at(history, ids, at, engine.offer_ids[offer[[pick]]], engine.channel_ids[channel[[pick]]])
-
     real = np.array([r for r in rows if r >= 0], dtype=np.int64)
     o, ch = offer[real], channel[real]
     model = iter(planned_reasons(engine, engine._arm_alias[plan.arm], plan, customers, live[real], o, ch))

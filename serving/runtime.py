@@ -49,7 +49,7 @@ from nextbest.decisioning.log import decision_row
 from nextbest.features.snapshots import read_snapshot
 from nextbest.features.store import FeatureStore
 from nextbest.live.history import BaseHistory, build_history
-from nextbest.live.register import ContactGate, News, Written, decision_dict
+from nextbest.live.register import News, Written, decision_dict
 from nextbest.live.store import DECISION_COLUMNS, NEGATIVE_OUTCOMES, LiveStore, StoreUnavailableError
 from nextbest.models.registry import CHAMPION, get_version
 from nextbest.serving.committer import Committer
@@ -304,11 +304,9 @@ class Runtime:
         self._state = build_state(settings, self.store.store_id)
         self._count_built(self._state)
         self.committer = Committer(
-            self.store, ContactGate(self.store, self._state.config, self._state.base), self._apply_news,
-            retry_s=settings.lock_timeout_s, gather_s=settings.commit_gather_ms / 1000,
-        )
+            self.store, self._apply_news, retry_s=settings.lock_timeout_s, gather_s=settings.commit_gather_ms / 1000,
+        ).start()
         self._histories = self._reset_histories(self._state)
-        self.committer.start()
         self._stamp = self.workspace.artifacts_dir / REFRESH_STAMP
         self._stamp_seen = self._stamp_mtime()
         self._stop = threading.Event()
@@ -370,21 +368,24 @@ class Runtime:
             self._state = dataclasses.replace(
                 state, profiles=state.profiles[~state.profiles["customer_id"].isin(list(fresh))].reset_index(drop=True)
             )
-        self._histories = self._reset_histories(self._state)
+        # Called with the commit process's answer, which the reset would wait for: in a thread of its own.
+        threading.Thread(target=self._forget_histories, name="nextbest-erase", daemon=True).start()
         log.info("dropped %d erased customer(s) from the serving state", len(fresh))
+
+    def _forget_histories(self) -> None:
+        """Rebuild the histories without the erased customers' rows."""
+        try:
+            with self._refresh_lock:
+                histories = self._reset_histories(self._state)
+                with self._engine_lock:
+                    self._histories = histories
+        except Exception:  # noqa: BLE001 - the watcher's next poll restarts a lost commit process
+            log.exception("rebuilding the histories after an erasure failed")
 
     def _reset_histories(self, state: ServingState) -> HistoryCache:
         """Rebuild the gate and the worker's histories from ``state``'s base and the live store, at one point."""
         base = state.base.without(self._erased)
-
-        def reset() -> tuple[pd.DataFrame, pd.DataFrame]:
-            gate = ContactGate(self.store, state.config, base)
-            with self.store.writing() as con:
-                frames = gate.reset(con)
-            self.committer.gate = gate
-            return frames
-
-        contacts, negatives = self.committer.call(reset)
+        contacts, negatives = self.committer.reset(state.config, base)
         return HistoryCache(state.config, base, contacts, negatives, load_at=self._load_at)
 
     def _load_at(self, when: dt.datetime) -> ContactHistory:
@@ -444,10 +445,10 @@ class Runtime:
     def _rank_planned(self, requests: Sequence[RankRequest], now: dt.datetime) -> list[RankResponse | Exception]:
         """Rank ``requests`` one after the other from their customers' plans (built together where missing).
 
-        Each request is ranked as a batch of one, so a customer's decision sees the
-        contacts of every request before it, as consecutive ``nextbest rank`` calls do.
+        A customer's decision sees the contacts of every request before it, as
+        consecutive ``nextbest rank`` calls do.
         """
-        out: list[RankResponse | Exception] = []
+        out: list[RankResponse | Exception] = [NotFoundError("not ranked")] * len(requests)
         with self._engine_lock:
             state = self._state
             memo = state.customers.memo
@@ -460,19 +461,44 @@ class Runtime:
             plans = state.plans_of(keys, now)
             _count_plans(cache.hits - looked[0], cache.misses - looked[1])
             live = self._histories.live() if any(r.at is None for r in requests) else None
-            for r, key in zip(requests, keys, strict=True):
+            # Runs of requests "now" for distinct customers are ranked together (the documents are
+            # those of one request after the other); a replay at its own time, or a customer's
+            # second request, starts a new run.
+            run: list[int] = []
+
+            def flush() -> None:
+                if not run:
+                    return
+                try:
+                    docs = state.engine.rank_planned_many(
+                        [plans[keys[i]] for i in run], state.customers, now, [requests[i].top_k for i in run],
+                        [requests[i].seed for i in run], history=live,
+                    )
+                except Exception as exc:  # noqa: BLE001 - returned to the requests' callers
+                    log.exception("ranking failed")
+                    docs = [exc] * len(run)
+                for i, doc in zip(run, docs, strict=True):
+                    out[i] = doc
+                run.clear()
+
+            for i, (r, key) in enumerate(zip(requests, keys, strict=True)):
                 plan = plans[key]
                 if isinstance(plan, Exception):
-                    out.append(plan)
+                    out[i] = plan
                     continue
+                if r.at is None:
+                    if any(requests[j].customer_id == r.customer_id for j in run):
+                        flush()
+                    run.append(i)
+                    continue
+                flush()
                 try:
-                    at = to_warehouse_time(r.at) if r.at is not None else now
-                    history = live if r.at is None else self._histories.at(at)
-                    assert history is not None
-                    out.append(state.engine.rank_planned(plan, state.customers, at, r.top_k, r.seed, history=history))
+                    at = to_warehouse_time(r.at)
+                    out[i] = state.engine.rank_planned(plan, state.customers, at, r.top_k, r.seed, history=self._histories.at(at))
                 except Exception as exc:  # noqa: BLE001 - returned to the request's caller
                     log.exception("ranking failed")
-                    out.append(exc)
+                    out[i] = exc
+            flush()
             hits, misses = (memo.hits - seen[0], memo.misses - seen[1]) if memo is not None else (0, 0)
             held = state.engine.reasons_from_plans - held
         ranked = [(d, plans[k]) for d, k in zip(out, keys, strict=True) if isinstance(d, RankResponse)]
@@ -678,6 +704,14 @@ class Runtime:
                 except Exception:
                     log.exception("refresh announced by another worker failed; still serving the previous models")
             try:
+                if not self.committer.alive:
+                    # Its callers got 503s; a new one starts from a fresh gate, and so do the histories.
+                    with self._refresh_lock:
+                        self.committer.restart()
+                        histories = self._reset_histories(self._state)
+                        with self._engine_lock:
+                            self._histories = histories
+                    log.warning("commit process restarted")
                 self.committer.submit().result(3 * self.settings.lock_timeout_s)
             except Exception as exc:  # noqa: BLE001 - logged; /readyz reports it
                 log.warning("live store poll failed: %s", exc)

@@ -12,6 +12,7 @@ from nextbest.config import NextbestConfig, load_config
 from nextbest.decisioning.documents import Context
 from nextbest.decisioning.engine import DecisionEngine, complete_features
 from nextbest.decisioning.history import ContactHistory
+from nextbest.decisioning import plans as plans_module
 from nextbest.decisioning.plans import PlanCache
 from nextbest.decisioning.prepared import PreparedCustomers
 from nextbest.decisioning.synthetic import random_features
@@ -109,6 +110,48 @@ def test_planned_ranking_equals_rank_as_the_history_fills(variant: dict, capped:
     # The contact policy did act on both paths.
     assert {"complaint", "negative_response"} <= suppressed
     assert not capped or CAPS & suppressed
+
+
+@pytest.mark.parametrize("capacities", [{}, {"sms": 4, "email": 25}], ids=["uncapped", "capacities-bind"])
+@pytest.mark.parametrize(("variant", "capped"), VARIANTS[:2], ids=["epsilon", "softmax-boost"])
+def test_ranking_customers_together_equals_one_after_the_other(
+    variant: dict, capped: bool, capacities: dict[str, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The service ranks a micro-batch's distinct customers in one pass: the same documents, caps included."""
+    config = with_capacity(with_policy(load_config(), experiment=ARMS, **variant), **capacities)
+    engine = DecisionEngine(config, {"champion": context_scorer()})
+    features = random_features(config, 40, seed=3)
+    block = snapshot(engine, features, offer_history(config, features["customer_id"].to_numpy(), 8))
+    profiles = profiles_of(features)
+    ids = features["customer_id"].to_numpy()
+    plans = {int(c): p for c, p in zip(ids, engine.plans(block.take(np.arange(len(ids))), AT - dt.timedelta(days=30), None, profiles, reasons=2), strict=True)}
+    one_by_one, together = ContactHistory.empty(config), ContactHistory.empty(config)
+    passes = {"together": 0, "one by one": 0}
+    binding = plans_module._caps_bind
+
+    def spy(*args: object) -> bool:
+        bound = binding(*args)
+        passes["one by one" if bound else "together"] += 1
+        return bound
+
+    monkeypatch.setattr(plans_module, "_caps_bind", spy)
+    rng = np.random.default_rng(4)
+    for step in range(40):
+        batch = rng.choice(ids, size=int(rng.integers(2, 9)), replace=False).tolist()
+        at = AT + dt.timedelta(hours=step)
+        top_k = rng.integers(1, 5, size=len(batch)).tolist()
+        # Requests of one batch share a seed, or bring their own.
+        seeds = [step if i % 3 else 10_000 + 10 * step + i for i in range(len(batch))]
+        want = [engine.rank_planned(plans[c], block, at, k, s, history=one_by_one) for c, k, s in zip(batch, top_k, seeds, strict=True)]
+        got = engine.rank_planned_many([plans[c] for c in batch], block, at, top_k, seeds, history=together)
+        for w, g in zip(want, got, strict=True):
+            assert g.model_dump(exclude={"decision_id"}) == w.model_dump(exclude={"decision_id"}), step
+    assert passes["together"] > 0
+    assert not capacities or passes["one by one"] > 0
+    # Both histories hold the same contacts.
+    view_a, view_b = one_by_one.view(ids, AT + dt.timedelta(days=2)), together.view(ids, AT + dt.timedelta(days=2))
+    for a, b in zip(vars(view_a).values(), vars(view_b).values(), strict=True):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_plans_of_a_batch_equal_plans_one_by_one() -> None:
