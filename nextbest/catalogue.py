@@ -426,7 +426,12 @@ def import_catalogue(config_dir: Path, file: Path, *, mode: Mode = "add", dry_ru
     try:
         loaded = _validate_with_loader(config_dir, text)
     except BadInputError as exc:
-        raise BadInputError(f"{source}: the catalogue would make the configuration invalid, nothing was written: {exc}") from None
+        # The loader names model-level errors "config: : Value error, ..."; the reason alone reads better here.
+        reason = str(exc).replace("invalid configuration:\n  ", "").replace("config: : Value error, ", "")
+        raise BadInputError(
+            f"{source}: the catalogue would make the configuration invalid, nothing was written: {reason}; "
+            "change the other config file first, or keep those offers in the catalogue"
+        ) from None
     if loaded.offers.offers != offers:  # the text must say exactly what was validated
         raise AssertionError("offers.yaml does not round-trip; please report this")
     if not dry_run:

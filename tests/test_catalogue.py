@@ -210,7 +210,7 @@ def test_a_catalogue_that_breaks_the_rest_of_the_config_is_refused(workspace: Wo
     _one_row().to_csv(path, index=False)
     before = (workspace.config_dir / "offers.yaml").read_bytes()
     with pytest.raises(BadInputError, match=r"(?s)catalogue.csv: the catalogue would make the configuration invalid, "
-                                            r"nothing was written: .*trigger '\w+' names unknown offer"):
+                                            r"nothing was written: trigger '\w+' names unknown offer"):
         import_catalogue(workspace.config_dir, path, mode="replace")
     assert (workspace.config_dir / "offers.yaml").read_bytes() == before
 
