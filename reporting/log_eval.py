@@ -214,24 +214,48 @@ def check_log(raw: pd.DataFrame, source: str = "log") -> DecisionLog:
 
 
 # --------------------------------------------------------------------------- features as of each decision
-def log_features(
-    con: duckdb.DuckDBPyConnection, config: NextbestConfig, scorer: Scorer, log: DecisionLog
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The model's inputs for every logged decision, and for every candidate of the champion.
+@dataclass(frozen=True)
+class ChampionChoices:
+    """The champion's action in every logged decision it could be scored for.
+
+    Attributes
+    ----------
+    rounds
+        Positions in :attr:`DecisionLog.frame` of the decisions with a feature
+        snapshot at or before their ``ts``, ascending.
+    actions
+        The action the champion chooses in each of them (an action name of the log).
+    model_version
+        The champion's version.
+    """
+
+    rounds: np.ndarray
+    actions: np.ndarray
+    model_version: str = "unknown"
+
+
+#: Candidate rows (decisions x offer/channel pairs) scored at once: bounds memory on long logs.
+MAX_CANDIDATE_ROWS = 200_000
+
+
+def champion_choices(
+    con: duckdb.DuckDBPyConnection,
+    config: NextbestConfig,
+    scorer: Scorer,
+    log: DecisionLog,
+    *,
+    max_candidate_rows: int = MAX_CANDIDATE_ROWS,
+) -> ChampionChoices:
+    """What the champion would have done in each logged decision, from the features of that moment.
 
     Each decision gets the customer's latest feature snapshot at or before its ``ts``
     (``ASOF JOIN``, as :func:`nextbest.training.dataset.build_training_set` does) and
-    each candidate offer its offer history as of then (registry defaults for an offer
-    never shown). Decisions without a snapshot (a customer the warehouse does not know,
-    or a decision before the first snapshot) are left out.
-
-    Returns
-    -------
-    rows, candidates
-        ``rows``: the log's rows that have features, with the feature columns;
-        ``candidates``: one block of ``len(rows)`` per pair of
-        :func:`~nextbest.reporting.policy_eval.logged_pairs`, for
-        :func:`~nextbest.reporting.policy_eval.model_choice`.
+    each candidate offer its offer history as of then (the registry default for an
+    offer never shown); the champion then chooses among the logged actions by
+    :func:`~nextbest.reporting.policy_eval.model_choice`. Decisions without a snapshot
+    (a customer the warehouse does not know, or a decision before the first snapshot)
+    get no choice. The log is processed in blocks of at most ``max_candidate_rows``
+    candidates, so memory stays bounded whatever its length.
     """
     from nextbest.features.registry import feature_defs, offer_history_features
     from nextbest.training.dataset import ACTION_COLUMNS, OFFER_HISTORY_TABLE, SNAPSHOT_TABLE, table_columns, table_exists
@@ -247,49 +271,62 @@ def log_features(
     absent = [f for f in features if f not in set(table_columns(con, SNAPSHOT_TABLE))]
     if absent:
         raise BadInputError(f"{SNAPSHOT_TABLE} lacks the model's column(s) {absent}; rebuild with `nextbest features build`")
-    base = log.frame.assign(round=np.arange(len(log.frame)))
-    con.register("nb_log_rounds", base[["round", "customer_id", "ts"]])
+    # Without the table (or with an older one) every candidate gets the never-shown defaults.
+    history_table = OFFER_HISTORY_TABLE if (
+        history and table_exists(con, OFFER_HISTORY_TABLE) and set(history) <= set(table_columns(con, OFFER_HISTORY_TABLE))
+    ) else None
+
+    base = log.frame[["customer_id", "ts"]].assign(round=np.arange(len(log.frame)))
+    con.register("nb_log_rounds", base)
     try:
-        quoted = ", ".join(f's."{f}"' for f in features)
-        joined = con.execute(
-            f"""SELECT l."round", s.as_of AS snapshot_as_of{", " + quoted if quoted else ""}
-                FROM nb_log_rounds l ASOF LEFT JOIN {SNAPSHOT_TABLE} s
+        quoted = "".join(f', s."{f}"' for f in features)
+        rows = con.execute(
+            f"""SELECT l."round", l.customer_id, l.ts{quoted}
+                FROM nb_log_rounds l ASOF JOIN {SNAPSHOT_TABLE} s
                   ON l.customer_id = s.customer_id AND l.ts >= s.as_of
                 ORDER BY l."round" """
         ).df()
     finally:
         con.unregister("nb_log_rounds")
-    rows = base.merge(joined, on="round", how="left")
-    rows = rows[rows["snapshot_as_of"].notna()].reset_index(drop=True)
-    pairs = logged_pairs(config, sorted(set(log.frame["action"])))
-    blocks = []
-    for offer_id, channel in pairs:
-        blocks.append(rows.assign(offer_id=offer_id, channel=channel))
-    candidates = pd.concat(blocks, ignore_index=True) if blocks else rows.iloc[:0]
-    if history:
-        use = table_exists(con, OFFER_HISTORY_TABLE)
-        if use:
-            have = set(table_columns(con, OFFER_HISTORY_TABLE))
-            use = all(h in have for h in history)
-        if use:
-            keys = candidates[["customer_id", "offer_id", "ts"]].assign(k=np.arange(len(candidates)))
-            con.register("nb_log_candidates", keys)
-            try:
-                cols = ", ".join(f'oh."{h}"' for h in history)
-                hist = con.execute(
-                    f"""SELECT c.k, {cols} FROM nb_log_candidates c ASOF LEFT JOIN {OFFER_HISTORY_TABLE} oh
-                        ON c.customer_id = oh.customer_id AND c.offer_id = oh.offer_id AND c.ts >= oh.as_of
-                        ORDER BY c.k"""
-                ).df()
-            finally:
-                con.unregister("nb_log_candidates")
-            for h, default in history.items():
-                candidates[h] = hist[h].to_numpy()
-                candidates[h] = candidates[h].fillna(default)
-        else:
-            for h, default in history.items():
-                candidates[h] = default
-    return rows, candidates
+    # The champion chooses among the actions of the decisions it is evaluated on.
+    actions = sorted(set(log.frame["action"].iloc[rows["round"]]))
+    pairs = logged_pairs(config, actions)
+    block = max(1, max_candidate_rows // len(pairs))
+    chosen: list[np.ndarray] = []
+    for start in range(0, len(rows), block):
+        part = rows.iloc[start:start + block].reset_index(drop=True)
+        candidates = pd.concat([part.assign(offer_id=o, channel=c) for o, c in pairs], ignore_index=True)
+        for h, value in _offer_history(con, candidates, history, history_table).items():
+            candidates[h] = value
+        choice, _ = model_choice(part, scorer, config, actions, candidates=candidates)
+        chosen.append(np.asarray(actions, dtype=object)[choice])
+    return ChampionChoices(
+        rounds=rows["round"].to_numpy(dtype=np.int64),
+        actions=np.concatenate(chosen) if chosen else np.array([], dtype=object),
+        model_version=str(getattr(scorer, "model_version", "unknown")),
+    )
+
+
+def _offer_history(
+    con: duckdb.DuckDBPyConnection, candidates: pd.DataFrame, history: dict[str, Any], table: str | None
+) -> dict[str, np.ndarray]:
+    """Each candidate's offer-history columns as of its decision (defaults where there is none)."""
+    if not history:
+        return {}
+    if table is None:
+        return {h: np.full(len(candidates), default) for h, default in history.items()}
+    keys = candidates[["customer_id", "offer_id", "ts"]].assign(k=np.arange(len(candidates)))
+    con.register("nb_log_candidates", keys)
+    try:
+        cols = ", ".join(f'oh."{h}"' for h in history)
+        found = con.execute(
+            f"""SELECT c.k, {cols} FROM nb_log_candidates c ASOF LEFT JOIN {table} oh
+                ON c.customer_id = oh.customer_id AND c.offer_id = oh.offer_id AND c.ts >= oh.as_of
+                ORDER BY c.k"""
+        ).df()
+    finally:
+        con.unregister("nb_log_candidates")
+    return {h: found[h].fillna(default).to_numpy() for h, default in history.items()}
 
 
 # --------------------------------------------------------------------------- evaluating
@@ -328,10 +365,8 @@ class LogEvaluation:
 
 def evaluate_log(
     log: DecisionLog,
-    config: NextbestConfig | None = None,
-    scorer: Scorer | None = None,
+    champion: ChampionChoices | None = None,
     *,
-    features: tuple[pd.DataFrame, pd.DataFrame] | None = None,
     confidence: float = 0.95,
     tiny: float = TINY_PROPENSITY,
     seed: int = 0,
@@ -342,13 +377,10 @@ def evaluate_log(
     ----------
     log
         From :func:`read_log`.
-    config
-        Arbitration, costs and the catalogue (needed with a ``scorer``).
-    scorer
-        The champion; ``None`` evaluates the uniform and logged policies only.
-    features
-        :func:`log_features`' ``(rows, candidates)`` for the scorer; the rounds
-        without features are left out of every policy's estimate.
+    champion
+        :func:`champion_choices` on this log; the decisions it has no choice for are
+        left out of every policy's estimate. ``None`` evaluates the uniform and logged
+        policies only.
     confidence
         Interval coverage.
     tiny
@@ -358,12 +390,9 @@ def evaluate_log(
     """
     warnings = list(log.warnings)
     frame = log.frame
-    if scorer is not None:
-        if features is None or config is None:
-            raise ValueError("the champion needs the config and log_features' rows and candidates")
-        rows, candidates = features
-        left_out = len(frame) - len(rows)
-        if rows.empty:
+    if champion is not None:
+        left_out = len(frame) - len(champion.rounds)
+        if len(champion.rounds) == 0:
             raise NotFoundError(
                 f"{log.source}: no logged decision has a feature snapshot at or before its ts (customers unknown to "
                 "the warehouse, or decisions before the first snapshot); import the customers' data and build "
@@ -374,7 +403,7 @@ def evaluate_log(
                 f"{left_out:,} of {len(frame):,} decisions have no feature snapshot at or before their ts (customer "
                 "unknown to the warehouse, or decided before the first snapshot) and were left out of every estimate"
             )
-        frame = rows
+        frame = frame.iloc[champion.rounds].reset_index(drop=True)
     actions = sorted(set(frame["action"]))
     action_index = pd.Index(actions)
     data = LoggedBandit(
@@ -396,11 +425,10 @@ def evaluate_log(
         "reward_model": "per-action IPS-weighted mean reward, 2-fold cross-fitted (for DR)",
         "ignored_columns": list(log.ignored_columns),
     }
-    if scorer is not None:
-        assert config is not None and features is not None
-        choice, _ = model_choice(features[0], scorer, config, actions, candidates=features[1])
+    if champion is not None:
+        choice = action_index.get_indexer(champion.actions)
         policies[CHAMPION] = deterministic_policy(choice, len(actions))
-        meta["model_version"] = getattr(scorer, "model_version", "unknown")
+        meta["model_version"] = champion.model_version
         meta["champion_action_shares"] = {a: float((choice == k).mean()) for k, a in enumerate(actions)}
         if NO_ACTION not in actions:
             meta["champion_note"] = ("no logged decision contacted nobody, so the champion picks its best logged "
@@ -426,6 +454,6 @@ def evaluate_log(
 
 
 __all__ = [
-    "CHAMPION", "LOGGED", "LOG_COLUMNS", "UNIFORM", "DecisionLog", "LogEvaluation", "check_log", "evaluate_log",
-    "log_features", "read_log",
+    "CHAMPION", "LOGGED", "LOG_COLUMNS", "UNIFORM", "ChampionChoices", "DecisionLog", "LogEvaluation", "champion_choices",
+    "check_log", "evaluate_log", "read_log",
 ]

@@ -147,11 +147,11 @@ def evaluate_policy_command(
 def _evaluate_log(ws: Workspace, path: Path, *, alias: str, baselines_only: bool, json_path: Path | None,
                   tiny: float) -> None:
     """``evaluate-policy --log``: read and check the log, join features as of each decision, estimate, print."""
-    from nextbest.reporting.log_eval import evaluate_log, log_features, read_log
+    from nextbest.reporting.log_eval import champion_choices, evaluate_log, read_log
 
     decision_log = read_log(path)  # a bad file stops here, before any model or warehouse work
     config = ws.config()
-    scorer = features = None
+    champion = None
     if not baselines_only:
         if not ws.warehouse_path.exists():
             raise BadInputError(
@@ -167,10 +167,10 @@ def _evaluate_log(ws: Workspace, path: Path, *, alias: str, baselines_only: bool
         try:
             # As training does: every decision date gets a snapshot as of its midnight.
             build_missing(ws, con, config, missing_dates(con, decision_log.frame["ts"]), progress=typer.echo)
-            features = log_features(con, config, scorer, decision_log)
+            champion = champion_choices(con, config, scorer, decision_log)
         finally:
             con.close()
-    result = evaluate_log(decision_log, config, scorer, features=features, tiny=tiny)
+    result = evaluate_log(decision_log, champion, tiny=tiny)
     if json_path is not None:
         json_path.parent.mkdir(parents=True, exist_ok=True)
         json_path.write_text(json.dumps(result.as_dict(), indent=2, default=str))

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from nextbest.cli import app
 from nextbest.errors import BadInputError
 from nextbest.features.registry import categorical_features, model_features
-from nextbest.reporting.log_eval import CHAMPION, LOGGED, UNIFORM, check_log, evaluate_log, log_features, read_log
+from nextbest.reporting.log_eval import CHAMPION, LOGGED, UNIFORM, champion_choices, check_log, evaluate_log, read_log
 from nextbest.reporting.ope import NO_ACTION
 from nextbest.training.dataset import build_training_set, time_split
 from nextbest.training.snapshots import build_missing, missing_dates
@@ -111,15 +111,17 @@ def test_ope_recovers_the_champion_and_uniform_values_within_their_intervals(
     log = read_log(path)
     con = connect(ws.warehouse_path, read_only=True)
     try:
-        features = log_features(con, config, model, log)
+        # Small blocks: the choices must not depend on how the log is cut.
+        champion = champion_choices(con, config, model, log, max_candidate_rows=1_000)
+        assert np.array_equal(champion.actions, champion_choices(con, config, model, log).actions)
     finally:
         con.close()
-    assert len(features[0]) == len(log.frame)  # every customer has a snapshot as of the decision's midnight
-    result = evaluate_log(log, config, model, features=features)
+    assert len(champion.rounds) == len(log.frame)  # every customer has a snapshot as of the decision's midnight
+    result = evaluate_log(log, champion)
     actions = result.meta["actions"]
     assert actions == ([MENS, NO_ACTION, WOMENS] if control else [MENS, WOMENS])
     assert result.meta["control_arm"] is control
-    cid = features[0]["customer_id"].to_numpy()
+    cid = log.frame["customer_id"].to_numpy()
     table = result.table.set_index(["policy", "estimator"])
     for policy in (CHAMPION, UNIFORM):
         value = true_value(result.choices[policy], actions, cid)
@@ -135,6 +137,24 @@ def test_ope_recovers_the_champion_and_uniform_values_within_their_intervals(
     logged = table.loc[(LOGGED, "on-policy")]
     assert logged["value"] == pytest.approx(log.frame["reward"].mean())
     assert result.warnings == ()  # correct propensities, consistent per context: nothing to report
+
+
+def test_decisions_of_unknown_customers_are_left_out_with_a_warning(hillstrom_champion) -> None:  # noqa: ANN001
+    ws, model, customers = hillstrom_champion
+    frame = generated_log(customers, 300, seed=3, control=False)
+    frame.loc[:19, "customer_id"] = 10**9 + np.arange(20)  # not in the warehouse
+    frame.loc[20:29, "ts"] = pd.Timestamp(hillstrom.CAMPAIGN_DATE) - pd.Timedelta(days=400)  # before any snapshot
+    log = check_log(frame.astype({"ts": str}), "log.csv")
+    con = connect(ws.warehouse_path, read_only=True)
+    try:
+        champion = champion_choices(con, ws.config(), model, log)
+    finally:
+        con.close()
+    assert list(champion.rounds) == list(range(30, 300))
+    result = evaluate_log(log, champion)
+    assert result.meta["rounds"] == 270
+    assert ("30 of 300 decisions have no feature snapshot at or before their ts (customer unknown to the warehouse, "
+            "or decided before the first snapshot) and were left out of every estimate") in result.warnings
 
 
 def test_intervals_cover_a_known_value_at_about_the_nominal_rate() -> None:
