@@ -126,6 +126,8 @@ def read_log(path: Path) -> DecisionLog:
 
 
 def _blank(s: pd.Series) -> pd.Series:
+    if not (pd.api.types.is_object_dtype(s) or pd.api.types.is_string_dtype(s)):
+        return s.isna()  # typed Parquet columns: only nulls are blank
     return s.isna() | s.astype(str).str.strip().eq("")
 
 

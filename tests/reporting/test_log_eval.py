@@ -162,7 +162,7 @@ def test_intervals_cover_a_known_value_at_about_the_nominal_rate() -> None:
     hits = {"ipw": 0, "snipw": 0, "dr": 0}
     reps = 120
     for seed in range(reps):
-        log = check_log(generated_log(customers, 1_000, seed=seed, control=False).astype({"ts": str}), "log.csv")
+        log = check_log(generated_log(customers, 1_000, seed=seed, control=False), "log.csv")
         result = evaluate_log(log)
         dist = result.choices[UNIFORM]
         value = true_value(dist, result.meta["actions"], log.frame["customer_id"].to_numpy())
