@@ -16,9 +16,10 @@ from nextbest.errors import BadInputError
 from nextbest.features.registry import categorical_features, model_features
 from nextbest.reporting.log_eval import CHAMPION, LOGGED, UNIFORM, champion_choices, check_log, evaluate_log, read_log
 from nextbest.reporting.ope import NO_ACTION
-from nextbest.training.dataset import build_training_set, time_split
+from nextbest.models.registry import load_scorer
+from nextbest.training.dataset import build_training_set
 from nextbest.training.snapshots import build_missing, missing_dates
-from nextbest.training.trainer import base_params, fit_model, make_model
+from nextbest.training.trainer import run_training
 from nextbest.warehouse import hillstrom
 from nextbest.warehouse.db import connect
 from nextbest.workspace import Workspace
@@ -74,29 +75,31 @@ def true_value(dist: np.ndarray, actions: list[str], customer_id: np.ndarray) ->
 
 
 @pytest.fixture(scope="module")
-def hillstrom_champion(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201 - (workspace, model)
-    """A Hillstrom sample warehouse with its snapshot and a small fitted response model (the champion)."""
+def hillstrom_champion(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201 - (workspace, model, customers)
+    """A Hillstrom sample warehouse with its snapshot and a small model registered as champion in MLflow."""
     root = tmp_path_factory.mktemp("hs-log")
     frame, _ = hillstrom.read_hillstrom()
     sample = root / "sample.csv"
     frame.head(3_000).to_csv(sample, index=False)
     ws = Workspace.resolve(root / "ws")
-    result = CliRunner().invoke(app, ["--workspace", str(ws.root), "data", "import-hillstrom", str(sample)])
-    assert result.exit_code == 0, result.output
-    config = ws.config()
-    con = connect(ws.warehouse_path)
-    try:
-        build_missing(ws, con, config, missing_dates(con, [hillstrom.CAMPAIGN_DATE]))
-        features = model_features(config)
-        data = build_training_set(con, config, features=features,
-                                  categorical=tuple(c for c in categorical_features(config) if c in features))
-        split = time_split(data.frame["ts"], config.training.validation_share, config.training.test_share)
-        params = base_params(config.training) | {"n_estimators": 60}
-        model = fit_model(data, split, make_model(config, data.categorical, {}, strategy="global", learner="s",
-                                                  params=params))
-        customers = con.execute("SELECT customer_id FROM customers ORDER BY 1").fetchnumpy()["customer_id"]
-    finally:
-        con.close()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+        result = CliRunner().invoke(app, ["--workspace", str(ws.root), "data", "import-hillstrom", str(sample)])
+        assert result.exit_code == 0, result.output
+        config = ws.config()
+        con = connect(ws.warehouse_path)
+        try:
+            build_missing(ws, con, config, missing_dates(con, [hillstrom.CAMPAIGN_DATE]))
+            features = model_features(config)
+            data = build_training_set(con, config, features=features,
+                                      categorical=tuple(c for c in categorical_features(config) if c in features))
+            customers = con.execute("SELECT customer_id FROM customers ORDER BY 1").fetchnumpy()["customer_id"]
+        finally:
+            con.close()
+        small = config.model_copy(update={"training": config.training.model_copy(update={"n_estimators": 60})})
+        trained = run_training(ws, small, data)
+        assert trained.champion
+        model = load_scorer(ws.tracking_uri)
     return ws, model, customers
 
 
@@ -312,3 +315,32 @@ def test_cli_evaluates_a_log_and_writes_json(workspace: Workspace, tmp_path: Pat
     bad = runner.invoke(app, [*ws, "evaluate-policy", "--log", str(tmp_path / "bad.csv"), "--baselines-only"])
     assert isinstance(bad.exception, BadInputError) and bad.exception.exit_code == 2
     assert "bad.csv: missing column(s) propensity" in str(bad.exception)
+
+
+def test_cli_evaluates_the_registered_champion_building_the_missing_snapshot(
+    hillstrom_champion, tmp_path: Path, monkeypatch: pytest.MonkeyPatch  # noqa: ANN001
+) -> None:
+    ws, model, customers = hillstrom_champion
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    frame = generated_log(customers, 2_000, seed=21, control=True)
+    frame["ts"] = frame["ts"] + pd.Timedelta(days=1)  # a day with no snapshot yet
+    path = tmp_path / "tool.csv"
+    frame.to_csv(path, index=False)
+    out = tmp_path / "ope.json"
+    result = CliRunner().invoke(app, ["--workspace", str(ws.root), "evaluate-policy", "--log", str(path),
+                                      "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "building 1 missing feature snapshot(s) for the decision dates" in result.output
+    doc = json.loads(out.read_text())
+    assert doc["meta"]["model_version"] == model.model_version and doc["meta"]["control_arm"] is True
+    assert set(doc["policies"]) == {CHAMPION, UNIFORM, LOGGED}
+    for estimates in doc["policies"][CHAMPION].values():
+        assert estimates["lower"] <= estimates["value"] <= estimates["upper"]
+    assert doc["warnings"] == []
+    con = connect(ws.warehouse_path, read_only=True)
+    try:
+        from nextbest.training.snapshots import stored_snapshot_dates
+
+        assert pd.Timestamp(hillstrom.CAMPAIGN_DATE) + pd.Timedelta(days=1) in stored_snapshot_dates(con)
+    finally:
+        con.close()
