@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from nextbest.catalogue import OPTIONAL_COLUMNS, REQUIRED_COLUMNS, import_catalogue, template_frame
 from nextbest.cli import app
-from nextbest.config import JOURNEY_STAGES, load_config
+from nextbest.config import JOURNEY_STAGES
 from nextbest.decisioning.engine import DecisionEngine
 from nextbest.decisioning.synthetic import random_features
 from nextbest.errors import BadInputError
