@@ -111,9 +111,10 @@ def read_catalogue(path: Path) -> pd.DataFrame:
         if suffixes.endswith(".parquet") or suffixes.endswith(".pq"):
             frame = pd.read_parquet(path)
         elif suffixes.endswith((".csv", ".csv.gz", ".tsv")):
-            # Text cells, empty = missing: "010" stays a string, and pydantic converts the rest.
-            sep = "\t" if ".tsv" in suffixes else ","
-            frame = pd.read_csv(path, dtype=str, keep_default_na=False, sep=sep)
+            # Text cells, empty = missing: "010" stays a string, and pydantic converts the rest. The
+            # delimiter is sniffed (spreadsheets in many locales write ';'); a byte-order mark is dropped.
+            sep = "\t" if ".tsv" in suffixes else None
+            frame = pd.read_csv(path, dtype=str, keep_default_na=False, sep=sep, engine="python", encoding="utf-8-sig")
         else:
             raise BadInputError(f"{path}: unknown file type; export the catalogue as .csv or .parquet")
     except BadInputError:

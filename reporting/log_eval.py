@@ -115,7 +115,8 @@ def read_log(path: Path) -> DecisionLog:
         if name.endswith((".parquet", ".pq")):
             raw = pd.read_parquet(path)
         elif name.endswith((".csv", ".csv.gz")):
-            raw = pd.read_csv(path, dtype=str, keep_default_na=False)
+            # The delimiter is sniffed (spreadsheets in many locales write ';'); a byte-order mark is dropped.
+            raw = pd.read_csv(path, dtype=str, keep_default_na=False, sep=None, engine="python", encoding="utf-8-sig")
         else:
             raise BadInputError(f"{path}: unknown file type; export the decision log as .csv or .parquet")
     except BadInputError:

@@ -237,6 +237,16 @@ def test_cli_imports_and_exits_2_on_bad_input(workspace: Workspace, tmp_path: Pa
     assert list(pd.read_csv(export).columns) == list(REQUIRED_COLUMNS + OPTIONAL_COLUMNS)
 
 
+def test_a_semicolon_csv_with_a_byte_order_mark_imports(workspace: Workspace, tmp_path: Path) -> None:
+    path = tmp_path / "catalogue.csv"
+    _one_row(channels="email, web", rule="age >= 30 and urbanity != 'urban'").to_csv(
+        path, index=False, sep=";", encoding="utf-8-sig")
+    result = import_catalogue(workspace.config_dir, path)
+    offer = workspace.config().offer("spring_sale")
+    assert result.added == ("spring_sale",) and offer.channels == ("email", "web")
+    assert offer.eligibility == "age >= 30 and urbanity != 'urban'"
+
+
 def test_missing_file_and_unknown_type(workspace: Workspace, tmp_path: Path) -> None:
     with pytest.raises(BadInputError, match="no such file"):
         import_catalogue(workspace.config_dir, tmp_path / "nope.csv")

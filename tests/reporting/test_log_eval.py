@@ -160,6 +160,24 @@ def test_decisions_of_unknown_customers_are_left_out_with_a_warning(hillstrom_ch
             "or decided before the first snapshot) and were left out of every estimate") in result.warnings
 
 
+def test_the_champion_needs_configured_offers(hillstrom_champion, tmp_path: Path) -> None:  # noqa: ANN001
+    ws, model, customers = hillstrom_champion
+    frame = generated_log(customers, 50, seed=4, control=False).assign(offer_id="spring_sale")
+    path = tmp_path / "log.csv"
+    frame.to_csv(path, index=False, sep=";")  # a semicolon export reads the same
+    log = read_log(path)
+    assert len(log.frame) == 50 and set(log.frame["action"]) == {"spring_sale/email"}
+    con = connect(ws.warehouse_path, read_only=True)
+    try:
+        with pytest.raises(BadInputError, match=re.escape(
+            "none of the logged actions ['spring_sale/email'] is an offer/channel of the configuration; configure "
+            "those offers (`nextbest offers import`) or evaluate the baselines only"
+        )):
+            champion_choices(con, ws.config(), model, log)
+    finally:
+        con.close()
+
+
 def test_intervals_cover_a_known_value_at_about_the_nominal_rate() -> None:
     customers = np.arange(1, 601)
     hits = {"ipw": 0, "snipw": 0, "dr": 0}
