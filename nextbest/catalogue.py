@@ -302,6 +302,19 @@ def merge(existing: Iterable[Offer], imported: Iterable[Offer], mode: Mode, rows
           source: str = "catalogue") -> tuple[tuple[Offer, ...], tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
     """The catalogue after importing ``imported`` into ``existing``.
 
+    Parameters
+    ----------
+    existing
+        The configured offers.
+    imported
+        The file's offers, validated.
+    mode
+        ``add``, ``update`` or ``replace`` (see the module docstring).
+    rows
+        Offer id -> its row in the file, for messages.
+    source
+        How the file is named in messages.
+
     Returns
     -------
     offers, added, updated, removed
