@@ -31,6 +31,7 @@ app = typer.Typer(
 COMMAND_MODULES: tuple[str, ...] = (
     "nextbest.warehouse.cli",
     "nextbest.live.cli",
+    "nextbest.offers_cli",
     "nextbest.world.cli",
     "nextbest.features.cli",
     "nextbest.training.cli",

@@ -293,6 +293,119 @@ class OffPolicyEvaluation:
                            len(r), float(len(r)))
 
 
+# --------------------------------------------------------------------------- a reward model from the log alone
+def cross_fitted_action_means(data: LoggedBandit, folds: int = 2, seed: int = 0) -> np.ndarray:
+    """A reward model for DR when no other is at hand: each action's mean reward, cross-fitted.
+
+    Round ``i``'s prediction for action ``a`` is the self-normalised IPS mean of
+    ``a``'s reward over the rounds of the *other* folds (the logging policy may have
+    favoured ``a`` where it pays, so the plain mean would be confounded). Cross-fitting
+    keeps a round's own reward out of its prediction, so DR's correction term stays
+    centred; DR is unbiased with any reward model when the propensities are right,
+    and the better the model the tighter its interval.
+
+    Returns
+    -------
+    ndarray
+        ``(n_rounds, n_actions)``; an action no other fold took gets that fold's mean reward.
+    """
+    if folds < 2:
+        raise BadInputError(f"folds must be at least 2; got {folds}")
+    n, k = data.n_rounds, data.n_actions
+    fold = np.random.default_rng(seed).permutation(n) % folds
+    q_hat = np.empty((n, k))
+    w = 1.0 / data.pscore
+    for f in range(folds):
+        train = fold != f
+        if not train.any():
+            q_hat[fold == f] = data.reward.mean()
+            continue
+        num = np.bincount(data.action[train], weights=(w * data.reward)[train], minlength=k)
+        den = np.bincount(data.action[train], weights=w[train], minlength=k)
+        fallback = float(data.reward[train].mean())
+        q_hat[fold == f] = np.where(den > 0, num / np.where(den > 0, den, 1.0), fallback)
+    return q_hat
+
+
+# --------------------------------------------------------------------------- propensity diagnostics
+#: Below this, a logged propensity is "tiny": its round weighs more than 100 others.
+TINY_PROPENSITY = 0.01
+#: Coverage of the per-action weight check: strict, as it runs once per action.
+WEIGHT_CHECK_CONFIDENCE = 0.999
+_FIX = ("a propensity must be the probability the logging system gave the logged action for that decision, "
+        "every random draw included (arm share x choice within the arm)")
+
+
+def propensity_warnings(
+    data: LoggedBandit,
+    contexts: np.ndarray | None = None,
+    *,
+    tiny: float = TINY_PROPENSITY,
+) -> list[str]:
+    """Plain-language warnings about logged propensities that make off-policy estimates untrustworthy.
+
+    Parameters
+    ----------
+    data
+        Logged feedback.
+    contexts
+        Optional key per round of what the logging policy saw (same key = same
+        situation): then propensities must agree for the same action and sum to at
+        most 1 over the actions of one context.
+    tiny
+        Propensities below this are reported: their rounds dominate IPS.
+
+    Returns
+    -------
+    list of str
+        Empty when nothing looks wrong. Checks: tiny propensities; an action whose
+        importance weights ``1{A=a} / p`` average clearly above 1 (impossible when
+        the propensities are right: their mean is the share of rounds where ``a``
+        was possible), i.e. understated propensities or a log missing rows; and, with
+        ``contexts``, disagreeing or over-summing propensities within a context.
+    """
+    out: list[str] = []
+    p, n = data.pscore, data.n_rounds
+    names = data.action_names or tuple(str(i) for i in range(data.n_actions))
+    small = p < tiny
+    if small.any():
+        out.append(
+            f"{int(small.sum()):,} of {n:,} rounds have a propensity below {tiny:g} (smallest {p.min():.2g}): each "
+            f"weighs up to {1 / p.min():,.0f} rounds, so a few decisions drive IPS; trust SNIPS/DR and the effective "
+            "sample size, or check those propensities"
+        )
+    z = z_value(WEIGHT_CHECK_CONFIDENCE)
+    for a in range(data.n_actions):
+        w = np.where(data.action == a, 1.0 / p, 0.0)
+        mean, se = float(w.mean()), float(w.std(ddof=1) / np.sqrt(n)) if n > 1 else 0.0
+        if mean - z * se > 1.0:
+            out.append(
+                f"action {names[a]!r}: its importance weights 1/propensity average {mean:.2f} over all rounds, more than "
+                f"the at most 1 that correct propensities give: its propensities look too small (or rounds are missing "
+                f"from the log); {_FIX}"
+            )
+    if contexts is not None:
+        frame = pd.DataFrame({"context": np.asarray(contexts), "action": data.action, "p": p})
+        spread = frame.groupby(["context", "action"])["p"].agg(["min", "max"])
+        differ = spread[(spread["max"] - spread["min"]) > 1e-6 * spread["max"]]
+        if len(differ):
+            ctx, act = differ.index[0]
+            out.append(
+                f"{len(differ):,} (context, action) pairs were logged with different propensities for identical "
+                f"contexts (e.g. context {ctx!r}, action {names[act]!r}: {differ['min'].iloc[0]:.4g} and "
+                f"{differ['max'].iloc[0]:.4g}): the logging policy changed or the propensities are not what it used; "
+                f"{_FIX}"
+            )
+        total = frame.groupby(["context", "action"])["p"].max().groupby(level="context").sum()
+        over = total[total > 1 + 1e-6]
+        if len(over):
+            out.append(
+                f"{len(over):,} contexts have propensities of their logged actions summing above 1 (e.g. context "
+                f"{over.index[0]!r}: {over.iloc[0]:.3f}): they cannot all be probabilities of one decision; {_FIX}"
+            )
+    return out
+
+
 # --------------------------------------------------------------------------- policies
 def deterministic_policy(choice: np.ndarray, n_actions: int) -> np.ndarray:
     """One-hot ``action_dist`` for a policy that picks ``choice[i]`` in round ``i``."""

@@ -151,8 +151,24 @@ def incremental_values(scores: pd.DataFrame, config: NextbestConfig) -> np.ndarr
     return ev
 
 
+def logged_pairs(config: NextbestConfig, actions: Sequence[str]) -> list[tuple[str, str]]:
+    """The (offer, channel) candidates of the catalogue among the logged action names, in config order."""
+    pairs = [p for p in candidate_pairs(config) if f"{p[0]}/{p[1]}" in actions]
+    if not pairs:
+        raise BadInputError(
+            f"none of the logged actions {list(actions)[:10]} is an offer/channel of the configuration; "
+            "configure those offers (`nextbest offers import`) or evaluate the baselines only"
+        )
+    return pairs
+
+
 def model_choice(
-    rows: pd.DataFrame, scorer: Scorer, config: NextbestConfig, actions: Sequence[str]
+    rows: pd.DataFrame,
+    scorer: Scorer,
+    config: NextbestConfig,
+    actions: Sequence[str],
+    *,
+    candidates: pd.DataFrame | None = None,
 ) -> tuple[np.ndarray, pd.DataFrame]:
     """The model policy's action per row: the best candidate, or nobody below the threshold.
 
@@ -164,6 +180,12 @@ def model_choice(
         The trained model.
     actions
         Action names of the logged bandit (``offer/channel`` and :data:`NO_ACTION`).
+        Without :data:`NO_ACTION` (no logged decision contacted nobody, so "nobody"
+        cannot be evaluated) the model picks its best logged action, whatever its value.
+    candidates
+        The rows to score, one block of ``len(rows)`` per pair of :func:`logged_pairs`
+        in its order (e.g. with each candidate's own offer history); default ``rows``
+        with ``offer_id`` and ``channel`` set per block.
 
     Returns
     -------
@@ -171,21 +193,25 @@ def model_choice(
         Index into ``actions`` per row, and the expected incremental value of
         every action (columns = ``actions``; :data:`NO_ACTION` is 0).
     """
-    pairs = [p for p in candidate_pairs(config) if f"{p[0]}/{p[1]}" in actions]
-    if not pairs:
-        raise BadInputError(f"none of the logged actions {list(actions)} is an offer/channel of the configuration")
+    pairs = logged_pairs(config, actions)
     n = len(rows)
-    candidates = pd.concat([rows.assign(offer_id=o, channel=c) for o, c in pairs], ignore_index=True)
+    if candidates is None:
+        candidates = pd.concat([rows.assign(offer_id=o, channel=c) for o, c in pairs], ignore_index=True)
+    elif len(candidates) != n * len(pairs):
+        raise ValueError(f"candidates has {len(candidates)} rows; expected {n} x {len(pairs)} pairs")
+    candidates = candidates.reset_index(drop=True)
     scores = scorer.score(candidates)
     ev = incremental_values(pd.concat([candidates[["offer_id", "channel"]], scores], axis=1), config)
     values = pd.DataFrame(0.0, index=rows.index, columns=list(actions))
     for k, (o, c) in enumerate(pairs):
         values[f"{o}/{c}"] = ev[k * n:(k + 1) * n]
-    names = [a for a in actions if a != NO_ACTION]
+    names = [f"{o}/{c}" for o, c in pairs]
     best = values[names].to_numpy()
     pick = best.argmax(axis=1)
-    threshold = config.policy.arbitration.min_expected_value
-    chosen = np.where(best[np.arange(n), pick] > threshold, np.asarray(names)[pick], NO_ACTION)
+    chosen = np.asarray(names)[pick]
+    if NO_ACTION in actions:
+        threshold = config.policy.arbitration.min_expected_value
+        chosen = np.where(best[np.arange(n), pick] > threshold, chosen, NO_ACTION)
     return pd.Index(actions).get_indexer(chosen), values
 
 

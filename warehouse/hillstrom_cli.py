@@ -98,11 +98,28 @@ def evaluate_policy_command(
     alias: Annotated[str, typer.Option(help="Registry alias of the model policy.")] = "champion",
     baselines_only: Annotated[bool, typer.Option("--baselines-only", help="Skip the model policy.")] = False,
     json_path: Annotated[Path | None, typer.Option("--json", help="Also write the table as JSON to this file.")] = None,
+    log: Annotated[
+        Path | None,
+        typer.Option("--log", help="A decision log of another tool (CSV/Parquet with propensities) to evaluate on instead."),
+    ] = None,
+    min_propensity: Annotated[
+        float, typer.Option(help="With --log: warn about logged propensities below this.", min=0.0, max=1.0)
+    ] = 0.01,
 ) -> None:
-    """Estimate, by inverse propensity weighting, what targeting policies would have earned on held-out customers."""
+    """Estimate what targeting policies would have earned: on held-out customers of an experiment, or on --log FILE.
+
+    With --log, the champion, the uniform and the logged policy are evaluated off-policy
+    (IPS, SNIPS and DR, with intervals and effective sample sizes) on another tool's
+    decisions; see docs/own-data.md for the log's columns.
+    """
     from nextbest.reporting.policy_eval import evaluate_experiment, verdict
 
     ws = workspace_of(ctx)
+    if log is not None:
+        if experiment is not None or test_share is not None:
+            raise BadInputError("--experiment and --test-share choose decisions of the warehouse; drop them with --log")
+        _evaluate_log(ws, log, alias=alias, baselines_only=baselines_only, json_path=json_path, tiny=min_propensity)
+        return
     if not ws.warehouse_path.exists():
         raise BadInputError(f"no warehouse at {ws.warehouse_path}; run `nextbest data import-hillstrom` first")
     config = ws.config()
@@ -125,6 +142,60 @@ def evaluate_policy_command(
         json_path.write_text(json.dumps(doc, indent=2, default=str))
     _print_table(result, config.channels.currency)
     typer.echo("\n" + doc["verdict"])
+
+
+def _evaluate_log(ws: Workspace, path: Path, *, alias: str, baselines_only: bool, json_path: Path | None,
+                  tiny: float) -> None:
+    """``evaluate-policy --log``: read and check the log, join features as of each decision, estimate, print."""
+    from nextbest.reporting.log_eval import champion_choices, evaluate_log, read_log
+
+    decision_log = read_log(path)  # a bad file stops here, before any model or warehouse work
+    config = ws.config()
+    champion = None
+    if not baselines_only:
+        if not ws.warehouse_path.exists():
+            raise BadInputError(
+                f"no warehouse at {ws.warehouse_path}: the champion needs the logged customers' features; import their "
+                "data (`nextbest data import`) or pass --baselines-only"
+            )
+        from nextbest.models.registry import load_scorer
+        from nextbest.training.snapshots import build_missing, missing_dates
+        from nextbest.training.tracking import use_workspace
+
+        scorer = load_scorer(use_workspace(ws), alias=alias)
+        con = connect(ws.warehouse_path)
+        try:
+            # As training does: every decision date gets a snapshot as of its midnight.
+            build_missing(ws, con, config, missing_dates(con, decision_log.frame["ts"]), progress=typer.echo)
+            champion = champion_choices(con, config, scorer, decision_log)
+        finally:
+            con.close()
+    result = evaluate_log(decision_log, champion, tiny=tiny)
+    if json_path is not None:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(result.as_dict(), indent=2, default=str))
+    _print_log_table(result)
+    for w in result.warnings:
+        typer.echo(f"warning: {w}")
+
+
+def _print_log_table(result: object) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    meta = result.meta  # type: ignore[attr-defined]
+    control = "with" if meta["control_arm"] else "without"
+    table = Table(title=f"Policy value per decision, {meta['confidence']:.0%} intervals ({meta['rounds']:,} decisions "
+                        f"of {meta['source']}, {control} a control arm)")
+    for column, justify in (("policy", "left"), ("estimator", "left"), ("value", "right"), ("interval", "right"),
+                            ("std. error", "right"), ("effective n", "right")):
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    for r in result.table.itertuples(index=False):  # type: ignore[attr-defined]
+        table.add_row(r.policy, r.estimator, f"{r.value:.4f}", f"[{r.lower:.4f}, {r.upper:.4f}]", f"{r.std_error:.4f}",
+                      f"{r.effective_sample_size:,.0f}")
+    Console(width=120).print(table)
+    if "champion_note" in meta:
+        typer.echo(f"note: {meta['champion_note']}")
 
 
 def _default_experiment(con: object) -> str:
