@@ -1,4 +1,4 @@
-"""Customer lifetime value: a LightGBM regressor of next-period margin.
+"""Customer lifetime value: a LightGBM regressor of next-period value (margin, or amounts without one).
 
 Why not BG/NBD + Gamma-Gamma: ``lifetimes`` has had no release since 2020 (its
 ``lifetimes.datasets`` import already fails on current setuptools), and
@@ -8,9 +8,13 @@ regressor reuses the feature SQL, handles zero-spend customers natively (Tweedie
 loss) and can use engagement as well as RFM inputs.
 
 Fitting (time split, no leakage): features as of ``T0 = T - label_days`` and the
-label *margin in [T0, T)*, both strictly before the fit time ``T``. Prediction:
+label *value in [T0, T)*, both strictly before the fit time ``T``. Prediction:
 ``clv_12m = max(0, prediction) * 365 / label_days``. With too little history the
-model falls back to the run rate ``clv_12m = margin_365d`` (``method_ = "run_rate"``).
+model falls back to the run rate, the last 365 days' value (``method_ = "run_rate"``).
+
+Value is measured on the basis of :mod:`nextbest.warehouse.value_basis`: margin,
+amount x ``margin_rate``, or amount; ``basis`` records which, and the run rate
+reads the matching feature (``margin_365d``, or ``monetary_365d`` scaled).
 """
 
 from __future__ import annotations
@@ -25,13 +29,21 @@ from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils.validation import check_is_fitted
 
 RUN_RATE_FEATURE = f"margin_{VALUE_WINDOW_DAYS}d"
+AMOUNT_RUN_RATE_FEATURE = f"monetary_{VALUE_WINDOW_DAYS}d"
+#: A training row is a buyer when it has an order in the value window.
+BUYERS_FEATURE = f"frequency_{VALUE_WINDOW_DAYS}d"
 
 
 class ClvRegressor(RegressorMixin, BaseEstimator):
-    """Predicts 12-month margin from customer features.
+    """Predicts 12-month customer value from customer features.
 
     Parameters
     ----------
+    basis
+        What the label measures: ``"margin"``, ``"amount x margin_rate"`` or ``"amount"``
+        (:class:`nextbest.warehouse.value_basis.ValueBasis`); picks the run-rate feature.
+    margin_rate
+        The rate of the ``"amount x margin_rate"`` basis (scales the amount run rate).
     label_days
         Length of the label window the model is fitted on; predictions are scaled to 365 days.
     min_customers
@@ -49,9 +61,12 @@ class ClvRegressor(RegressorMixin, BaseEstimator):
     booster_ : lightgbm.Booster or None
     """
 
-    def __init__(self, label_days: int = 90, min_customers: int = 200, n_estimators: int = 200,
+    def __init__(self, basis: str = "margin", margin_rate: float | None = None, label_days: int = 90,
+                 min_customers: int = 200, n_estimators: int = 200,
                  learning_rate: float = 0.05, num_leaves: int = 15, min_child_samples: int = 20,
                  random_state: int = 0) -> None:
+        self.basis = basis
+        self.margin_rate = margin_rate
         self.label_days = label_days
         self.min_customers = min_customers
         self.n_estimators = n_estimators
@@ -61,10 +76,12 @@ class ClvRegressor(RegressorMixin, BaseEstimator):
         self.random_state = random_state
 
     def fit(self, X: pd.DataFrame, y: pd.Series | np.ndarray) -> ClvRegressor:
-        """Fit on numeric features ``X`` and the margin ``y`` of the following ``label_days``."""
+        """Fit on numeric features ``X`` and the value ``y`` of the following ``label_days``."""
+        if self.basis not in ("margin", "amount x margin_rate", "amount"):
+            raise ValueError(f"basis must be 'margin', 'amount x margin_rate' or 'amount', not {self.basis!r}")
         self.feature_names_in_ = np.asarray(X.columns, dtype=object)
         target = np.clip(np.asarray(y, dtype=float), 0.0, None)
-        buyers = int((X[RUN_RATE_FEATURE].to_numpy(float) > 0).sum()) if RUN_RATE_FEATURE in X else 0
+        buyers = int((X[BUYERS_FEATURE].to_numpy(float, na_value=0.0) > 0).sum()) if BUYERS_FEATURE in X else 0
         if buyers < self.min_customers or not (target > 0).any():
             self.method_, self.booster_ = "run_rate", None
             return self
@@ -79,12 +96,21 @@ class ClvRegressor(RegressorMixin, BaseEstimator):
         return self
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
-        """12-month margin per row (never negative)."""
+        """12-month value per row (never negative)."""
         check_is_fitted(self, "method_")
         if self.booster_ is None:
-            return np.clip(X[RUN_RATE_FEATURE].to_numpy(float, na_value=0.0), 0.0, None)
+            return np.clip(X[self.run_rate_feature].to_numpy(float, na_value=0.0), 0.0, None) * self._run_rate_scale
         per_window = self.booster_.predict(self._matrix(X), num_threads=1)
         return np.clip(per_window, 0.0, None) * (365.0 / self.label_days)
+
+    @property
+    def run_rate_feature(self) -> str:
+        """The feature the run-rate fallback reads: the last 365 days' margin, or amount."""
+        return RUN_RATE_FEATURE if self.basis == "margin" else AMOUNT_RUN_RATE_FEATURE
+
+    @property
+    def _run_rate_scale(self) -> float:
+        return float(self.margin_rate) if self.basis == "amount x margin_rate" and self.margin_rate else 1.0
 
     def _matrix(self, X: pd.DataFrame) -> np.ndarray:
         return X[list(self.feature_names_in_)].to_numpy(dtype=float, na_value=np.nan)
