@@ -48,10 +48,18 @@ class ClvRegressor(RegressorMixin, BaseEstimator):
         Length of the label window the model is fitted on; predictions are scaled to 365 days.
     min_customers
         Fewer training rows with any order than this: use the run rate instead of a model.
-    n_estimators, learning_rate, num_leaves, min_child_samples
+    n_estimators
+        Most boosting rounds.
+    early_stopping_rounds, validation_fraction
+        The number of rounds is chosen on a random ``validation_fraction`` of the training
+        customers (stop after ``early_stopping_rounds`` without a better Tweedie deviance), then
+        the model is refitted on every row with that many rounds. ``None``: all ``n_estimators``.
+        A shop with a few thousand customers overfits 200 rounds of 15-leaf trees (its ranking
+        fell below the run rate's on UCI Online Retail); a large one uses more rounds.
+    learning_rate, num_leaves, min_child_samples
         LightGBM parameters.
     random_state
-        LightGBM seed (training is deterministic).
+        LightGBM seed and validation split (training is deterministic).
 
     Attributes
     ----------
@@ -59,17 +67,21 @@ class ClvRegressor(RegressorMixin, BaseEstimator):
         ``"lightgbm"`` or ``"run_rate"``.
     feature_names_in_ : ndarray of str
     booster_ : lightgbm.Booster or None
+    n_iter_ : int
+        Boosting rounds of the final model (0 for the run rate).
     """
 
     def __init__(self, basis: str = "margin", margin_rate: float | None = None, label_days: int = 90,
-                 min_customers: int = 200, n_estimators: int = 200,
-                 learning_rate: float = 0.05, num_leaves: int = 15, min_child_samples: int = 20,
-                 random_state: int = 0) -> None:
+                 min_customers: int = 200, n_estimators: int = 500, early_stopping_rounds: int | None = 30,
+                 validation_fraction: float = 0.25, learning_rate: float = 0.05, num_leaves: int = 15,
+                 min_child_samples: int = 50, random_state: int = 0) -> None:
         self.basis = basis
         self.margin_rate = margin_rate
         self.label_days = label_days
         self.min_customers = min_customers
         self.n_estimators = n_estimators
+        self.early_stopping_rounds = early_stopping_rounds
+        self.validation_fraction = validation_fraction
         self.learning_rate = learning_rate
         self.num_leaves = num_leaves
         self.min_child_samples = min_child_samples
@@ -83,16 +95,28 @@ class ClvRegressor(RegressorMixin, BaseEstimator):
         target = np.clip(np.asarray(y, dtype=float), 0.0, None)
         buyers = int((X[BUYERS_FEATURE].to_numpy(float, na_value=0.0) > 0).sum()) if BUYERS_FEATURE in X else 0
         if buyers < self.min_customers or not (target > 0).any():
-            self.method_, self.booster_ = "run_rate", None
+            self.method_, self.booster_, self.n_iter_ = "run_rate", None, 0
             return self
         params = {
             "objective": "tweedie", "learning_rate": self.learning_rate, "num_leaves": self.num_leaves,
             "min_child_samples": self.min_child_samples, "seed": self.random_state, "deterministic": True,
             "force_row_wise": True, "num_threads": 1, "verbose": -1,
         }
-        data = lgb.Dataset(self._matrix(X), label=target, feature_name=list(self.feature_names_in_), free_raw_data=True)
-        self.booster_ = lgb.train(params, data, num_boost_round=self.n_estimators)
-        self.method_ = "lightgbm"
+        matrix, names = self._matrix(X), list(self.feature_names_in_)
+        rounds = self.n_estimators
+        if self.early_stopping_rounds is not None:
+            val = np.random.default_rng(self.random_state).random(len(target)) < self.validation_fraction
+            if (target[val] > 0).any() and (target[~val] > 0).any():
+                probe = lgb.train(
+                    params, lgb.Dataset(matrix[~val], label=target[~val], feature_name=names),
+                    num_boost_round=self.n_estimators,
+                    valid_sets=[lgb.Dataset(matrix[val], label=target[val], feature_name=names)],
+                    callbacks=[lgb.early_stopping(self.early_stopping_rounds, verbose=False)],
+                )
+                rounds = max(1, probe.best_iteration or self.n_estimators)
+        data = lgb.Dataset(matrix, label=target, feature_name=names, free_raw_data=True)
+        self.booster_ = lgb.train(params, data, num_boost_round=rounds)
+        self.method_, self.n_iter_ = "lightgbm", rounds
         return self
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
@@ -132,5 +156,6 @@ class ClvRegressor(RegressorMixin, BaseEstimator):
         est.method_ = data["method"]
         est.feature_names_in_ = np.asarray(data["feature_names"], dtype=object)
         est.booster_ = lgb.Booster(model_str=data["booster"]) if data["booster"] else None
+        est.n_iter_ = est.booster_.current_iteration() if est.booster_ is not None else 0
         return est
 

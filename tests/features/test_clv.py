@@ -59,3 +59,15 @@ def test_unknown_basis_is_refused() -> None:
     X, y = data(50)
     with pytest.raises(ValueError, match="basis must be"):
         ClvRegressor(basis="profit").fit(X, y)
+
+
+def test_early_stopping_picks_fewer_rounds_on_noise_and_refits_on_all_rows() -> None:
+    X, _ = data(800)
+    rng = np.random.default_rng(1)
+    noise = rng.gamma(0.3, 20.0, len(X)) * (rng.random(len(X)) < 0.3)  # unrelated to the inputs
+    stopped = ClvRegressor(min_customers=100, n_estimators=300, early_stopping_rounds=10).fit(X, noise)
+    assert stopped.method_ == "lightgbm" and 1 <= stopped.n_iter_ < 100
+    assert stopped.booster_.current_iteration() == stopped.n_iter_
+    full = ClvRegressor(min_customers=100, n_estimators=40, early_stopping_rounds=None).fit(X, noise)
+    assert full.n_iter_ == 40
+    assert ClvRegressor.from_dict(stopped.to_dict()).n_iter_ == stopped.n_iter_
