@@ -2,12 +2,13 @@
 
 Why not BG/NBD + Gamma-Gamma: ``lifetimes`` has had no release since 2020 (its
 ``lifetimes.datasets`` import already fails on current setuptools, its transaction
-summary misbehaves under pandas 3), ``btyd`` 0.1b3 requires NumPy < 2 (with our pins
-it resolves to 0.1a1, whose ``autograd`` 1.4 does not import on Python 3.11), and ``pymc-marketing`` brings ~30 packages (PyTensor, Numba,
-ArviZ, ...) and MCMC fits far slower than a 3-minute build of a million customers
-allows. The regressor reuses the feature SQL, handles zero-spend customers natively
-(Tweedie loss), can use engagement as well as RFM inputs, and ranks the next
-period's value better than BG/NBD fitted on the same data (``benchmarks/clv.py``).
+summary misbehaves under pandas 3), ``btyd`` 0.1b3 requires NumPy < 2 (with our
+pins it resolves to 0.1a1, whose ``autograd`` 1.4 does not import on Python 3.11),
+and ``pymc-marketing`` brings ~30 packages (PyTensor, Numba, ArviZ, ...) and MCMC
+fits far slower than a 3-minute build of a million customers allows. The
+regressor reuses the feature SQL, handles zero-spend customers natively (Tweedie
+loss), can use engagement as well as RFM inputs, and ranks the next period's value
+better than BG/NBD fitted on the same data (``benchmarks/clv.py``).
 
 Fitting (time split, no leakage): features as of ``T0 = T - label_days`` and the
 label *value in [T0, T)*, both strictly before the fit time ``T``. Prediction:

@@ -42,7 +42,6 @@ from nextbest.features.registry import (
     definition_hash,
     feature_defs,
 )
-
 from nextbest.warehouse.value_basis import ValueBasis, value_basis
 
 from nextbest.config import NextbestConfig, load_config

@@ -234,7 +234,8 @@ class FeaturesConfig(_Frozen):
         default=90, ge=7, description="CLV regressor: value in this many days after the fit snapshot is the label."
     )
     clv_min_customers: int = Field(
-        default=200, ge=10, description="Fewer customers with history than this: clv_12m falls back to margin_365d."
+        default=200, ge=10,
+        description="Fewer buyers than this: clv_12m falls back to the last 365 days' value (run rate).",
     )
     clv_max_train_rows: int = Field(default=100_000, ge=100, description="Sample cap for fitting the CLV regressor.")
     margin_rate: float | None = Field(
