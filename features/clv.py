@@ -75,7 +75,7 @@ class ClvRegressor(RegressorMixin, BaseEstimator):
     """
 
     def __init__(self, basis: str = "margin", margin_rate: float | None = None, label_days: int = 90,
-                 min_customers: int = 200, n_estimators: int = 500, early_stopping_rounds: int | None = 30,
+                 min_customers: int = 200, n_estimators: int = 300, early_stopping_rounds: int | None = 30,
                  validation_fraction: float = 0.25, learning_rate: float = 0.05, num_leaves: int = 15,
                  min_child_samples: int = 50, random_state: int = 0) -> None:
         self.basis = basis
