@@ -117,6 +117,7 @@ def run(n: int, days: int, per_customer: int, folder: Path) -> dict[str, object]
         "store_single_lookup_ms": round(single_ms, 3),
         "store_5000_ids_ms": round(batch_ms, 1),
         "clv_method": models.clv.method_,
+        "clv_basis": models.clv.basis,
         "feature_columns": feats.shape[1] - 1,
     }
 

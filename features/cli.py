@@ -21,6 +21,7 @@ from nextbest.features.pipeline import (
 from nextbest.features.registry import customer_features, feature_defs
 from nextbest.features.snapshots import manifest, read_snapshot, snapshot_dates, write_parquet, write_snapshot
 from nextbest.warehouse.db import connect
+from nextbest.warehouse.value_basis import value_basis
 from rich.console import Console
 from rich.table import Table
 
@@ -76,10 +77,13 @@ def snapshot_plan(as_of: str | None, snapshots: Cadence | None, start: str | Non
 
 
 def reusable_models(ws: Workspace, config: NextbestConfig, earliest: pd.Timestamp, refit: bool,
-                    ) -> FeatureModels | None:
-    """Saved models fitted no later than ``earliest`` (so no snapshot sees its future), if any."""
+                    basis: str | None = None) -> FeatureModels | None:
+    """Saved models fitted no later than ``earliest`` (so no snapshot sees its future) and, when
+    ``basis`` is given, measuring customer value on it (margins imported since: refit), if any."""
     models = None if refit else FeatureModels.latest(models_root(ws), config)
-    return models if models is not None and models.fitted_as_of <= earliest else None
+    if models is None or models.fitted_as_of > earliest:
+        return None
+    return models if basis is None or models.clv.basis == basis else None
 
 
 @features_app.command("build")
@@ -103,7 +107,8 @@ def build(
         if con.execute("SELECT count(*) FROM customers").fetchone()[0] == 0:
             raise BadInputError("the warehouse has no customers; run `nextbest data generate` or `nextbest data import`")
         dates = snapshot_plan(as_of, snapshots, start, end, con)
-        models = reusable_models(ws, config, dates[0], refit)
+        basis = value_basis(con, config)
+        models = reusable_models(ws, config, dates[0], refit, basis.basis)
         fitted = models is None
         docs, frames = [], []
         for when in track(dates, "features", total=len(dates)) if len(dates) > 1 else dates:
@@ -123,10 +128,12 @@ def build(
     if output is not None:
         write_parquet(output, frames, docs)
     if as_json:
-        echo_json({"models_fitted": fitted, "snapshots": docs})
+        echo_json({"models_fitted": fitted, "value_basis": basis.as_dict(), "snapshots": docs})
         return
     typer.echo(f"feature set {models.version} ({'fitted' if fitted else 'reused'} models, as of "
-               f"{models.fitted_as_of}; clv: {models.clv.method_})")
+               f"{models.fitted_as_of}; clv: {models.clv.method_} on {models.clv.basis})")
+    if basis.warning:
+        typer.echo(f"  ! {basis.warning}")
     for doc in docs:
         typer.echo(f"  {doc['as_of']}: {doc['row_count']} customers, {doc['offer_history_rows']} offer-history rows")
     if output is not None:

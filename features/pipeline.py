@@ -42,6 +42,7 @@ from nextbest.features.registry import (
     definition_hash,
     feature_defs,
 )
+from nextbest.warehouse.value_basis import ValueBasis, value_basis
 
 from nextbest.config import NextbestConfig, load_config
 from nextbest.errors import BadInputError
@@ -111,10 +112,12 @@ def compute_sql_features(con: duckdb.DuckDBPyConnection, as_of: AsOf, config: Ne
 
 
 def clv_training_frame(con: duckdb.DuckDBPyConnection, as_of: AsOf, config: NextbestConfig,
-                       ) -> tuple[pd.DataFrame, np.ndarray]:
+                       basis: ValueBasis | None = None) -> tuple[pd.DataFrame, np.ndarray]:
     """Training data of the CLV regressor fitted at ``as_of``: features at ``as_of - label_days``
-    and each customer's margin in ``[as_of - label_days, as_of)``."""
+    and each customer's value in ``[as_of - label_days, as_of)``, measured on ``basis``
+    (default: what the warehouse's transactions carry, :func:`value_basis`)."""
     fc = config.features
+    basis = basis or value_basis(con, config)
     ts = as_timestamp(as_of)
     start = ts - pd.Timedelta(days=fc.clv_label_days)
     ids = con.execute(
@@ -127,11 +130,11 @@ def clv_training_frame(con: duckdb.DuckDBPyConnection, as_of: AsOf, config: Next
         sample = np.sort(rng.choice(ids, fc.clv_max_train_rows, replace=False))
     X = compute_sql_features(con, start, config, customer_ids=None if sample is None else sample.tolist())
     label = con.execute(
-        "SELECT customer_id, sum(coalesce(margin, 0.0)) AS margin FROM transactions "
+        f"SELECT customer_id, sum({basis.value_sql}) AS value FROM transactions "
         "WHERE ts >= $start AND ts < $as_of GROUP BY customer_id",
         {"start": start.to_pydatetime(), "as_of": ts.to_pydatetime()},
     ).df()
-    y = X[["customer_id"]].merge(label, on="customer_id", how="left")["margin"].fillna(0.0).to_numpy()
+    y = X[["customer_id"]].merge(label, on="customer_id", how="left")["value"].fillna(0.0).to_numpy()
     return X, y
 
 
@@ -151,8 +154,10 @@ def fit_feature_models(con: duckdb.DuckDBPyConnection, as_of: AsOf, config: Next
     clusterer = BasketClusterer(fc.basket_clusters, fc.cluster_max_train_rows, fc.seed).fit(
         features[share_columns(config)]
     )
-    X, y = clv_training_frame(con, ts, config)
-    clv = ClvRegressor(label_days=fc.clv_label_days, min_customers=fc.clv_min_customers, random_state=fc.seed)
+    basis = value_basis(con, config)
+    X, y = clv_training_frame(con, ts, config, basis)
+    clv = ClvRegressor(basis=basis.basis, margin_rate=fc.margin_rate, label_days=fc.clv_label_days,
+                       min_customers=fc.clv_min_customers, random_state=fc.seed)
     clv.fit(X[clv_inputs(config)], y)
     return FeatureModels(definition_hash(config), ts, clusterer, clv)
 

@@ -4,7 +4,8 @@ Tables
 ------
 ``features.customer_snapshot``  ``(as_of, customer_id)`` + one column per customer feature.
 ``features.offer_history``      ``(as_of, customer_id, offer_id)`` + the offer-history features.
-``features.manifest``           one row per snapshot: feature set version, row count, null shares.
+``features.manifest``           one row per snapshot: feature set version, row count, CLV method and
+                                basis (what ``clv_12m`` is measured in), null shares.
 
 Rebuilding an as-of replaces its rows (idempotent). A registry that gained
 features adds columns; rows of older feature sets keep nulls there.
@@ -58,6 +59,8 @@ def ensure_tables(con: duckdb.DuckDBPyConnection, config: NextbestConfig) -> Non
         "built_at TIMESTAMP, row_count BIGINT, offer_history_rows BIGINT, definition_hash VARCHAR, "
         "fitted_as_of TIMESTAMP, clv_method VARCHAR, null_shares VARCHAR)"
     )
+    # Added later: the unit clv_12m is measured in (margin, amount x margin_rate, amount).
+    con.execute(f"ALTER TABLE {MANIFEST} ADD COLUMN IF NOT EXISTS clv_basis VARCHAR")
 
 
 def manifest(features: pd.DataFrame, offer_history: pd.DataFrame, as_of: pd.Timestamp,
@@ -73,6 +76,7 @@ def manifest(features: pd.DataFrame, offer_history: pd.DataFrame, as_of: pd.Time
         "definition_hash": models.definition_hash,
         "fitted_as_of": models.fitted_as_of.isoformat(),
         "clv_method": models.clv.method_,
+        "clv_basis": models.clv.basis,
         "null_shares": {k: round(float(v), 6) for k, v in nulls.items() if v > 0},
     }
 
@@ -95,9 +99,12 @@ def write_snapshot(con: duckdb.DuckDBPyConnection, config: NextbestConfig, featu
                 [as_of],
             )
             con.execute(
-                f"INSERT INTO {MANIFEST} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO {MANIFEST} (feature_set_version, as_of, built_at, row_count, offer_history_rows, "
+                "definition_hash, fitted_as_of, clv_method, null_shares, clv_basis) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [doc["feature_set_version"], as_of, doc["built_at"], doc["row_count"], doc["offer_history_rows"],
-                 doc["definition_hash"], doc["fitted_as_of"], doc["clv_method"], json.dumps(doc["null_shares"])],
+                 doc["definition_hash"], doc["fitted_as_of"], doc["clv_method"], json.dumps(doc["null_shares"]),
+                 doc.get("clv_basis")],
             )
     finally:
         con.unregister("_nb_features")

@@ -231,12 +231,18 @@ class FeaturesConfig(_Frozen):
         default=14, ge=1, description="'Order count crossed': the threshold order happened within N days."
     )
     clv_label_days: int = Field(
-        default=90, ge=7, description="CLV regressor: margin in this many days after the fit snapshot is the label."
+        default=90, ge=7, description="CLV regressor: value in this many days after the fit snapshot is the label."
     )
     clv_min_customers: int = Field(
-        default=200, ge=10, description="Fewer customers with history than this: clv_12m falls back to margin_365d."
+        default=200, ge=10,
+        description="Fewer buyers than this: clv_12m falls back to the last 365 days' value (run rate).",
     )
     clv_max_train_rows: int = Field(default=100_000, ge=100, description="Sample cap for fitting the CLV regressor.")
+    margin_rate: float | None = Field(
+        default=None, gt=0, le=1,
+        description="Customer value without margins: when no transaction carries a margin, clv_12m is "
+        "amount x margin_rate (share of revenue that is margin); null = amounts as they are.",
+    )
     cluster_max_train_rows: int = Field(default=100_000, ge=100, description="Sample cap for fitting k-means.")
     seed: int = Field(default=0, description="Seed of the fitted feature models (k-means, CLV, sampling).")
 

@@ -206,6 +206,11 @@ def _print_quality(report: QualityReport) -> None:
         gaps = ", ".join(f"{c} {v:.1%}" for c, v in cols.items() if v > 0)
         missing.add_row(table, gaps or "[green]complete[/green]")
     console.print(missing)
+    basis = report.value_basis
+    if basis is not None:
+        console.print(f"[bold]Customer value (clv_12m) basis[/bold]: {basis.basis}")
+        if basis.warning:
+            console.print(f"[yellow]![/yellow] {basis.warning}")
 
 
 def _print_summary(summary: dict[str, Any]) -> None:

@@ -4,8 +4,10 @@ Every check is one set-based SQL query. Customer-level checks
 (:data:`CUSTOMER_CHECKS`) yield the offending customer ids
 (:func:`flagged_customers`); table-level checks count rows (unknown customers
 in fact tables, duplicate keys). :func:`quality_report` aggregates both with
-the completeness of every column and the consent coverage per configured
-channel into a :class:`QualityReport` (rendered as a table or JSON by the CLI).
+the completeness of every column, the consent coverage per configured
+channel and the unit customer value is measured in (margin, amount x
+``margin_rate`` or amount, :mod:`.value_basis`, with a warning when margins are
+missing) into a :class:`QualityReport` (rendered as a table or JSON by the CLI).
 
 Contact formats are defined once in :mod:`nextbest.warehouse.contact`. Duplicate
 contacts compare well-formed values only: a malformed value is reported as such,
@@ -22,6 +24,7 @@ import duckdb
 import pandas as pd
 from nextbest.warehouse.contact import EMAIL_PATTERN, PHONE_PATTERN, email_key_sql, phone_key_sql
 from nextbest.warehouse.schema import CUSTOMERS, TABLES
+from nextbest.warehouse.value_basis import ValueBasis, value_basis
 
 from nextbest.config import Channel, NextbestConfig
 from nextbest.errors import ConfigError
@@ -123,6 +126,7 @@ class QualityReport:
     checks: tuple[Check, ...]
     consent: tuple[ChannelCoverage, ...]
     completeness: dict[str, dict[str, float]] = field(default_factory=dict)  # table -> column -> null share
+    value_basis: ValueBasis | None = None  # what clv_12m is measured in
 
     def check(self, name: str) -> Check:
         """The check called ``name``."""
@@ -138,6 +142,7 @@ class QualityReport:
             "checks": [c.as_dict() for c in self.checks],
             "consent": {c.channel: c.as_dict() for c in self.consent},
             "completeness": {t: {c: round(v, 6) for c, v in cols.items()} for t, cols in self.completeness.items()},
+            "value_basis": None if self.value_basis is None else self.value_basis.as_dict(),
         }
 
 
@@ -178,6 +183,7 @@ def quality_report(
         checks=tuple(checks),
         consent=channel_coverage(con, config),
         completeness=completeness(con),
+        value_basis=value_basis(con, config),
     )
 
 
