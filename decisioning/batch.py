@@ -329,7 +329,8 @@ def run_decide(
     write_file(sent, output)
     top = rows[rows["rank"] == 1]
     return {
-        "date": day.isoformat(), "engine": engine, "snapshot_as_of": pd.Timestamp(as_of).isoformat(),
+        "date": day.isoformat(), "engine": engine, "model_version": next(iter(scorers.values())).model_version,
+        "snapshot_as_of": pd.Timestamp(as_of).isoformat(),
         "customers": int(len(top)), "contacts": int(top["contacted"].sum()),
         "held_out": int((~top["contacted"] & top["offer_id"].notna()).sum()),
         "no_action": int(top["offer_id"].isna().sum()), "rows": int(len(sent)), "output": str(output),
