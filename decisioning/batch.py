@@ -136,11 +136,17 @@ def file_rows(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def check_output(output: Path) -> None:
-    """Refuse an output name the file cannot be written as (before any work is done)."""
+    """Refuse an output the file cannot be written to, before any work is done (and anything registered)."""
     if output.suffix not in _SUFFIXES:
         raise BadInputError(f"--output {output}: use a .parquet or .csv file name")
     if output.exists() and output.is_dir():
         raise BadInputError(f"--output {output}: is a folder; name a file")
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BadInputError(f"--output {output}: cannot create its folder ({exc.strerror}); name a writable place") from None
+    if not os.access(output.parent, os.W_OK):
+        raise BadInputError(f"--output {output}: its folder is not writable; name a writable place")
 
 
 def write_file(rows: pd.DataFrame, output: Path) -> None:

@@ -223,6 +223,14 @@ def test_invalid_options(world: Workspace, args: list[str], message: str) -> Non
     assert message in str(result.exception)
 
 
+def test_an_output_that_cannot_be_written_is_refused_first(ws: Workspace, tmp_path: Path) -> None:
+    (tmp_path / "plain").write_text("a file, not a folder")
+    result = _invoke(ws, "--date", DATE, "--output", str(tmp_path / "plain" / "x.parquet"))
+    assert isinstance(result.exception, BadInputError)
+    assert "cannot create its folder" in str(result.exception)
+    assert _live_decisions(ws).empty
+
+
 def test_invalid_date(world: Workspace) -> None:
     result = _invoke(world, "--date", "03/06/2024", "--output", "x.parquet")
     assert isinstance(result.exception, BadInputError)
