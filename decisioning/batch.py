@@ -248,7 +248,7 @@ def run_decide(
     output: Path,
     top_k: int = 1,
     engine: str = "local",
-    lake: Path | None = None,
+    lake: Path | str | None = None,
     master: str | None = None,
     dry_run: bool = False,
     seed: int = 0,
@@ -278,7 +278,7 @@ def run_decide(
         raise BadInputError("--lake: required with --engine spark; name the folder `nextbest data export --output` wrote")
     if engine == "local" and (lake is not None or master is not None):
         raise BadInputError("--lake/--master: only read by --engine spark; add --engine spark or drop them")
-    if lake is not None and not lake.is_dir():
+    if lake is not None and "://" not in str(lake) and not Path(lake).is_dir():
         raise BadInputError(f"--lake {lake}: no such folder; write one with `nextbest data export --output {lake}`")
     try:
         day = dt.date.fromisoformat(date)

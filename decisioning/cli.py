@@ -292,7 +292,9 @@ def decide(
     output: Annotated[Path, typer.Option(help="The file campaign tools pick up (.parquet or .csv).")],
     top_k: Annotated[int, typer.Option("--top-k", min=1, max=50, help="Ranked actions per customer.")] = 1,
     engine: Annotated[str, typer.Option(help="local (in process) or spark (reads --lake).")] = "local",
-    lake: Annotated[Path | None, typer.Option(help="Parquet lake (`nextbest data export --output`); --engine spark.")] = None,
+    lake: Annotated[str | None, typer.Option(
+        help="Parquet lake (`nextbest data export --output`): a folder or a URL Spark reads (s3a://...); --engine spark.",
+    )] = None,
     master: Annotated[str | None, typer.Option(help="Spark master URL (default local[2]; SPARK_REMOTE also works).")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Write the file without registering the decisions.")] = False,
     seed: Annotated[int, typer.Option(help="Exploration seed: the same date and seed give the same file.")] = 0,

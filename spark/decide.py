@@ -96,17 +96,20 @@ class LakeSnapshot:
         return split_batch(part, self.features, self.history_columns)
 
 
-def read_snapshot(spark: SparkSession, lake: Path, config: NextbestConfig) -> LakeSnapshot:
+def read_snapshot(spark: SparkSession, lake: Path | str, config: NextbestConfig) -> LakeSnapshot:
     """The latest snapshot of ``<lake>/features/`` (the same as-of ``features build`` wrote last).
+
+    ``lake`` is a folder or a URL Spark reads (``s3a://bucket/lake``, ``hdfs://...``).
 
     Raises
     ------
     NotFoundError
         When the lake has no feature snapshot.
     """
-    root = Path(lake) / "features"
-    paths = [root / "customer_snapshot", root / "offer_history"]
-    missing = [p for p in paths if not p.exists()]
+    root = f"{str(lake).rstrip('/')}/features"
+    paths = [f"{root}/customer_snapshot", f"{root}/offer_history"]
+    # A local lake is checked here, to name the command that writes it; a URL (s3a://, hdfs://) is Spark's to read.
+    missing = [p for p in paths if "://" not in p and not Path(p).exists()]
     if missing:
         raise NotFoundError(
             f"no feature snapshot in the lake: {missing[0]} is missing; run `nextbest data export --output {lake}` "
@@ -115,12 +118,12 @@ def read_snapshot(spark: SparkSession, lake: Path, config: NextbestConfig) -> La
     defs = feature_defs(config)
     names = [d.name for d in customer_features(defs)]
     hist = [d.name for d in offer_history_features(defs)]
-    snap = spark.read.parquet(str(paths[0]))
+    snap = spark.read.parquet(paths[0])
     as_of = snap.agg(F.max("as_of")).first()[0]
     if as_of is None:
         raise NotFoundError(f"the lake's feature snapshot {paths[0]} is empty; run `nextbest features build`")
     features = snap.where(F.col("as_of") == F.lit(as_of)).select("customer_id", *names)
-    offers = spark.read.parquet(str(paths[1]))
+    offers = spark.read.parquet(paths[1])
     nested = (
         offers.where(F.col("as_of") == F.lit(as_of))
         .groupBy("customer_id")
@@ -185,7 +188,7 @@ def capped_customers(rows: pd.DataFrame, config: NextbestConfig, history: Contac
 
 def decide_spark(
     spark: SparkSession,
-    lake: Path,
+    lake: Path | str,
     config: NextbestConfig,
     scorers: dict[str, Scorer],
     at: dt.datetime,

@@ -11,10 +11,16 @@ into an embedded workspace store.
 from __future__ import annotations
 
 import json
+import os
+import signal
+import socket
+import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import mlflow
 import numpy as np
 import pandas as pd
@@ -25,10 +31,11 @@ from typer.testing import CliRunner
 from nextbest.cli import app
 from nextbest.models.pyfunc import SCORER_ARTIFACT, ResponseModelPyfunc
 from nextbest.models.registry import CHAMPION, MODEL_NAME, get_version, load_scorer, set_alias
+from nextbest.serving.process import stop_tree, wait_ready
 from nextbest.training.tracking import use_workspace
 from nextbest.workspace import Workspace
 
-pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.server]
 BUCKET = "nextbest-mlflow"
 
 
@@ -129,3 +136,23 @@ def test_train_on_postgres_and_s3_registers_a_champion_that_loads_the_same(
     monkeypatch.setenv("NEXTBEST_ARTIFACT_ROOT", f"s3://{BUCKET}/mlflow")
     summary = json.loads(_cli(ws, "decide", "--date", "2024-02-15", "--output", str(tmp_path / "d.parquet"), "--dry-run"))
     assert summary["model_version"] == label and summary["customers"] > 0
+
+    # And the service: `nextbest serve` starts on it and ranks with that version.
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    url = f"http://127.0.0.1:{port}"
+    with open(tmp_path / "server.log", "wb") as log:
+        proc = subprocess.Popen(
+            [str(Path(sys.executable).with_name("nextbest")), "--workspace", str(ws), "serve", "--port", str(port),
+             "--workers", "1"],
+            env={**os.environ, "NEXTBEST_WORKSPACE": str(ws)}, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            assert wait_ready(proc, url, 240), (tmp_path / "server.log").read_text()[-3000:]
+            answer = httpx.post(f"{url}/rank", json={"customer_id": 1, "top_k": 1}, timeout=60)
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["model_version"] == label
+        finally:
+            stop_tree(proc, signal.SIGTERM, 60)
