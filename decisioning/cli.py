@@ -38,6 +38,7 @@ campaign_app = typer.Typer(help="Batch campaigns: plan contacts under budget and
 
 def register(app: typer.Typer) -> None:
     app.command("rank")(rank)
+    app.command("decide")(decide)
     app.add_typer(segment_app, name="segment")
     app.add_typer(campaign_app, name="campaign")
 
@@ -282,3 +283,26 @@ def campaign_plan(
     output.parent.mkdir(parents=True, exist_ok=True)
     result.plan.to_parquet(output, index=False)
     echo_json({"output": str(output), **result.summary()})
+
+
+# --------------------------------------------------------------------------- decide
+def decide(
+    ctx: typer.Context,
+    date: Annotated[str, typer.Option(help="Day to decide, YYYY-MM-DD (decisions are made at its start).")],
+    output: Annotated[Path, typer.Option(help="The file campaign tools pick up (.parquet or .csv).")],
+    top_k: Annotated[int, typer.Option("--top-k", min=1, max=50, help="Ranked actions per customer.")] = 1,
+    engine: Annotated[str, typer.Option(help="local (in process) or spark (reads --lake).")] = "local",
+    lake: Annotated[str | None, typer.Option(
+        help="Parquet lake (`nextbest data export --output`): a folder or a URL Spark reads (s3a://...); --engine spark.",
+    )] = None,
+    master: Annotated[str | None, typer.Option(help="Spark master URL (default local[2]; SPARK_REMOTE also works).")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Write the file without registering the decisions.")] = False,
+    seed: Annotated[int, typer.Option(help="Exploration seed: the same date and seed give the same file.")] = 0,
+) -> None:
+    """Decide every customer's next best actions for a day; register them as contacts."""
+    from nextbest.decisioning.batch import run_decide
+
+    ws = workspace_of(ctx)
+    summary = run_decide(ws, date=date, output=output, top_k=top_k, engine=engine, lake=lake, master=master,
+                         dry_run=dry_run, seed=seed)
+    echo_json(summary)

@@ -30,6 +30,9 @@ from nextbest.config import CONFIG_FILES, DEFAULTS_DIR, NextbestConfig, load_con
 from nextbest.relocation import relocate_store
 
 ENV_VAR = "NEXTBEST_WORKSPACE"
+#: Where new MLflow experiments keep their artifacts when MLflow tracks outside the workspace
+#: (``s3://bucket/prefix``; MLflow reads the S3 endpoint and keys from its usual variables).
+ARTIFACT_ROOT_ENV = "NEXTBEST_ARTIFACT_ROOT"
 DEFAULT_PATH = Path("workspace")
 
 
@@ -102,6 +105,21 @@ class Workspace:
     def log_path(self) -> Path:
         """Where libraries' log records and warnings go (:mod:`nextbest.logfile`)."""
         return self.root / "logs" / "nextbest.log"
+
+    def artifact_location(self, experiment: str) -> str | None:
+        """Artifact location of a new MLflow experiment named ``experiment``.
+
+        ``$NEXTBEST_ARTIFACT_ROOT/<experiment>`` when set (an object store shared by
+        every machine); else under ``mlartifacts/`` with the embedded store; else
+        ``None``: the tracking server's own default artifact root.
+        """
+        root = os.environ.get(ARTIFACT_ROOT_ENV)
+        if root:
+            return f"{root.rstrip('/')}/{experiment}"
+        if self.uses_embedded_store:
+            self.mlartifacts_dir.mkdir(parents=True, exist_ok=True)
+            return (self.mlartifacts_dir / experiment).as_uri()
+        return None
 
     @property
     def tracking_uri(self) -> str:

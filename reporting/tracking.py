@@ -31,12 +31,16 @@ def _key(name: str) -> str:
 
 
 def experiment_id(client: MlflowClient, ws: Workspace, name: str) -> str:
-    """Id of experiment ``name``, created with its artifacts under the workspace if absent."""
+    """Id of experiment ``name``, created if absent with its artifacts under ``$NEXTBEST_ARTIFACT_ROOT``
+    or else the workspace."""
     found = client.get_experiment_by_name(name)
     if found is not None:
         return found.experiment_id
-    ws.mlartifacts_dir.mkdir(parents=True, exist_ok=True)
-    return client.create_experiment(name, artifact_location=(ws.mlartifacts_dir / name).as_uri())
+    location = ws.artifact_location(name)
+    if location is None:  # a user's tracking server: the reports' artifacts stay in the workspace, as before
+        ws.mlartifacts_dir.mkdir(parents=True, exist_ok=True)
+        location = (ws.mlartifacts_dir / name).as_uri()
+    return client.create_experiment(name, artifact_location=location)
 
 
 def log_run(

@@ -41,7 +41,7 @@ def use_workspace(ws: Workspace) -> str:
 
 
 def ensure_experiment(ws: Workspace, name: str = RESPONSE_EXPERIMENT) -> str:
-    """Create the experiment if absent (artifacts under the workspace when the store is local); return its id.
+    """Create the experiment if absent (artifacts where :meth:`Workspace.artifact_location` says); return its id.
 
     The location is absolute, as MLflow stores every local one; a copied or moved
     workspace has it rewritten when opened (:mod:`nextbest.relocation`).
@@ -49,11 +49,7 @@ def ensure_experiment(ws: Workspace, name: str = RESPONSE_EXPERIMENT) -> str:
     existing = mlflow.get_experiment_by_name(name)
     if existing is not None:
         return existing.experiment_id
-    location = None
-    if ws.uses_embedded_store:
-        ws.mlartifacts_dir.mkdir(parents=True, exist_ok=True)
-        location = (ws.mlartifacts_dir / name).as_uri()
-    return mlflow.create_experiment(name, artifact_location=location)
+    return mlflow.create_experiment(name, artifact_location=ws.artifact_location(name))
 
 
 def log_metrics(metrics: Mapping[str, float]) -> None:
