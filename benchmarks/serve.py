@@ -120,12 +120,12 @@ def start_server(workspace: Path, port: int, workers: int, token: str | None) ->
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
-    if wait_ready(proc, f"http://127.0.0.1:{port}", 180):
+    if wait_ready(proc, f"http://127.0.0.1:{port}", 600):
         return proc
     if proc.poll() is not None:
         raise SystemExit(f"server exited with {proc.returncode}; see {workspace / 'serve_benchmark.log'}")
     stop_server(proc)
-    raise SystemExit("server not ready within 180 s")
+    raise SystemExit("server not ready within 600 s")
 
 
 def stop_server(proc: subprocess.Popen[bytes]) -> None:

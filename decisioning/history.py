@@ -189,6 +189,9 @@ class ContactHistory:
         self._offer_where = {o: i for i, o in enumerate(self._offer_ids)}
         self._channel_where = {c: i for i, c in enumerate(self._channel_ids)}
         self._personal = np.array([c.personal for c in cfg.channels.channels], dtype=bool)
+        # Only capped offers and channels have anything to count down: the view touches just those.
+        self._offer_caps = [(i, o.id, o.max_contacts) for i, o in enumerate(cfg.offers.offers) if o.max_contacts is not None]
+        self._channel_caps = [(i, c.id, c.daily_capacity) for i, c in enumerate(cfg.channels.channels) if c.daily_capacity is not None]
         policy = cfg.policy.contact
         # The policy's periods as microsecond timedeltas, for the views.
         self._window = _days(policy.window_days)
@@ -359,7 +362,6 @@ class ContactHistory:
 
     def view(self, customer_ids: np.ndarray, at: dt.datetime) -> HistoryView:
         """Counts for the customers ``customer_ids`` (in that order) at ``at``."""
-        cfg = self.config
         n, n_ch, n_of = len(customer_ids), len(self._channel_ids), len(self._offer_ids)
         ids = np.asarray(customer_ids, dtype=np.int64)
         stamp = pd.Timestamp(at)
@@ -390,18 +392,13 @@ class ContactHistory:
         complaint[npos[live & is_complaint & (age < self._complaint_days)]] = True
         negative[npos[live & ~is_complaint & (age < self._negative_days)]] = True
 
-        offer_remaining = np.array(
-            [np.inf if o.max_contacts is None else max(o.max_contacts - self.offer_totals.get(o.id, 0), 0) for o in cfg.offers.offers],
-            dtype=float,
-        )
+        offer_remaining = np.full(n_of, np.inf)
+        for i, oid, cap in self._offer_caps:
+            offer_remaining[i] = max(cap - self.offer_totals.get(oid, 0), 0)
         day = stamp.date()
-        channel_remaining = np.array(
-            [
-                np.inf if c.daily_capacity is None else max(c.daily_capacity - self.channel_days.get((day, c.id), 0), 0)
-                for c in cfg.channels.channels
-            ],
-            dtype=float,
-        )
+        channel_remaining = np.full(n_ch, np.inf)
+        for i, cid, cap in self._channel_caps:
+            channel_remaining[i] = max(cap - self.channel_days.get((day, cid), 0), 0)
         return HistoryView(contacts, by_channel, cooling, complaint, negative, offer_remaining, channel_remaining)
 
 
