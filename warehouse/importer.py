@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Literal
 
 import duckdb
+from nextbest.warehouse.attributes import customers_table, ensure_attribute_columns
 from nextbest.warehouse.db import transaction
 from nextbest.warehouse.schema import IMPORTABLE, TABLES, Table
 from nextbest.warehouse.validation import Problem, raw_problems, structural_problems, value_problems
@@ -100,7 +101,7 @@ def import_file(
         was written.
     """
     started = time.perf_counter()
-    spec = _table(table)
+    spec = table_spec(table, config)
     path = Path(path)
     fmt = file_format(path)
     if upsert and not spec.key:
@@ -109,6 +110,8 @@ def import_file(
     tag = uuid.uuid4().hex[:12]
     raw, staged = f"_nb_raw_{tag}", f"_nb_staged_{tag}"
     try:
+        if spec.name == "customers":
+            ensure_attribute_columns(con, config)
         _read_into(con, raw, path, fmt)
         columns = _normalise_header(con, raw)
         problems = structural_problems(spec, columns, upsert=upsert)
@@ -153,10 +156,11 @@ def rejection_message(table: Table, path: Path, problems: list[Problem]) -> str:
     )
 
 
-def _table(name: str) -> Table:
+def table_spec(name: str, config: NextbestConfig) -> Table:
+    """The contract of importable table ``name``; ``customers`` with the declared attributes."""
     if name not in IMPORTABLE:
         raise BadInputError(f"--table {name!r} is not an importable table. Fix: use one of {', '.join(IMPORTABLE)}")
-    return TABLES[name]
+    return customers_table(config) if name == "customers" else TABLES[name]
 
 
 def _read_into(con: duckdb.DuckDBPyConnection, raw: str, path: Path, fmt: FileFormat) -> None:

@@ -96,7 +96,12 @@ def structural_problems(table: Table, file_columns: Sequence[str], *, upsert: bo
                 None,
                 f"unknown column(s) {', '.join(hints)}",
                 f"rename them to columns of {table.name} ({', '.join(known)}) or drop them "
-                "(docs/data-model.md lists every column)",
+                "(docs/data-model.md lists every column)"
+                + (
+                    "; a column of your own can be declared in features.yaml `attributes` "
+                    "(docs/own-data.md, 'Your own attributes')"
+                    if table.name == "customers" else ""
+                ),
             )
         )
     missing = [c for c in _must_be_present(table, upsert) if c not in file_columns]
