@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import itertools
 import re
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from nextbest.workspace import Workspace
+from tests.attributes_world import AttributeWorld
+from tests.attributes_world import build as build_attribute_world
 from tests.postgres import PostgresCluster, bindir_or_skip
 
 #: Numbers the per-test databases: test names repeat across parametrisations and modules.
@@ -53,3 +57,17 @@ def postgres_url(postgres: PostgresCluster, request: pytest.FixtureRequest) -> I
     url = postgres.create_database(name)
     yield url
     postgres.drop_database(name)
+
+
+@pytest.fixture(scope="session")
+def attribute_world() -> Iterator[AttributeWorld]:
+    """A trained workspace with declared attributes of every type (:mod:`tests.attributes_world`).
+
+    In a folder of this session only (not ``tmp_path_factory``, whose base folders a concurrent
+    run may delete while a server uses them).
+    """
+    root = Path(tempfile.mkdtemp(prefix="nextbest-attributes-"))
+    try:
+        yield build_attribute_world(root / "ws")
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
