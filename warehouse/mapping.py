@@ -286,10 +286,10 @@ def _quote(name: str) -> str:
 
 def _probe(con: duckdb.DuckDBPyConnection, sql: str, field: str, expr: str, mapping_name: str) -> None:
     """Run ``sql`` (one statement, or the expression smuggles in another); on error, name the field."""
-    if len(con.extract_statements(sql)) != 1:
-        raise BadInputError(f"{mapping_name}: {field}: {expr!r} is not a single SQL expression. "
-                            "Fix: write one expression (no ';' or subsequent statements)")
     try:
+        if len(con.extract_statements(sql)) != 1:
+            raise BadInputError(f"{mapping_name}: {field}: {expr!r} is not a single SQL expression. "
+                                "Fix: write one expression (no ';' or subsequent statements)")
         con.execute(sql)
     except duckdb.Error as exc:
         first = str(exc).strip().splitlines()[0].rstrip(".!")
