@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 import re
 import shutil
 import tempfile
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from nextbest.workspace import Workspace
-from tests.attributes_world import AttributeWorld
+from tests.attributes_world import AttributeWorld, attribute_rows
 from tests.attributes_world import build as build_attribute_world
 from tests.postgres import PostgresCluster, bindir_or_skip
 
@@ -67,7 +68,12 @@ def attribute_world() -> Iterator[AttributeWorld]:
     run may delete while a server uses them).
     """
     root = Path(tempfile.mkdtemp(prefix="nextbest-attributes-"))
+    prebuilt = os.environ.get("NEXTBEST_ATTRIBUTES_TEST_WORKSPACE")  # iterate without rebuilding it
     try:
-        yield build_attribute_world(root / "ws")
+        if prebuilt:
+            shutil.copytree(prebuilt, root / "ws")
+            yield AttributeWorld(root / "ws", attribute_rows(root / "ws" / "warehouse.duckdb"))
+        else:
+            yield build_attribute_world(root / "ws")
     finally:
         shutil.rmtree(root, ignore_errors=True)
