@@ -115,3 +115,15 @@ def test_forget_erases_personal_attribute_values(attribute_world: AttributeWorld
         con.close()
     assert left[0] == 0 and snap[0] == 0
     assert others[0] == len(attribute_world.values) - 1
+
+
+def test_uplift_report_cuts_by_declared_attributes_but_never_personal_ones(
+    attribute_world: AttributeWorld, tmp_path: Path
+) -> None:
+    root = tmp_path / "ws"
+    shutil.copytree(attribute_world.root, root, ignore=shutil.ignore_patterns("*.log"))
+    out = tmp_path / "uplift.html"
+    run_cli(root, "report", "uplift", "--output", str(out))
+    page = out.read_text()
+    assert "Uplift by loyalty tier" in page
+    assert NICK_PREFIX not in page and "nickname" not in page and "partner_birth_date" not in page
