@@ -317,10 +317,16 @@ def _check_expressions(con: duckdb.DuckDBPyConnection, raw: str, target: TableMa
         _probe(con, f"SELECT count(*) FROM {source} WHERE ({target.where})", f"tables[{i}].where", target.where,
                mapping_name)
     for name, expr in target.columns.items():
-        field = f"tables[{i}].columns.{name}"
-        _probe(con, f"SELECT ({expr}) AS x FROM {source} LIMIT 0", field, expr, mapping_name)
-        # Evaluated once, in an aggregate, so a value that fails (a bad cast) is found here too.
-        _probe(con, f"SELECT count(({expr})) FROM {source}{where}", field, expr, mapping_name)
+        _probe(con, f"SELECT ({expr}) AS x FROM {source} LIMIT 0", f"tables[{i}].columns.{name}", expr, mapping_name)
+    # Then every value, in one scan; only when a value fails is each expression run alone, to name it.
+    try:
+        con.execute(f"SELECT {', '.join(f'count(({e}))' for e in target.columns.values())} FROM {source}{where}")
+    except duckdb.Error as exc:
+        for name, expr in target.columns.items():
+            _probe(con, f"SELECT count(({expr})) FROM {source}{where}", f"tables[{i}].columns.{name}", expr,
+                   mapping_name)
+        raise BadInputError(f"{mapping_name}: tables[{i}] ({target.table}): {str(exc).splitlines()[0]}. "
+                            "Fix: correct the mapping's expressions") from None
 
 
 def _derive(con: duckdb.DuckDBPyConnection, raw: str, mapped: str, target: TableMapping, i: int,
