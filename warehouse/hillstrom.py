@@ -7,6 +7,10 @@ spend were tracked for two weeks. This module turns the file into ordinary wareh
 rows so that the *standard* feature pipeline, trainer, uplift report and policy
 evaluation run on it unchanged; nothing downstream knows it is Hillstrom.
 
+The customers, transactions and interactions are a mapping (:data:`MAPPING_PATH`,
+``examples/hillstrom/mapping.yaml``), loaded like any user's with the import's checks;
+only the decisions and responses are code (:func:`synthesise_decisions`, which says why).
+
 Mapping (one campaign, dated :data:`CAMPAIGN_DATE`)
 -------------------------------------------------------------
 customers
@@ -14,7 +18,7 @@ customers
     ``urbanity`` (the file's ``Surburban`` is ``suburban``). ``newbie`` becomes
     ``member_since``: a newbie joined in the last twelve months, so it is the date
     of the last purchase (the latest date consistent with the file); any other
-    customer joined more than a year ago, dated :data:`ESTABLISHED_MEMBER_SINCE`.
+    customer joined more than a year ago, dated 2006-03-01.
     Every customer was e-mailed, so ``consent_email`` and ``valid_email`` are
     true; other consents are unknown (null = no consent).
 transactions
@@ -95,17 +99,11 @@ SEGMENT_PROBABILITY = 1.0 / len(SEGMENT_OFFERS)
 #: Within-arm propensities: the ``random`` arm picks one of the offers uniformly, control is deterministic.
 RANDOM_PROPENSITY = 1.0 / len(OFFERS)
 CONTROL_PROPENSITY = 1.0
-DAYS_PER_MONTH = 30
 RESPONSE_DELAY = dt.timedelta(days=14) - dt.timedelta(seconds=1)
-ESTABLISHED_MEMBER_SINCE = dt.date(2006, 3, 1)
 
 URBANITY = {"Urban": "urban", "Surburban": "suburban", "Rural": "rural"}
-#: Purchase channel -> interaction types recorded at the order time.
-PURCHASE_INTERACTIONS: dict[str, tuple[tuple[str, str], ...]] = {
-    "Web": (("web.purchase", "web"),),
-    "Phone": (("service.call.order", "phone"),),
-    "Multichannel": (("web.purchase", "web"), ("service.call.order", "phone")),
-}
+#: Purchase channels of the file (the mapping records ``web.purchase`` / ``service.call.order`` for them).
+PURCHASE_CHANNELS: tuple[str, ...] = ("Web", "Phone", "Multichannel")
 COLUMNS: tuple[str, ...] = (
     "recency", "history_segment", "history", "mens", "womens", "zip_code",
     "newbie", "channel", "segment", "visit", "conversion", "spend",
@@ -200,7 +198,7 @@ def validate(frame: pd.DataFrame, *, source: str = "hillstrom") -> None:
         raise BadInputError(f"{source}: missing column(s) {missing}; a Hillstrom file has {list(COLUMNS)}")
     if frame.empty:
         raise BadInputError(f"{source}: no rows")
-    vocab = {"segment": SEGMENT_OFFERS, "zip_code": URBANITY, "channel": PURCHASE_INTERACTIONS}
+    vocab = {"segment": SEGMENT_OFFERS, "zip_code": URBANITY, "channel": PURCHASE_CHANNELS}
     for column, allowed in vocab.items():
         bad = sorted(set(frame[column].dropna().astype(str)) - set(allowed))
         if bad or frame[column].isna().any():
