@@ -77,3 +77,8 @@ def attribute_world() -> Iterator[AttributeWorld]:
             yield build_attribute_world(root / "ws")
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # pytest-xdist registers this marker; declare it too so `-p no:xdist` runs stay strict-clean.
+    config.addinivalue_line("markers", "xdist_group(name): run in one xdist worker with the group's other tests")

@@ -13,7 +13,8 @@ import pytest
 from tests.attributes_world import GOLD_OFFER, AttributeWorld, run_cli, write_csv
 from tests.serving.conftest import TOKEN, Server
 
-pytestmark = [pytest.mark.server, pytest.mark.xdist_group("server")]
+# Same xdist group as tests/training/test_attributes.py: one worker builds the shared world once.
+pytestmark = [pytest.mark.server, pytest.mark.slow, pytest.mark.xdist_group("attribute_world")]
 
 
 @pytest.fixture(scope="module")

@@ -25,6 +25,9 @@ from tests.attributes_world import (
     run_cli,
 )
 
+# One xdist group with tests/serving/test_attributes.py: one worker builds the shared world once.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("attribute_world")]
+
 USED = ("loyalty_tier", "crm_score", "is_vip", "contract_start")
 PERSONAL = ("nickname", "partner_birth_date")
 
