@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from contextlib import nullcontext
+from contextlib import nullcontext, suppress
 import uuid
 from pathlib import Path
 
@@ -38,6 +38,7 @@ import duckdb
 import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from nextbest.warehouse.attributes import ensure_attribute_columns
 from nextbest.warehouse.db import transaction
 from nextbest.warehouse.importer import (
     ImportResult,
@@ -249,8 +250,6 @@ def load_relation(
             )
         _check_expressions(con, raw, target, i, mapping_name)
     if any(s.name == "customers" for s in specs):
-        from nextbest.warehouse.attributes import ensure_attribute_columns
-
         ensure_attribute_columns(con, config)
     results = []
     staged_tables: list[str] = []
@@ -275,8 +274,10 @@ def load_relation(
                 results.append(ImportResult(spec.name, path, fmt, int(rows),  # type: ignore[arg-type]
                                             time.perf_counter() - started, upsert))
     finally:
-        for name in staged_tables:
-            con.execute(f"DROP TABLE IF EXISTS {name}")
+        # In a caller's transaction that a DuckDB error aborted, the drop fails; the rollback removes them.
+        with suppress(duckdb.TransactionException):
+            for name in staged_tables:
+                con.execute(f"DROP TABLE IF EXISTS {name}")
     return results
 
 
