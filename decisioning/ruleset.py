@@ -66,9 +66,17 @@ class RuleSet:
             Naming the offer, segment or trigger, the position and the fix.
         """
         known = frozenset(known_features) if known_features is not None else known_feature_names(config)
+        personal = {a.name for a in config.features.attributes if a.personal}
 
         def compile_(text: str, where: str) -> Rule:
             rule = parse_rule(text, where=where)
+            for name in rule.features:
+                if name in personal:
+                    raise RuleError(
+                        f"{where}: {name!r} is a personal attribute (features.yaml `personal: true`); rules never "
+                        "read personal data. Fix: declare it `personal: false` if it is not personal, or drop it "
+                        "from the rule"
+                    )
             if known is not None:
                 check_names(rule, known, where=where)
             return rule

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 from nextbest.features import (
     affinity,
+    attributes,
     baskets,
     contacts,
     demand,
@@ -35,6 +36,7 @@ from nextbest.features.fitted import FeatureModels
 from nextbest.features.offer_history import offer_history_sql
 from nextbest.features.pit import customer_columns
 from nextbest.features.query import compose
+from nextbest.warehouse.attributes import ensure_attribute_columns
 from nextbest.features.registry import (
     FeatureDef,
     basket_categories,
@@ -48,7 +50,7 @@ from nextbest.config import NextbestConfig, load_config
 from nextbest.errors import BadInputError
 
 #: Group modules, in the order their columns appear (the registry fixes the final order).
-GROUPS = (profile, engagement, value, baskets, reachability, events, interest, affinity, demand, contacts)
+GROUPS = (profile, engagement, value, baskets, reachability, events, interest, affinity, demand, contacts, attributes)
 
 AsOf = dt.datetime | dt.date | str | pd.Timestamp
 
@@ -86,6 +88,10 @@ def check_warehouse(con: duckdb.DuckDBPyConnection, config: NextbestConfig) -> N
     ).fetchall()}
     if not have:
         raise BadInputError("the warehouse has no customers table; import data or run `nextbest data generate`")
+    if ensure_attribute_columns(con, config):
+        have = {r[0] for r in con.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = 'customers' AND table_schema = 'main'"
+        ).fetchall()}
     missing = [c for c in customer_columns(config) if c not in have]
     if missing:
         raise BadInputError(

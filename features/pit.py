@@ -24,11 +24,13 @@ def age_days(column: str) -> str:
 
 
 def customer_columns(config: NextbestConfig) -> tuple[str, ...]:
-    """``customers`` columns the features read: profile, geography and each channel's consent and validity."""
+    """``customers`` columns the features read: profile, geography, each channel's consent and validity,
+    and the declared non-personal attributes (personal ones are never read)."""
     base = ("customer_id", "birth_date", "gender", "region", "urbanity", "distance_to_store_km", "member_since",
             "preferred_channel")
     fields = [f for ch in config.channels.channels for f in (ch.consent_field, ch.validity_field) if f]
-    return tuple(dict.fromkeys((*base, *fields)))
+    attributes = [a.name for a in config.features.attributes if not a.personal]
+    return tuple(dict.fromkeys((*base, *fields, *attributes)))
 
 
 def pit_ctes(config: NextbestConfig, *, filtered: bool) -> list[tuple[str, str]]:

@@ -26,7 +26,7 @@ from nextbest.config import JOURNEY_STAGES, NextbestConfig, load_config
 Entity = Literal["customer", "customer_offer"]
 Dtype = Literal["int", "float", "bool", "category"]
 Group = Literal[
-    "profile", "geography", "engagement", "value", "basket", "reachability", "events", "personalisation",
+    "attributes", "profile", "geography", "engagement", "value", "basket", "reachability", "events", "personalisation",
     "affinity", "demand", "contacts", "offer_history",
 ]
 
@@ -116,7 +116,45 @@ def event_feature_names(config: NextbestConfig) -> dict[str, str]:
 
 
 def feature_defs(config: NextbestConfig) -> tuple[FeatureDef, ...]:
-    """The registry for ``config``: every feature, in build order."""
+    """The registry for ``config``: every feature, in build order (declared attributes last)."""
+    defs = [*_builtin_defs(config), *attribute_defs(config)]
+    _check(defs)
+    return tuple(defs)
+
+
+#: Feature dtype of each attribute type; a date becomes days since it (see :func:`attribute_defs`).
+ATTRIBUTE_DTYPES: dict[str, Dtype] = {"number": "float", "category": "category", "boolean": "bool", "date": "float"}
+
+
+def attribute_defs(config: NextbestConfig) -> tuple[FeatureDef, ...]:
+    """Features of the declared, non-personal ``features.attributes`` (personal ones are never features).
+
+    A number, category or boolean attribute is read as is (an unknown category is
+    ``'unknown'``, other unknowns stay null); a date attribute is the days from the
+    date to the as-of time (negative while it lies ahead), like ``tenure_days``.
+    """
+    defs = []
+    for a in config.features.attributes:
+        if a.personal:
+            continue
+        what = {
+            "number": "Declared number attribute; null if unknown.",
+            "category": "Declared category attribute; 'unknown' if not recorded.",
+            "boolean": "Declared boolean attribute; null if unknown.",
+            "date": "Declared date attribute: days from the date to the as-of time (negative ahead); null if unknown.",
+        }[a.type]
+        defs.append(FeatureDef(a.name, "customer", ATTRIBUTE_DTYPES[a.type],
+                               f"{a.description} ({what})" if a.description else what, None, "attributes",
+                               "unknown" if a.type == "category" else None))
+    return tuple(defs)
+
+
+def builtin_feature_names(config: NextbestConfig) -> frozenset[str]:
+    """Names of every feature nextbest computes itself (the ones a declared attribute may not take)."""
+    return frozenset(d.name for d in _builtin_defs(config))
+
+
+def _builtin_defs(config: NextbestConfig) -> list[FeatureDef]:
     fc = config.features
     windows = sorted(fc.windows_days)
     longest = windows[-1]
@@ -263,9 +301,7 @@ def feature_defs(config: NextbestConfig) -> tuple[FeatureDef, ...]:
         f"A contact with this offer was answered ({'/'.join(POSITIVE_OUTCOMES)}).", None, False, entity="customer_offer")
     add("converted_before", "bool", "offer_history", "A contact with this offer converted.", None, False,
         entity="customer_offer")
-
-    _check(defs)
-    return tuple(defs)
+    return defs
 
 
 def lowest_stage(config: NextbestConfig) -> str:

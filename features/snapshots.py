@@ -39,11 +39,17 @@ def _ensure_table(con: duckdb.DuckDBPyConnection, table: str, keys: Sequence[tup
     cols = [f"{name} {typ} NOT NULL" for name, typ in keys] + [f"{d.name} {d.sql_type}" for d in defs]
     con.execute(f"CREATE TABLE IF NOT EXISTS {table} ({', '.join(cols)})")
     schema, name = table.split(".")
-    have = {r[0] for r in con.execute(
-        "SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND table_name = ?", [schema, name]
-    ).fetchall()}
+    have = dict(con.execute(
+        "SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = ? AND table_name = ?",
+        [schema, name],
+    ).fetchall())
     for d in defs:
         if d.name not in have:
+            con.execute(f"ALTER TABLE {table} ADD COLUMN {d.name} {d.sql_type}")
+        elif have[d.name] != d.sql_type and d.group == "attributes":
+            # A declared attribute changed type (only possible while customers held no value of it):
+            # older snapshots' values of the old type cannot be kept in the new column.
+            con.execute(f"ALTER TABLE {table} DROP COLUMN {d.name}")
             con.execute(f"ALTER TABLE {table} ADD COLUMN {d.name} {d.sql_type}")
 
 

@@ -17,6 +17,7 @@ Files
 from __future__ import annotations
 
 import datetime as dt
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
@@ -204,6 +205,45 @@ class PolicyConfig(_Frozen):
 
 
 # --------------------------------------------------------------------------- features
+AttributeType = Literal["number", "category", "boolean", "date"]
+ATTRIBUTE_TYPES: tuple[str, ...] = ("number", "category", "boolean", "date")
+
+#: Names an attribute may not take: columns of the training and candidate frames besides
+#: the features (a clash would silently replace one with the other).
+RESERVED_NAMES: frozenset[str] = frozenset({
+    "customer_id", "decision_id", "ts", "as_of", "snapshot_as_of", "offer_id", "channel", "arm", "experiment",
+    "propensity", "model_version", "score", "contacted", "label", "revenue", "true_p_contact", "true_p_control",
+})
+
+
+class Attribute(_Frozen):
+    """A column of the business's own, declared for the ``customers`` table.
+
+    A declared attribute is imported with the customers, appears in the feature
+    snapshot under its own name and feeds the models, rules, segments and
+    reports; a ``personal`` one is only stored (and erased by ``forget``).
+    """
+
+    name: str = Field(
+        pattern=r"^[a-z][a-z0-9_]*$", max_length=63,
+        description="Column name in customers files and feature name, e.g. loyalty_tier.",
+    )
+    type: AttributeType = Field(description="number, category, boolean or date.")
+    personal: bool = Field(
+        default=False,
+        description="Personal data (e.g. date of birth of a partner): never a model feature, rule input or "
+        "report column, never logged to MLflow; erased by `nextbest data forget`.",
+    )
+    description: str = ""
+
+    @field_validator("name")
+    @classmethod
+    def _not_keyword(cls, v: str) -> str:
+        if v in _sql_reserved_words():
+            raise ValueError(f"attribute name {v!r} is an SQL keyword; choose another name, e.g. {v}_value")
+        return v
+
+
 class FeaturesConfig(_Frozen):
     windows_days: tuple[int, ...] = (7, 30, 90)
     families: tuple[str, ...] = ("web", "app", "email", "store", "service", "social")
@@ -245,6 +285,35 @@ class FeaturesConfig(_Frozen):
     )
     cluster_max_train_rows: int = Field(default=100_000, ge=100, description="Sample cap for fitting k-means.")
     seed: int = Field(default=0, description="Seed of the fitted feature models (k-means, CLV, sampling).")
+    attributes: tuple[Attribute, ...] = Field(
+        default=(), description="The business's own customers columns (loyalty tier, store of record, ...)."
+    )
+
+    @field_validator("attributes")
+    @classmethod
+    def _attributes_unique(cls, v: tuple[Attribute, ...]) -> tuple[Attribute, ...]:
+        from nextbest.warehouse.schema import CUSTOMERS
+
+        names = [a.name for a in v]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"duplicate attribute name(s) {dup}; declare each attribute once")
+        builtin = sorted(set(names) & set(CUSTOMERS.column_names))
+        if builtin:
+            raise ValueError(
+                f"attribute(s) {builtin} are built-in customers columns (docs/data-model.md); "
+                "remove the declaration (the column imports as is) or choose another name"
+            )
+        reserved = sorted(set(names) & RESERVED_NAMES)
+        if reserved:
+            raise ValueError(f"attribute name(s) {reserved} are reserved by nextbest; choose other names")
+        return v
+
+    def attribute(self, name: str) -> Attribute:
+        for a in self.attributes:
+            if a.name == name:
+                return a
+        raise KeyError(name)
 
 
 # --------------------------------------------------------------------------- training
@@ -336,6 +405,19 @@ class NextbestConfig(_Frozen):
         return self
 
     @model_validator(mode="after")
+    def _attributes_not_features(self) -> NextbestConfig:
+        # A declared attribute is a feature of its own name: it may not shadow a built-in one.
+        from nextbest.features.registry import builtin_feature_names
+
+        clash = sorted({a.name for a in self.features.attributes} & builtin_feature_names(self))
+        if clash:
+            raise ValueError(
+                f"features.attributes: {clash} already name built-in features (`nextbest features list`); "
+                "choose other names, e.g. crm_" + clash[0]
+            )
+        return self
+
+    @model_validator(mode="after")
     def _rules_parse(self) -> NextbestConfig:
         # Eligibility, segment and trigger rules fail at load, with offer id and position.
         from nextbest.decisioning.ruleset import RuleError, RuleSet
@@ -361,6 +443,15 @@ class NextbestConfig(_Frozen):
 
 
 DEFAULTS_DIR = Path(__file__).parent / "defaults"
+
+
+@lru_cache(maxsize=1)
+def _sql_reserved_words() -> frozenset[str]:
+    """DuckDB's reserved keywords: a column of that name would need quoting in every query."""
+    import duckdb
+
+    rows = duckdb.sql("SELECT keyword_name FROM duckdb_keywords() WHERE keyword_category = 'reserved'").fetchall()
+    return frozenset(r[0] for r in rows)
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:

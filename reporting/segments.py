@@ -26,6 +26,19 @@ SEGMENT_ATTRIBUTES: dict[str, str] = {
 #: Value tiers, lowest first: no spend, then spend quantiles 0-50-80-95-100%.
 VALUE_TIERS: tuple[str, ...] = ("no purchases", "low", "medium", "high", "top")
 _TIER_QUANTILES = (0.5, 0.8, 0.95)
+#: Declared attribute types uplift is reported by (a number or date would need bands of its own).
+_SEGMENTABLE_TYPES = ("category", "boolean")
+
+
+def declared_segments(config: NextbestConfig) -> dict[str, str]:
+    """The declared category and boolean attributes reports cut by (never personal ones), by display name."""
+    return {a.name: a.name.replace("_", " ").capitalize() for a in config.features.attributes
+            if not a.personal and a.type in _SEGMENTABLE_TYPES}
+
+
+def report_segments(config: NextbestConfig) -> dict[str, str]:
+    """Every attribute uplift is reported by: :data:`SEGMENT_ATTRIBUTES`, then the declared ones."""
+    return {**SEGMENT_ATTRIBUTES, **declared_segments(config)}
 UNKNOWN = "unknown"
 
 
@@ -64,7 +77,7 @@ def segment_attributes(con: duckdb.DuckDBPyConnection, config: NextbestConfig) -
     Returns
     -------
     (DataFrame, str)
-        ``customer_id`` + every :data:`SEGMENT_ATTRIBUTES` column that could be
+        ``customer_id`` + every :func:`report_segments` column that could be
         derived (categorical, ``'unknown'`` for missing values) + raw ``age``,
         ``gender``, ``region``, ``value`` and, from a snapshot, ``engagement_trend``;
         and a sentence naming the source (snapshot date or raw tables).
@@ -79,7 +92,7 @@ def segment_attributes(con: duckdb.DuckDBPyConnection, config: NextbestConfig) -
             value_col = next((c for c in ("clv_12m", "monetary_365d") if c in snap), None)
             out = pd.DataFrame({"customer_id": snap["customer_id"]})
             for col in ("age", "gender", "region", "urbanity", "journey_stage", "basket_cluster",
-                        "engagement_trend", "engagement_score"):
+                        "engagement_trend", "engagement_score", *declared_segments(config)):
                 if col in snap:
                     out[col] = snap[col]
             out["value"] = snap[value_col] if value_col else 0.0
@@ -98,6 +111,13 @@ def segment_attributes(con: duckdb.DuckDBPyConnection, config: NextbestConfig) -
         ) s USING (customer_id)
         """
     ).df()
+    have = {r[0] for r in con.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_schema = 'main' AND table_name = 'customers'"
+    ).fetchall()}
+    declared = [a for a in declared_segments(config) if a in have]
+    if declared:
+        extra = con.execute(f"SELECT customer_id, {', '.join(declared)} FROM customers").df()
+        raw = raw.merge(extra, on="customer_id", how="left")
     return _finish(raw, config), "customers and transactions tables (no feature snapshot yet: run `nextbest features build`)"
 
 
@@ -105,7 +125,7 @@ def _finish(frame: pd.DataFrame, config: NextbestConfig) -> pd.DataFrame:
     out = frame.copy()
     out["age_band"] = age_bands(out["age"], config.features.age_bands) if "age" in out else UNKNOWN
     out["value_tier"] = value_tiers(out["value"])
-    for col in ("urbanity", "journey_stage", "basket_cluster", "gender", "region"):
+    for col in ("urbanity", "journey_stage", "basket_cluster", "gender", "region", *declared_segments(config)):
         if col in out:
             out[col] = out[col].astype("string").fillna(UNKNOWN).astype(str)
     return out

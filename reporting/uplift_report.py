@@ -31,7 +31,7 @@ from nextbest.reporting.abtest import CONTROL_ARMS
 from nextbest.reporting.effects import compare_arms
 from nextbest.reporting.files import report_path
 from nextbest.reporting.outcomes import load_outcomes
-from nextbest.reporting.segments import SEGMENT_ATTRIBUTES, segment_attributes
+from nextbest.reporting.segments import SEGMENT_ATTRIBUTES, report_segments, segment_attributes
 from nextbest.reporting.tracking import REPORTS_EXPERIMENT, log_run
 from nextbest.warehouse.db import connect
 from nextbest.workspace import Workspace
@@ -291,7 +291,8 @@ def _offers_section(rand: pd.DataFrame, scores: pd.Series | None, score_note: st
     return "".join(parts)
 
 
-def _segments_section(rand: pd.DataFrame, attrs: pd.DataFrame, source: str) -> tuple[str, pd.DataFrame]:
+def _segments_section(rand: pd.DataFrame, attrs: pd.DataFrame, source: str,
+                      segments: dict[str, str] = SEGMENT_ATTRIBUTES) -> tuple[str, pd.DataFrame]:
     if rand.empty:
         return H.note("No randomised decisions: nothing to show per segment."), pd.DataFrame()
     frame = rand.merge(attrs, on="customer_id", how="left")
@@ -300,11 +301,11 @@ def _segments_section(rand: pd.DataFrame, attrs: pd.DataFrame, source: str) -> t
         "in the segment minus that of control customers in the same segment. Segments with a higher uplift "
         "respond more to campaigns; a negative bar means contacting them costs sales."
     )]
-    missing = [label for col, label in SEGMENT_ATTRIBUTES.items() if col not in frame]
+    missing = [label for col, label in segments.items() if col not in frame]
     if missing:
         parts.append(H.note(f"Not available without a feature snapshot: {', '.join(missing)}."))
     tables = []
-    for col, label in SEGMENT_ATTRIBUTES.items():
+    for col, label in segments.items():
         if col not in frame:
             continue
         dtype = attrs[col].dtype
@@ -538,7 +539,7 @@ def build_uplift_report(
     scores, score_note = _score_uplift(ws, data, rand, alias) if not rand.empty else (None, "no randomised decisions.")
 
     headline_html, headline = _headline(rand, currency, config)
-    seg_html, seg_table = _segments_section(rand, data.attributes, data.attribute_source)
+    seg_html, seg_table = _segments_section(rand, data.attributes, data.attribute_source, report_segments(config))
     tgt_html, _ = _targeting_section(rand, data.attributes, currency)
     ch_html, ch_table = _channels_section(rand, config, currency)
     sections = [

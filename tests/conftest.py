@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import itertools
+import os
 import re
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from nextbest.workspace import Workspace
+from tests.attributes_world import AttributeWorld, attribute_rows
+from tests.attributes_world import build as build_attribute_world
 from tests.postgres import PostgresCluster, bindir_or_skip
 
 #: Numbers the per-test databases: test names repeat across parametrisations and modules.
@@ -53,3 +58,27 @@ def postgres_url(postgres: PostgresCluster, request: pytest.FixtureRequest) -> I
     url = postgres.create_database(name)
     yield url
     postgres.drop_database(name)
+
+
+@pytest.fixture(scope="session")
+def attribute_world() -> Iterator[AttributeWorld]:
+    """A trained workspace with declared attributes of every type (:mod:`tests.attributes_world`).
+
+    In a folder of this session only (not ``tmp_path_factory``, whose base folders a concurrent
+    run may delete while a server uses them).
+    """
+    root = Path(tempfile.mkdtemp(prefix="nextbest-attributes-"))
+    prebuilt = os.environ.get("NEXTBEST_ATTRIBUTES_TEST_WORKSPACE")  # iterate without rebuilding it
+    try:
+        if prebuilt:
+            shutil.copytree(prebuilt, root / "ws")
+            yield AttributeWorld(root / "ws", attribute_rows(root / "ws" / "warehouse.duckdb"))
+        else:
+            yield build_attribute_world(root / "ws")
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # pytest-xdist registers this marker; declare it too so `-p no:xdist` runs stay strict-clean.
+    config.addinivalue_line("markers", "xdist_group(name): run in one xdist worker with the group's other tests")

@@ -46,6 +46,7 @@ from nextbest.models.uplift import LEARNERS, BaggedLearner, ShiftLearner, SLearn
 from nextbest.models.value import ResponseValueModel
 from nextbest.training import tracking
 from nextbest.training.dataset import TREATMENT_FEATURES, TimeSplit, TrainingSet, time_split
+from nextbest.warehouse.attributes import check_names
 from nextbest.workspace import Workspace
 
 Strategy = Literal["global", "per_offer_channel"]
@@ -213,6 +214,8 @@ def run_training(
     strategy: Strategy = options.strategy or training.strategy
     learner: Learner = options.learner or training.uplift_learner
     assert_no_personal_columns(data.feature_columns)
+    # Declared personal attributes are never registered as features; refuse them anyway, before MLflow.
+    check_names(data.feature_columns, config, what="model inputs")
     split = time_split(data.frame["ts"], training.validation_share, training.test_share)
     test = data.subset(split.test)
     defaults = data.defaults

@@ -13,6 +13,7 @@ import typer
 from nextbest.warehouse.db import connect
 from nextbest.warehouse.erasure import forget
 from nextbest.warehouse.importer import import_file
+from nextbest.warehouse.mapping import import_mapped, load_mapping
 from nextbest.warehouse.quality import Check, QualityReport, quality_report
 from nextbest.warehouse.schema import IMPORTABLE
 from nextbest.warehouse.summary import summarise
@@ -20,7 +21,7 @@ from rich.console import Console
 from rich.table import Table as RichTable
 
 from nextbest.clitools import data_app, echo_json, workspace_of
-from nextbest.errors import NextbestError, NotFoundError
+from nextbest.errors import BadInputError, NextbestError, NotFoundError
 from nextbest.workspace import Workspace
 
 T = TypeVar("T")
@@ -40,7 +41,13 @@ def register(app: typer.Typer) -> None:
 def import_command(
     ctx: typer.Context,
     file: Annotated[Path, typer.Argument(help="CSV (with header) or Parquet file.")],
-    table: Annotated[str, typer.Option("--table", "-t", help=f"Target table: {', '.join(IMPORTABLE)}.")],
+    table: Annotated[
+        str | None, typer.Option("--table", "-t", help=f"Target table: {', '.join(IMPORTABLE)}.")
+    ] = None,
+    mapping: Annotated[
+        Path | None,
+        typer.Option("--map", help="Mapping YAML: derive the contract's tables from a file in another layout."),
+    ] = None,
     upsert: Annotated[
         bool, typer.Option(help="Update rows whose key exists (only the file's columns) instead of rejecting them.")
     ] = False,
@@ -51,18 +58,37 @@ def import_command(
     Any problem (missing or unknown column, wrong type, unknown customer,
     duplicate key, future date, value outside a vocabulary) rejects the whole
     file with the table, column, row numbers and fix; nothing is written.
+    With --map, the mapping's expressions derive each table's columns first
+    (docs/own-data.md, "Files in another layout: mappings").
     """
     ws = workspace_of(ctx)
+    if mapping is None and table is None:
+        raise BadInputError("--table is required (or --map MAPPING.yaml). Fix: add --table customers, for instance")
+    spec = load_mapping(mapping) if mapping is not None else None
+    if spec is not None and table is not None and [t.table for t in spec.tables] != [table]:
+        raise BadInputError(
+            f"--table {table} but {mapping.name} maps into {', '.join(t.table for t in spec.tables)}. "  # type: ignore[union-attr]
+            "Fix: drop --table; the mapping names its tables"
+        )
+    config = ws.config()
     con = _open(ws)
     try:
-        result = import_file(con, table, file, ws.config(), upsert=upsert)
+        if spec is not None:
+            results = import_mapped(con, spec, file, config, upsert=upsert, mapping_name=mapping.name)  # type: ignore[union-attr]
+        else:
+            results = [import_file(con, table, file, config, upsert=upsert)]  # type: ignore[arg-type]
     finally:
         con.close()
     if json:
-        echo_json(result.as_dict())
+        echo_json(results[0].as_dict() if spec is None else [r.as_dict() for r in results])
     else:
         verb = "upserted" if upsert else "imported"
-        typer.echo(f"{verb} {result.rows:,} rows into {result.table} from {file.name} ({result.seconds:.1f} s)")
+        per_table: dict[str, list[float]] = {}
+        for result in results:  # a mapping may feed one table from several entries
+            rows, seconds = per_table.setdefault(result.table, [0, 0.0])
+            per_table[result.table] = [rows + result.rows, seconds + result.seconds]
+        for name, (rows, seconds) in per_table.items():
+            typer.echo(f"{verb} {int(rows):,} rows into {name} from {file.name} ({seconds:.1f} s)")
 
 
 def quality_command(

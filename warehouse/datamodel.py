@@ -17,6 +17,7 @@ from pathlib import Path
 
 from nextbest.warehouse import erasure
 from nextbest.warehouse.contact import EMAIL_PATTERN, PHONE_PATTERN, PHONE_SEPARATORS
+from nextbest.warehouse.attributes import SQL_TYPES
 from nextbest.warehouse.importer import SUFFIXES
 from nextbest.warehouse.quality import CUSTOMER_CHECKS
 from nextbest.warehouse.schema import PERSONAL_COLUMNS, TABLES, Column, Table
@@ -40,6 +41,7 @@ def render_data_model() -> str:
         "## Tables",
         "",
         *[line for table in TABLES.values() for line in _table(table)],
+        *_attributes(),
         *_other_schemas(),
         *_personal_data(),
         *_erasure(),
@@ -73,6 +75,9 @@ def _conventions() -> list[str]:
         "* **References** (`customer_id` in fact tables, `decision_id` in responses) must exist before "
         "rows pointing at them are imported: import customers first.",
         f"* **File formats**: CSV with a header row (delimiter detected) or Parquet: {formats}.",
+        "* **Other layouts**: `nextbest data import --map mapping.yaml FILE` renames and derives the columns "
+        "(DuckDB SQL expressions) before these checks, and may feed several tables from one file "
+        "(docs/own-data.md, *Files in another layout: mappings*).",
         "",
         "| Type | How to write it in a CSV file |",
         "|---|---|",
@@ -144,12 +149,39 @@ def _other_schemas() -> list[str]:
     ]
 
 
+def _attributes() -> list[str]:
+    types = "\n".join(f"| `{t}` | {sql} |" for t, sql in SQL_TYPES.items())
+    return [
+        "## Declared customer attributes",
+        "",
+        "`customers` also holds the business's own columns (loyalty tier, store of record, products held), "
+        "declared in `features.yaml` under `attributes` as `{name, type, personal}` "
+        "(docs/own-data.md, *Your own attributes*). A declared column imports like any other customers "
+        "column (an undeclared one is still rejected, with the closest name suggested); its column is added "
+        "to `customers` when the configuration first meets the warehouse (an import, a feature build).",
+        "",
+        "| Attribute type | Column type |",
+        "|---|---|",
+        types,
+        "",
+        "* A non-personal attribute is a feature of the same name (a date becomes the days from it to the "
+        "as-of time) and may be used by models, rules, segments and reports; empty means unknown "
+        "(category `'unknown'`, other types null).",
+        "* A `personal: true` attribute is only stored: never a feature, a rule input or a report column, "
+        "never logged to MLflow, its values never shown in import errors; `forget` erases it with the row.",
+        "* A declared type is never changed behind loaded data: while the column holds values, declaring "
+        "another type is an error naming the fix (declare the old type again, or a new name for the new type).",
+        "",
+    ]
+
+
 def _personal_data() -> list[str]:
     cols = ", ".join(f"`{c}`" for c in sorted(PERSONAL_COLUMNS))
     return [
         "## Personal data",
         "",
-        f"Personal columns: {cols} (`PERSONAL_COLUMNS` in `warehouse/schema.py`).",
+        f"Personal columns: {cols} (`PERSONAL_COLUMNS` in `warehouse/schema.py`), and every declared "
+        "attribute with `personal: true`.",
         "",
         "* They are used for contact validity checks and personalisation (salutation) only.",
         "* They are **never model features** (the feature registry's `MODEL_FEATURES` excludes them) and "

@@ -7,6 +7,10 @@ spend were tracked for two weeks. This module turns the file into ordinary wareh
 rows so that the *standard* feature pipeline, trainer, uplift report and policy
 evaluation run on it unchanged; nothing downstream knows it is Hillstrom.
 
+The customers, transactions and interactions are a mapping (:data:`MAPPING_PATH`,
+``examples/hillstrom/mapping.yaml``), loaded like any user's with the import's checks;
+only the decisions and responses are code (:func:`synthesise_decisions`, which says why).
+
 Mapping (one campaign, dated :data:`CAMPAIGN_DATE`)
 -------------------------------------------------------------
 customers
@@ -14,7 +18,7 @@ customers
     ``urbanity`` (the file's ``Surburban`` is ``suburban``). ``newbie`` becomes
     ``member_since``: a newbie joined in the last twelve months, so it is the date
     of the last purchase (the latest date consistent with the file); any other
-    customer joined more than a year ago, dated :data:`ESTABLISHED_MEMBER_SINCE`.
+    customer joined more than a year ago, dated 2006-03-01.
     Every customer was e-mailed, so ``consent_email`` and ``valid_email`` are
     true; other consents are unknown (null = no consent).
 transactions
@@ -62,8 +66,10 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from nextbest.config import NextbestConfig, load_config
 from nextbest.errors import BadInputError, NotFoundError
 from nextbest.warehouse.db import transaction
+from nextbest.warehouse.mapping import load_frame, load_mapping
 from nextbest.warehouse.schema import TABLES
 
 #: sha256 of the original, uncompressed file (LF line endings, no trailing newline).
@@ -74,6 +80,8 @@ N_ROWS = 64_000
 PACKAGED_PATH = Path(__file__).resolve().parent.parent / "examples" / "hillstrom" / "hillstrom.csv.gz"
 #: The example workspace configuration (offers, channels, policy, training).
 CONFIG_DIR = PACKAGED_PATH.parent / "config"
+#: The file's layout mapped onto the contract: customers, transactions, interactions.
+MAPPING_PATH = PACKAGED_PATH.parent / "mapping.yaml"
 
 #: The file carries no dates; the campaign is placed here (a Saturday in spring 2008).
 CAMPAIGN_DATE = dt.date(2008, 3, 1)
@@ -91,17 +99,11 @@ SEGMENT_PROBABILITY = 1.0 / len(SEGMENT_OFFERS)
 #: Within-arm propensities: the ``random`` arm picks one of the offers uniformly, control is deterministic.
 RANDOM_PROPENSITY = 1.0 / len(OFFERS)
 CONTROL_PROPENSITY = 1.0
-DAYS_PER_MONTH = 30
 RESPONSE_DELAY = dt.timedelta(days=14) - dt.timedelta(seconds=1)
-ESTABLISHED_MEMBER_SINCE = dt.date(2006, 3, 1)
 
 URBANITY = {"Urban": "urban", "Surburban": "suburban", "Rural": "rural"}
-#: Purchase channel -> interaction types recorded at the order time.
-PURCHASE_INTERACTIONS: dict[str, tuple[tuple[str, str], ...]] = {
-    "Web": (("web.purchase", "web"),),
-    "Phone": (("service.call.order", "phone"),),
-    "Multichannel": (("web.purchase", "web"), ("service.call.order", "phone")),
-}
+#: Purchase channels of the file (the mapping records ``web.purchase`` / ``service.call.order`` for them).
+PURCHASE_CHANNELS: tuple[str, ...] = ("Web", "Phone", "Multichannel")
 COLUMNS: tuple[str, ...] = (
     "recency", "history_segment", "history", "mens", "womens", "zip_code",
     "newbie", "channel", "segment", "visit", "conversion", "spend",
@@ -196,7 +198,7 @@ def validate(frame: pd.DataFrame, *, source: str = "hillstrom") -> None:
         raise BadInputError(f"{source}: missing column(s) {missing}; a Hillstrom file has {list(COLUMNS)}")
     if frame.empty:
         raise BadInputError(f"{source}: no rows")
-    vocab = {"segment": SEGMENT_OFFERS, "zip_code": URBANITY, "channel": PURCHASE_INTERACTIONS}
+    vocab = {"segment": SEGMENT_OFFERS, "zip_code": URBANITY, "channel": PURCHASE_CHANNELS}
     for column, allowed in vocab.items():
         bad = sorted(set(frame[column].dropna().astype(str)) - set(allowed))
         if bad or frame[column].isna().any():
@@ -240,8 +242,14 @@ def unit_hash(keys: np.ndarray, seed: int, salt: int) -> np.ndarray:
 _SALT_TIME, _SALT_CONTROL_OFFER = 1, 2
 
 
-def to_tables(raw: pd.DataFrame, *, seed: int = 0) -> dict[str, pd.DataFrame]:
-    """Map validated Hillstrom rows to contract-table frames (no I/O).
+def synthesise_decisions(raw: pd.DataFrame, *, seed: int = 0) -> dict[str, pd.DataFrame]:
+    """The decisions and responses of the Hillstrom campaign (no I/O).
+
+    The customers, order history and purchase channels are a mapping
+    (:data:`MAPPING_PATH`); these two tables stay code because the control rows'
+    offer and every decision's time come from :func:`unit_hash`, a seeded hash of
+    the customer id that DuckDB SQL has no function for (its ``hash`` is not
+    splitmix64, and the draws must stay those of earlier imports).
 
     Parameters
     ----------
@@ -253,48 +261,11 @@ def to_tables(raw: pd.DataFrame, *, seed: int = 0) -> dict[str, pd.DataFrame]:
     Returns
     -------
     dict
-        ``customers``, ``transactions``, ``interactions``, ``decisions`` and
-        ``responses`` frames with contract column names.
+        ``decisions`` and ``responses`` frames with contract column names.
     """
     n = len(raw)
     customer_id = np.arange(1, n + 1, dtype=np.int64)
     campaign = pd.Timestamp(CAMPAIGN_DATE)
-    # Orders at noon so they lie strictly inside day-based windows ending at the campaign.
-    order_ts = campaign - pd.to_timedelta(raw["recency"].to_numpy() * DAYS_PER_MONTH, unit="D") + pd.Timedelta(hours=12)
-    order_ts = pd.DatetimeIndex(order_ts).as_unit("us")
-    newbie = raw["newbie"].to_numpy() == 1
-
-    customers = pd.DataFrame({
-        "customer_id": customer_id,
-        "urbanity": raw["zip_code"].map(URBANITY).to_numpy(),
-        "member_since": np.where(newbie, order_ts.normalize().date, ESTABLISHED_MEMBER_SINCE),
-        "consent_email": True,
-        "valid_email": True,
-    })
-    customers["member_since"] = pd.to_datetime(customers["member_since"]).dt.date
-
-    history = raw["history"].to_numpy(dtype=float)
-    mens, womens = raw["mens"].to_numpy() == 1, raw["womens"].to_numpy() == 1
-    men_amount = np.where(womens, history / 2, history)  # halves are exact in binary floating point
-    lines = [
-        pd.DataFrame({"customer_id": customer_id[mens], "ts": order_ts[mens],
-                      "category": "fashion_men", "amount": men_amount[mens]}),
-        pd.DataFrame({"customer_id": customer_id[womens], "ts": order_ts[womens],
-                      "category": "fashion_women", "amount": (history - np.where(mens, men_amount, 0.0))[womens]}),
-    ]
-    transactions = pd.concat(lines, ignore_index=True).sort_values(["customer_id", "category"], ignore_index=True)
-    transactions.insert(2, "order_id", "hillstrom-" + transactions["customer_id"].astype(str))
-
-    purchase_channel = raw["channel"].to_numpy()
-    interactions = pd.concat(
-        [
-            pd.DataFrame({"customer_id": customer_id[purchase_channel == name], "ts": order_ts[purchase_channel == name],
-                          "type": itype, "channel": ichannel})
-            for name, kinds in PURCHASE_INTERACTIONS.items()
-            for itype, ichannel in kinds
-        ],
-        ignore_index=True,
-    ).sort_values(["customer_id", "type"], ignore_index=True)
 
     offer = raw["segment"].map(SEGMENT_OFFERS).to_numpy(dtype=object)
     control = raw["segment"].to_numpy() == "No E-Mail"
@@ -329,13 +300,17 @@ def to_tables(raw: pd.DataFrame, *, seed: int = 0) -> dict[str, pd.DataFrame]:
         ignore_index=True,
     )
     responses["revenue"] = responses["revenue"].astype(float)
-    return {"customers": customers, "transactions": transactions, "interactions": interactions,
-            "decisions": decisions, "responses": responses}
+    return {"decisions": decisions, "responses": responses}
 
 
 # --------------------------------------------------------------------------- writing
-def import_hillstrom(con: duckdb.DuckDBPyConnection, path: Path | None = None, *, seed: int = 0) -> HillstromImport:
+def import_hillstrom(con: duckdb.DuckDBPyConnection, path: Path | None = None, *, seed: int = 0,
+                     config: NextbestConfig | None = None) -> HillstromImport:
     """Read, map and write the Hillstrom file into the warehouse in one transaction.
+
+    Customers, transactions and interactions come from the mapping
+    (:data:`MAPPING_PATH`, checked like any import); decisions and responses from
+    :func:`synthesise_decisions`.
 
     Parameters
     ----------
@@ -346,7 +321,9 @@ def import_hillstrom(con: duckdb.DuckDBPyConnection, path: Path | None = None, *
         Any other file is read as is, so a sample works; the summary says whether
         it is the original.
     seed
-        See :func:`to_tables`.
+        See :func:`synthesise_decisions`.
+    config
+        Vocabularies of the import checks; ``None`` = the example's (:data:`CONFIG_DIR`).
 
     Raises
     ------
@@ -361,8 +338,12 @@ def import_hillstrom(con: duckdb.DuckDBPyConnection, path: Path | None = None, *
             f"the warehouse already holds {existing} customers; Hillstrom customer ids are the file's row "
             "numbers, so import it into a fresh workspace (nextbest --workspace DIR data import-hillstrom)"
         )
-    frames = to_tables(raw, seed=seed)
+    frames = synthesise_decisions(raw, seed=seed)
+    rows: dict[str, int] = {}
     with transaction(con):
+        for result in load_frame(con, load_mapping(MAPPING_PATH), raw, config or load_config(CONFIG_DIR),
+                                 mapping_name=MAPPING_PATH.name, path=path or PACKAGED_PATH, in_transaction=True):
+            rows[result.table] = rows.get(result.table, 0) + result.rows
         for name, frame in frames.items():
             columns = [c for c in TABLES[name].column_names if c in frame.columns]
             con.register("_hillstrom_rows", frame[columns])
@@ -370,9 +351,10 @@ def import_hillstrom(con: duckdb.DuckDBPyConnection, path: Path | None = None, *
                 con.execute(f"INSERT INTO {name} ({', '.join(columns)}) SELECT {', '.join(columns)} FROM _hillstrom_rows")
             finally:
                 con.unregister("_hillstrom_rows")
+            rows[name] = len(frame)
     return HillstromImport(
         path=path or PACKAGED_PATH, sha256=digest, original=digest == SHA256,
-        rows={name: len(frame) for name, frame in frames.items()},
+        rows=rows,
     )
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Literal
 
 import duckdb
+from nextbest.warehouse.attributes import customers_table, ensure_attribute_columns
 from nextbest.warehouse.db import transaction
 from nextbest.warehouse.schema import IMPORTABLE, TABLES, Table
 from nextbest.warehouse.validation import Problem, raw_problems, structural_problems, value_problems
@@ -100,7 +101,7 @@ def import_file(
         was written.
     """
     started = time.perf_counter()
-    spec = _table(table)
+    spec = table_spec(table, config)
     path = Path(path)
     fmt = file_format(path)
     if upsert and not spec.key:
@@ -109,19 +110,18 @@ def import_file(
     tag = uuid.uuid4().hex[:12]
     raw, staged = f"_nb_raw_{tag}", f"_nb_staged_{tag}"
     try:
-        _read_into(con, raw, path, fmt)
+        if spec.name == "customers":
+            ensure_attribute_columns(con, config)
+        read_source(con, raw, path, fmt)
         columns = _normalise_header(con, raw)
         problems = structural_problems(spec, columns, upsert=upsert)
         if not problems:  # row checks need the declared columns
-            problems = raw_problems(con, raw, spec, columns)
-            _stage(con, raw, staged, spec, columns)
-            con.execute(f"DROP TABLE {raw}")
-            problems += value_problems(con, staged, spec, columns, config, now, upsert=upsert)
+            problems = stage_and_check(con, raw, staged, spec, columns, config, now, upsert=upsert)
         if problems:
             raise BadInputError(rejection_message(spec, path, problems))
         rows = con.execute(f"SELECT count(*) FROM {staged}").fetchone()[0]
         with transaction(con):
-            _insert(con, staged, spec, columns, upsert=upsert)
+            insert_staged(con, staged, spec, columns, upsert=upsert)
     finally:
         con.execute(f"DROP TABLE IF EXISTS {raw}")
         con.execute(f"DROP TABLE IF EXISTS {staged}")
@@ -153,17 +153,47 @@ def rejection_message(table: Table, path: Path, problems: list[Problem]) -> str:
     )
 
 
-def _table(name: str) -> Table:
+def table_spec(name: str, config: NextbestConfig) -> Table:
+    """The contract of importable table ``name``; ``customers`` with the declared attributes."""
     if name not in IMPORTABLE:
         raise BadInputError(f"--table {name!r} is not an importable table. Fix: use one of {', '.join(IMPORTABLE)}")
-    return TABLES[name]
+    return customers_table(config) if name == "customers" else TABLES[name]
 
 
-def _read_into(con: duckdb.DuckDBPyConnection, raw: str, path: Path, fmt: FileFormat) -> None:
+def stage_and_check(
+    con: duckdb.DuckDBPyConnection,
+    raw: str,
+    staged: str,
+    spec: Table,
+    columns: list[str],
+    config: NextbestConfig,
+    now: dt.datetime,
+    *,
+    upsert: bool = False,
+    numbered: bool = False,
+) -> list[Problem]:
+    """Row checks of ``raw`` (the file's rows), typed into the temporary table ``staged``.
+
+    ``raw`` is dropped once staged. ``numbered``: ``raw`` carries the data-row numbers in a
+    ``_row`` column (a mapping's derived rows), rather than in its insertion order.
+    """
+    problems = raw_problems(con, raw, spec, columns, numbered=numbered)
+    _stage(con, raw, staged, spec, columns, numbered=numbered)
+    con.execute(f"DROP TABLE {raw}")
+    return problems + value_problems(con, staged, spec, columns, config, now, upsert=upsert)
+
+
+def read_source(con: duckdb.DuckDBPyConnection, raw: str, path: Path, fmt: FileFormat, *, typed: bool = False) -> None:
+    """Read ``path`` into the temporary table ``raw``, in file order.
+
+    ``typed`` lets DuckDB detect CSV column types (for a mapping's expressions);
+    otherwise CSV cells stay text, for the contract's checks.
+    """
     source = "'" + str(path).replace("'", "''") + "'"
     # CSV cells are read as text so that a bad value is reported with its row,
     # instead of failing the whole read (or being guessed into another type).
-    reader = f"read_csv({source}, header = true, all_varchar = true)" if fmt == "csv" else f"read_parquet({source})"
+    text = "" if typed else ", all_varchar = true"
+    reader = f"read_csv({source}, header = true{text})" if fmt == "csv" else f"read_parquet({source})"
     try:
         # A fresh table's rowid follows insertion order, which DuckDB preserves
         # from the file: rowid + 1 is the data-row number the user sees.
@@ -183,9 +213,10 @@ def _normalise_header(con: duckdb.DuckDBPyConnection, raw: str) -> list[str]:
     return clean
 
 
-def _stage(con: duckdb.DuckDBPyConnection, raw: str, staged: str, table: Table, columns: list[str]) -> None:
+def _stage(con: duckdb.DuckDBPyConnection, raw: str, staged: str, table: Table, columns: list[str], *,
+           numbered: bool = False) -> None:
     """The typed staging table: every table column in its type, defaults filled, plus ``_row``."""
-    select = ["rowid + 1 AS _row"]
+    select = ["_row" if numbered else "rowid + 1 AS _row"]
     for col in table.columns:
         value = f'TRY_CAST("{col.name}" AS {col.type})' if col.name in columns else f"NULL::{col.type}"
         if col.default is not None:
@@ -194,7 +225,9 @@ def _stage(con: duckdb.DuckDBPyConnection, raw: str, staged: str, table: Table, 
     con.execute(f"CREATE TEMP TABLE {staged} AS SELECT {', '.join(select)} FROM {raw}")
 
 
-def _insert(con: duckdb.DuckDBPyConnection, staged: str, table: Table, columns: list[str], *, upsert: bool) -> None:
+def insert_staged(con: duckdb.DuckDBPyConnection, staged: str, table: Table, columns: list[str], *,
+                  upsert: bool) -> None:
+    """Copy the checked rows of ``staged`` into ``table`` (inside the caller's transaction)."""
     written = [c.name for c in table.columns if c.name in columns or c.default is not None]
     names = ", ".join(f'"{c}"' for c in written)
     sql = f"INSERT INTO {table.name} ({names}) SELECT {names} FROM {staged}"

@@ -34,11 +34,12 @@ class Column:
     # Values must be ids of this kind in the config; for "family", the part before the first dot.
     vocabulary: Literal["channel", "family"] | None = None
     default: str | None = None  # SQL literal stored when the value is absent or null
+    declared_personal: bool = False  # a declared attribute with `personal: true` (features.yaml)
 
     @property
     def personal(self) -> bool:
-        """Whether the column holds personal data (see :data:`PERSONAL_COLUMNS`)."""
-        return self.name in PERSONAL_COLUMNS
+        """Whether the column holds personal data (see :data:`PERSONAL_COLUMNS`, or declared so)."""
+        return self.declared_personal or self.name in PERSONAL_COLUMNS
 
 
 @dataclass(frozen=True)

@@ -96,7 +96,12 @@ def structural_problems(table: Table, file_columns: Sequence[str], *, upsert: bo
                 None,
                 f"unknown column(s) {', '.join(hints)}",
                 f"rename them to columns of {table.name} ({', '.join(known)}) or drop them "
-                "(docs/data-model.md lists every column)",
+                "(docs/data-model.md lists every column)"
+                + (
+                    "; a column of your own can be declared in features.yaml `attributes` "
+                    "(docs/own-data.md, 'Your own attributes')"
+                    if table.name == "customers" else ""
+                ),
             )
         )
     missing = [c for c in _must_be_present(table, upsert) if c not in file_columns]
@@ -117,14 +122,16 @@ def _must_be_present(table: Table, upsert: bool) -> tuple[str, ...]:
     return tuple(dict.fromkeys(table.key)) if upsert else table.required
 
 
-def raw_problems(con: duckdb.DuckDBPyConnection, raw: str, table: Table, file_columns: Sequence[str]) -> list[Problem]:
+def raw_problems(con: duckdb.DuckDBPyConnection, raw: str, table: Table, file_columns: Sequence[str], *,
+                 numbered: bool = False) -> list[Problem]:
     """Empty required cells and values that do not convert to the column's type.
 
     Checked on ``raw`` (the file as read) so that a value failing its type is
-    reported as such, not as empty.
+    reported as such, not as empty. ``numbered``: ``raw`` has a ``_row`` column
+    (data-row numbers); otherwise its insertion order gives them.
     """
     source_types = dict(con.execute(f"SELECT column_name, column_type FROM (DESCRIBE {raw})").fetchall())
-    relation = f"(SELECT rowid + 1 AS _row, * FROM {raw})"
+    relation = raw if numbered else f"(SELECT rowid + 1 AS _row, * FROM {raw})"
     problems = []
     for name in file_columns:
         col = table.column(name)

@@ -159,11 +159,53 @@ def test_responses_fall_inside_the_two_week_window(sample: duckdb.DuckDBPyConnec
 
 
 def test_mapping_is_deterministic_and_independent_of_sample_size(full: pd.DataFrame) -> None:
-    small = hillstrom.to_tables(full.head(500), seed=3)["decisions"]
-    large = hillstrom.to_tables(full.head(2_000), seed=3)["decisions"].head(500)
+    small = hillstrom.synthesise_decisions(full.head(500), seed=3)["decisions"]
+    large = hillstrom.synthesise_decisions(full.head(2_000), seed=3)["decisions"].head(500)
     pd.testing.assert_frame_equal(small, large)
-    other = hillstrom.to_tables(full.head(500), seed=4)["decisions"]
+    other = hillstrom.synthesise_decisions(full.head(500), seed=4)["decisions"]
     assert not other["ts"].equals(small["ts"])
+
+
+#: Every table's rows as the importer wrote them before the mapping (see the folder's README).
+RECORDED = Path(__file__).parent / "data" / "hillstrom_sample"
+#: Sort keys of the recorded tables (interactions have none of their own).
+RECORDED_KEYS = {
+    "customers": ["customer_id"], "transactions": ["order_id", "category"], "interactions": ["customer_id", "type"],
+    "decisions": ["decision_id"], "responses": ["decision_id", "outcome"],
+}
+
+
+@pytest.mark.parametrize("table", list(RECORDED_KEYS))
+def test_the_mapping_reproduces_the_former_importers_rows(table: str, sample: duckdb.DuckDBPyConnection) -> None:
+    want = pd.read_parquet(RECORDED / f"{table}.parquet")
+    assert len(want) > 0
+    key = RECORDED_KEYS[table]
+    got = sample.execute(f"SELECT {', '.join(want.columns)} FROM {table} ORDER BY {', '.join(key)}").df()
+    pd.testing.assert_frame_equal(got, want.sort_values(key, ignore_index=True), check_exact=True)
+
+
+def test_the_packaged_mapping_loads_the_file_through_the_cli(workspace: Workspace, sample_csv: Path) -> None:
+    """`data import --map` alone writes the mapped tables exactly as `import-hillstrom` does."""
+    for name in ("channels", "offers", "policy", "features", "training"):
+        (workspace.config_dir / f"{name}.yaml").write_text((hillstrom.CONFIG_DIR / f"{name}.yaml").read_text())
+    result = CliRunner().invoke(
+        app, ["--workspace", str(workspace.root), "data", "import", "--map", str(hillstrom.MAPPING_PATH),
+              str(sample_csv), "--json"],
+    )
+    assert result.exit_code == 0, result.output
+    rows = {}
+    for doc in json.loads(result.output):
+        rows[doc["table"]] = rows.get(doc["table"], 0) + doc["rows"]
+    assert rows == {"customers": SAMPLE_ROWS, "transactions": 3305, "interactions": 3346}
+    con = duckdb.connect(str(workspace.warehouse_path), read_only=True)
+    try:
+        for table in ("customers", "transactions", "interactions"):
+            want = pd.read_parquet(RECORDED / f"{table}.parquet")
+            key = RECORDED_KEYS[table]
+            got = con.execute(f"SELECT {', '.join(want.columns)} FROM {table} ORDER BY {', '.join(key)}").df()
+            pd.testing.assert_frame_equal(got, want.sort_values(key, ignore_index=True), check_exact=True)
+    finally:
+        con.close()
 
 
 def _edit(frame: pd.DataFrame, column: str, value: object) -> pd.DataFrame:
