@@ -29,6 +29,7 @@ from nextbest.features.pipeline import apply_models, build_offer_history, comput
 from nextbest.features.snapshots import manifest
 from nextbest.spark.lake import lake_tables, write_snapshot_files
 from nextbest.spark.transpile import transpile, view_name
+from nextbest.workspace import Workspace
 
 class SparkEngine:
     """:class:`~nextbest.warehouse.engine.SqlEngine` over a Parquet lake on a Spark session.
@@ -149,3 +150,29 @@ def lake_snapshot_dates(engine: SparkEngine) -> list[pd.Timestamp]:
         return []
     frame = engine.query("SELECT DISTINCT as_of FROM features.manifest ORDER BY as_of")
     return [pd.Timestamp(x) for x in frame["as_of"]]
+
+
+def build_on_spark(ws: Workspace, config: NextbestConfig, lake: Path, *, master: str | None, as_of: str | None,
+                   snapshots: str | None, start: str | None, end: str | None, refit: bool,
+                   ) -> tuple[list[dict[str, Any]], FeatureModels, bool, list[tuple[pd.Timestamp, pd.DataFrame]]]:
+    """``nextbest features build --engine spark``: snapshots from the lake, written to ``lake/features/``.
+
+    The fitted feature models are the workspace's, as for a local build: reused
+    when fitted no later than the first as-of, else fitted there and saved.
+
+    Returns
+    -------
+    tuple
+        The manifests, the models, whether they were fitted now, and ``(as_of, features)`` per snapshot.
+    """
+    from nextbest.features.cli import models_root, reusable_models, snapshot_plan
+    from nextbest.spark.session import get_session
+
+    engine = SparkEngine(get_session(master), lake)
+    if int(engine.query("SELECT count(*) AS n FROM customers")["n"].iloc[0]) == 0:
+        raise BadInputError(f"--lake {lake}: the customers table is empty")
+    dates = snapshot_plan(as_of, snapshots, start, end, engine)  # type: ignore[arg-type]
+    models = reusable_models(ws, config, dates[0], refit)
+    built = build_snapshots(engine, config, dates, models=models,
+                            on_fitted=lambda m: m.save(models_root(ws)))
+    return built.manifests, built.models, built.fitted, [(when, feats) for when, feats, _ in built.snapshots]
