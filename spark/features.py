@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 from pyspark.sql import SparkSession
 
 from nextbest.config import NextbestConfig
@@ -78,8 +79,30 @@ class SparkEngine:
 
 
 def to_pandas(frame: Any) -> pd.DataFrame:
-    """A Spark DataFrame on the driver (through Arrow: the same pandas dtypes as DuckDB's ``.df()``)."""
-    return frame.toPandas().reset_index(drop=True)
+    """A Spark DataFrame on the driver, with the pandas dtypes DuckDB's ``.df()`` gives the same result.
+
+    Through Arrow, column by column: integers and booleans holding NULLs become
+    pandas' nullable ``Int*``/``boolean`` (numpy ones without), dates become
+    ``datetime64`` — DuckDB's conventions, which the models and parity tests see.
+    """
+    table = frame.toArrow()
+    columns = {}
+    for name, column in zip(table.column_names, table.columns, strict=True):
+        kind = column.type
+        if column.null_count and (pa.types.is_integer(kind) or pa.types.is_boolean(kind)):
+            columns[name] = column.to_pandas(types_mapper=_NULLABLE.get)
+        elif pa.types.is_date(kind):
+            columns[name] = column.cast(pa.timestamp("us")).to_pandas()
+        else:
+            columns[name] = column.to_pandas()
+    return pd.DataFrame(columns, columns=table.column_names)
+
+
+#: Arrow types whose NULL-holding columns DuckDB hands over as pandas' nullable dtypes.
+_NULLABLE: dict[pa.DataType, Any] = {
+    pa.int8(): pd.Int8Dtype(), pa.int16(): pd.Int16Dtype(), pa.int32(): pd.Int32Dtype(),
+    pa.int64(): pd.Int64Dtype(), pa.bool_(): pd.BooleanDtype(),
+}
 
 
 @dataclass(frozen=True)

@@ -127,9 +127,11 @@ def _rewrite(node: exp.Expression) -> exp.Expression:
     if isinstance(node, exp.CTE) and node.args.get("materialized") is not None:
         node.set("materialized", None)
         return node
-    if isinstance(node, exp.Anonymous) and node.name.lower() in ("to_years", "to_days") and len(node.expressions) == 1:
-        (n,) = node.expressions
-        if node.name.lower() == "to_years":
+    interval = _interval_function(node)
+    if interval is not None:
+        unit, n = interval
+        n = n.transform(_rewrite)
+        if unit == "to_years":
             return exp.Anonymous(this="make_ym_interval", expressions=[n, exp.Literal.number(0)])
         return exp.Anonymous(this="make_dt_interval", expressions=[n, *(exp.Literal.number(0) for _ in range(3))])
     if isinstance(node, exp.DateDiff):
@@ -145,6 +147,15 @@ def _rewrite(node: exp.Expression) -> exp.Expression:
             table.set("alias", alias)
         return table
     return node
+
+
+def _interval_function(node: exp.Expression) -> tuple[str, exp.Expression] | None:
+    """``(name, argument)`` of a ``to_years(n)`` / ``to_days(n)`` call (sqlglot parses the second as ``ToDays``)."""
+    if isinstance(node, exp.ToDays):
+        return "to_days", node.this
+    if isinstance(node, exp.Anonymous) and node.name.lower() in ("to_years", "to_days") and len(node.expressions) == 1:
+        return node.name.lower(), node.expressions[0]
+    return None
 
 
 def _millisecond_diff(node: exp.DateDiff) -> exp.Expression:
