@@ -73,6 +73,9 @@ ALLOWED_CONSTRUCTS: frozenset[type[exp.Expression]] = frozenset({
     exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.Is, exp.In, exp.Between,
 })
 
+#: Join kinds allowed (with any side: LEFT, RIGHT, FULL); methods such as ASOF or POSITIONAL are not.
+JOIN_KINDS: frozenset[str] = frozenset({"INNER", "OUTER", "CROSS"})
+
 
 class TranspileError(NextbestError):
     """A statement uses a construct off the allow-list (or sqlglot cannot translate it)."""
@@ -110,6 +113,12 @@ def check_allowed(tree: exp.Expression) -> None:
                     f"function {node.name}() is not on the Spark allow-list (in: {_snippet(node)}); check its "
                     "Spark meaning and add a rewrite or an entry in nextbest/spark/transpile.py"
                 )
+        elif kind is exp.Join and (node.args.get("method") or (node.text("kind") or "INNER").upper() not in JOIN_KINDS):
+            join = " ".join(filter(None, (node.text("method"), node.text("side"), node.text("kind")))) or "?"
+            raise TranspileError(
+                f"{join.upper()} JOIN is not on the Spark allow-list (in: {_snippet(node)}); write it with "
+                "inner, left, right, full or cross joins (an as-of match: nextbest/training/asof.py)"
+            )
         elif kind not in ALLOWED_FUNCTIONS and kind not in ALLOWED_CONSTRUCTS:
             what = "function" if isinstance(node, exp.Func) else "construct"
             raise TranspileError(

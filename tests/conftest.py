@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import os
 import re
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -53,3 +55,32 @@ def postgres_url(postgres: PostgresCluster, request: pytest.FixtureRequest) -> I
     url = postgres.create_database(name)
     yield url
     postgres.drop_database(name)
+
+
+def spark_or_skip() -> None:
+    """End the calling test without pyspark or a Java runtime (fail it under ``CI=true``, where
+    ``.ci/run`` installs Java and ``make setup`` the spark extra: a skip there would hide the gap)."""
+    import importlib.util
+
+    missing = [m for m in ("pyspark", "sqlglot") if importlib.util.find_spec(m) is None]
+    java_home = os.environ.get("JAVA_HOME")
+    if shutil.which("java") is None and not (java_home and Path(java_home, "bin", "java").exists()):
+        missing.append("java (Debian: apt-get install openjdk-17-jre-headless)")
+    if not missing:
+        return
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"Spark tests need {', '.join(missing)}; .ci/run and `make setup` should have installed them",
+                    pytrace=False)
+    pytest.skip(f"Spark tests need {', '.join(missing)}")
+
+
+@pytest.fixture(scope="session")
+def spark() -> Iterator[object]:
+    """One local[2] SparkSession for the whole run (per xdist worker; Spark tests share the
+    ``spark`` xdist group, so one worker pays the JVM start-up once)."""
+    spark_or_skip()
+    from nextbest.spark.session import get_session
+
+    session = get_session("local[2]")
+    yield session
+    session.stop()
