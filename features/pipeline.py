@@ -5,8 +5,11 @@
 >>> frame = build_features(con, "2024-06-30", config, models=models)
 
 Everything but the two fitted features (``basket_cluster``, ``clv_12m``) is one
-DuckDB statement over the point-in-time views (:mod:`.pit`) composed from the
-feature groups; no Python touches individual events or customers.
+SQL statement over the point-in-time views (:mod:`.pit`) composed from the
+feature groups; no Python touches individual events or customers. ``con`` is the
+DuckDB warehouse or any :class:`~nextbest.warehouse.engine.SqlEngine` running the
+same statement (Spark over a lake, transpiled: :mod:`nextbest.spark.features`);
+the fitted features run here, on the result, whichever engine computed it.
 """
 
 from __future__ import annotations

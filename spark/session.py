@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from pathlib import Path
 
 from pyspark.sql import SparkSession
 
@@ -24,6 +25,8 @@ from pyspark.sql import SparkSession
 LOCAL_MASTER = "local[2]"
 #: Shuffle partitions in local mode: a few per core.
 LOCAL_SHUFFLE_PARTITIONS = 4
+#: Spark's JVM logs errors only (its INFO/WARN lines would drown the CLI's output).
+LOG4J = Path(__file__).with_name("log4j2.properties")
 #: Session settings every nextbest Spark job needs (see the module docstring).
 CONF: dict[str, str] = {
     "spark.sql.session.timeZone": "UTC",
@@ -53,6 +56,7 @@ def get_session(master: str | None = None) -> SparkSession:
             builder = builder.config("spark.sql.shuffle.partitions", str(LOCAL_SHUFFLE_PARTITIONS))
             # The driver is the executor: give it room for toPandas of a snapshot.
             builder = builder.config("spark.driver.memory", os.environ.get("NEXTBEST_SPARK_DRIVER_MEMORY", "2g"))
+        builder = builder.config("spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile={LOG4J.as_uri()}")
     for key, value in CONF.items():
         builder = builder.config(key, value)
     session = builder.getOrCreate()
