@@ -57,7 +57,8 @@ ALLOWED_FUNCTIONS: frozenset[type[exp.Expression]] = frozenset({
     # scalar
     exp.Cast, exp.Coalesce, exp.If, exp.Case, exp.Nullif, exp.Greatest, exp.Least, exp.Round, exp.Ln, exp.Pow,
     exp.Abs, exp.Sqrt, exp.Exp, exp.Floor, exp.Ceil,
-    exp.SplitPart, exp.StartsWith, exp.Substring, exp.Lower, exp.Upper, exp.Concat, exp.DPipe,
+    # (not Concat: DuckDB skips NULL arguments, Spark returns NULL)
+    exp.SplitPart, exp.StartsWith, exp.Substring, exp.Lower, exp.Upper, exp.DPipe,
     exp.Year, exp.Month, exp.Day, exp.ArrayContains, exp.Array, exp.Explode,
     exp.Exists, exp.And, exp.Or,
 })
