@@ -32,6 +32,7 @@ from nextbest.spark.lake import lake_tables, write_snapshot_files
 from nextbest.spark.transpile import transpile, view_name
 from nextbest.workspace import Workspace
 
+
 class SparkEngine:
     """:class:`~nextbest.warehouse.engine.SqlEngine` over a Parquet lake on a Spark session.
 
