@@ -22,6 +22,7 @@ from nextbest.features.registry import customer_features, feature_defs
 from nextbest.features.snapshots import manifest, read_snapshot, snapshot_dates, write_parquet, write_snapshot
 from nextbest.warehouse.db import connect
 from nextbest.warehouse.value_basis import value_basis
+from nextbest.warehouse.engine import SqlEngine, as_engine
 from rich.console import Console
 from rich.table import Table
 
@@ -36,6 +37,7 @@ features_app = typer.Typer(help="Point-in-time customer features: build snapshot
                            no_args_is_help=True)
 
 Cadence = Literal["daily", "weekly"]
+Engine = Literal["duckdb", "spark"]
 
 
 def register(app: typer.Typer) -> None:
@@ -48,19 +50,19 @@ def models_root(ws: Workspace) -> Path:
     return ws.artifacts_dir / "features"
 
 
-def default_as_of(con: duckdb.DuckDBPyConnection) -> pd.Timestamp:
+def default_as_of(con: duckdb.DuckDBPyConnection | SqlEngine) -> pd.Timestamp:
     """Midnight after the latest recorded event: "now" in the warehouse's own time."""
-    latest = con.execute(
-        "SELECT max(ts) FROM (SELECT max(ts) AS ts FROM interactions UNION ALL SELECT max(ts) FROM transactions "
+    latest = as_engine(con).query(
+        "SELECT max(ts) AS ts FROM (SELECT max(ts) AS ts FROM interactions UNION ALL SELECT max(ts) FROM transactions "
         "UNION ALL SELECT max(ts) FROM life_events UNION ALL SELECT max(ts) FROM decisions)"
-    ).fetchone()[0]
-    if latest is None:
+    )["ts"].iloc[0]
+    if latest is None or pd.isna(latest):
         raise BadInputError("the warehouse has no events to date a snapshot; pass --as-of YYYY-MM-DD")
     return pd.Timestamp(latest).normalize() + pd.Timedelta(days=1)
 
 
 def snapshot_plan(as_of: str | None, snapshots: Cadence | None, start: str | None, end: str | None,
-                  con: duckdb.DuckDBPyConnection) -> list[pd.Timestamp]:
+                  con: duckdb.DuckDBPyConnection | SqlEngine) -> list[pd.Timestamp]:
     """The as-of times a build covers, validated."""
     if snapshots is None:
         if start or end:
@@ -97,11 +99,31 @@ def build(
     output: Annotated[Path | None, typer.Option(help="Also write a Parquet file (+ .manifest.json).")] = None,
     refit: Annotated[bool, typer.Option(help="Fit new basket clusters and CLV model at the first as-of.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the manifests as JSON.")] = False,
+    engine: Annotated[Engine, typer.Option(help="duckdb: the workspace's warehouse; spark: a Parquet lake (--lake).")
+                      ] = "duckdb",
+    lake: Annotated[Path | None, typer.Option(help="Lake folder (`nextbest data export`) the Spark engine reads "
+                                              "and writes features/ to.")] = None,
+    master: Annotated[str | None, typer.Option(help="Spark master URL (default: SPARK_REMOTE, else local[2]).")
+                      ] = None,
 ) -> None:
-    """Compute feature snapshots (data strictly before each as-of) into the warehouse."""
+    """Compute feature snapshots (data strictly before each as-of) into the warehouse, or on Spark into a lake."""
     ws = workspace_of(ctx)
-    sync_live(ws)  # the services' decisions and outcomes first
     config = ws.config()
+    if engine == "spark":
+        if lake is None:
+            raise BadInputError("--engine spark needs --lake DIR; write one with `nextbest data export --output DIR`")
+        from nextbest.spark import require_spark
+
+        require_spark()
+        from nextbest.spark.features import build_on_spark
+
+        docs, models, fitted, frames = build_on_spark(ws, config, lake, master=master, as_of=as_of,
+                                                      snapshots=snapshots, start=start, end=end, refit=refit)
+        _report_build(docs, models, fitted, frames, output, as_json)
+        return
+    if lake is not None or master is not None:
+        raise BadInputError("--lake and --master belong to --engine spark; add --engine spark or drop them")
+    sync_live(ws)  # the services' decisions and outcomes first
     con = connect(ws.warehouse_path)
     try:
         if con.execute("SELECT count(*) FROM customers").fetchone()[0] == 0:
@@ -125,6 +147,11 @@ def build(
                 frames.append((when, feats))
     finally:
         con.close()
+    _report_build(docs, models, fitted, frames, output, as_json)
+
+
+def _report_build(docs: list[dict[str, Any]], models: FeatureModels, fitted: bool,
+                  frames: list[tuple[pd.Timestamp, pd.DataFrame]], output: Path | None, as_json: bool) -> None:
     if output is not None:
         write_parquet(output, frames, docs)
     if as_json:

@@ -5,8 +5,11 @@
 >>> frame = build_features(con, "2024-06-30", config, models=models)
 
 Everything but the two fitted features (``basket_cluster``, ``clv_12m``) is one
-DuckDB statement over the point-in-time views (:mod:`.pit`) composed from the
-feature groups; no Python touches individual events or customers.
+SQL statement over the point-in-time views (:mod:`.pit`) composed from the
+feature groups; no Python touches individual events or customers. ``con`` is the
+DuckDB warehouse or any :class:`~nextbest.warehouse.engine.SqlEngine` running the
+same statement (Spark over a lake, transpiled: :mod:`nextbest.spark.features`);
+the fitted features run here, on the result, whichever engine computed it.
 """
 
 from __future__ import annotations
@@ -48,6 +51,10 @@ from nextbest.warehouse.value_basis import ValueBasis, value_basis
 
 from nextbest.config import NextbestConfig, load_config
 from nextbest.errors import BadInputError
+from nextbest.warehouse.engine import SqlEngine, as_engine
+
+#: A warehouse connection, or any engine running the same SQL (Spark over a lake).
+Con = duckdb.DuckDBPyConnection | SqlEngine
 
 #: Group modules, in the order their columns appear (the registry fixes the final order).
 GROUPS = (profile, engagement, value, baskets, reachability, events, interest, affinity, demand, contacts, attributes)
@@ -81,17 +88,14 @@ def share_columns(config: NextbestConfig) -> list[str]:
     return [f"spend_share_{c}" for c in basket_categories(config)]
 
 
-def check_warehouse(con: duckdb.DuckDBPyConnection, config: NextbestConfig) -> None:
+def check_warehouse(con: Con, config: NextbestConfig) -> None:
     """Fail early, naming the fix, if the customers table lacks a column the config names."""
-    have = {r[0] for r in con.execute(
-        "SELECT column_name FROM information_schema.columns WHERE table_name = 'customers' AND table_schema = 'main'"
-    ).fetchall()}
+    have = set(as_engine(con).columns("customers"))
     if not have:
         raise BadInputError("the warehouse has no customers table; import data or run `nextbest data generate`")
-    if ensure_attribute_columns(con, config):
-        have = {r[0] for r in con.execute(
-            "SELECT column_name FROM information_schema.columns WHERE table_name = 'customers' AND table_schema = 'main'"
-        ).fetchall()}
+    # Declared attributes new to the warehouse become columns first; a lake is the user's to extend.
+    if isinstance(con, duckdb.DuckDBPyConnection) and ensure_attribute_columns(con, config):
+        have = set(as_engine(con).columns("customers"))
     missing = [c for c in customer_columns(config) if c not in have]
     if missing:
         raise BadInputError(
@@ -107,17 +111,17 @@ def _params(as_of: pd.Timestamp, customer_ids: Sequence[int] | None) -> dict[str
     return params
 
 
-def compute_sql_features(con: duckdb.DuckDBPyConnection, as_of: AsOf, config: NextbestConfig, *,
+def compute_sql_features(con: Con, as_of: AsOf, config: NextbestConfig, *,
                          customer_ids: Sequence[int] | None = None) -> pd.DataFrame:
     """The SQL features as of ``as_of`` (no fitted ones), one row per customer sorted by id."""
     ts = as_timestamp(as_of)
     check_warehouse(con, config)
     groups = [g.query(config) for g in GROUPS]
     sql = compose(config, groups, sql_features(config), filtered=customer_ids is not None)
-    return con.execute(sql, _params(ts, customer_ids)).df()
+    return as_engine(con).query(sql, _params(ts, customer_ids))
 
 
-def clv_training_frame(con: duckdb.DuckDBPyConnection, as_of: AsOf, config: NextbestConfig,
+def clv_training_frame(con: Con, as_of: AsOf, config: NextbestConfig,
                        basis: ValueBasis | None = None) -> tuple[pd.DataFrame, np.ndarray]:
     """Training data of the CLV regressor fitted at ``as_of``: features at ``as_of - label_days``
     and each customer's value in ``[as_of - label_days, as_of)``, measured on ``basis``
@@ -126,25 +130,26 @@ def clv_training_frame(con: duckdb.DuckDBPyConnection, as_of: AsOf, config: Next
     basis = basis or value_basis(con, config)
     ts = as_timestamp(as_of)
     start = ts - pd.Timedelta(days=fc.clv_label_days)
-    ids = con.execute(
+    engine = as_engine(con)
+    ids = engine.query(
         "SELECT customer_id FROM customers WHERE member_since IS NULL OR CAST(member_since AS TIMESTAMP) < $start "
         "ORDER BY customer_id", {"start": start.to_pydatetime()},
-    ).fetchnumpy()["customer_id"]
+    )["customer_id"].to_numpy(np.int64)
     sample: np.ndarray | None = None
     if len(ids) > fc.clv_max_train_rows:
         rng = np.random.default_rng(fc.seed)
         sample = np.sort(rng.choice(ids, fc.clv_max_train_rows, replace=False))
     X = compute_sql_features(con, start, config, customer_ids=None if sample is None else sample.tolist())
-    label = con.execute(
+    label = engine.query(
         f"SELECT customer_id, sum({basis.value_sql}) AS value FROM transactions "
         "WHERE ts >= $start AND ts < $as_of GROUP BY customer_id",
         {"start": start.to_pydatetime(), "as_of": ts.to_pydatetime()},
-    ).df()
+    )
     y = X[["customer_id"]].merge(label, on="customer_id", how="left")["value"].fillna(0.0).to_numpy()
     return X, y
 
 
-def fit_feature_models(con: duckdb.DuckDBPyConnection, as_of: AsOf, config: NextbestConfig, *,
+def fit_feature_models(con: Con, as_of: AsOf, config: NextbestConfig, *,
                        features: pd.DataFrame | None = None) -> FeatureModels:
     """Fit the basket clusterer and the CLV regressor on data strictly before ``as_of``.
 
@@ -168,7 +173,7 @@ def fit_feature_models(con: duckdb.DuckDBPyConnection, as_of: AsOf, config: Next
     return FeatureModels(definition_hash(config), ts, clusterer, clv)
 
 
-def build_features(con: duckdb.DuckDBPyConnection, as_of: AsOf, config: NextbestConfig, *,
+def build_features(con: Con, as_of: AsOf, config: NextbestConfig, *,
                    models: FeatureModels | None = None,
                    customer_ids: Sequence[int] | None = None) -> pd.DataFrame:
     """Every customer feature as of ``as_of``, from data strictly before it.
@@ -207,7 +212,7 @@ def build_features(con: duckdb.DuckDBPyConnection, as_of: AsOf, config: Nextbest
     return apply_models(frame, models, config)
 
 
-def fit_and_build(con: duckdb.DuckDBPyConnection, as_of: AsOf, config: NextbestConfig,
+def fit_and_build(con: Con, as_of: AsOf, config: NextbestConfig,
                   ) -> tuple[pd.DataFrame, FeatureModels]:
     """Fit the feature models at ``as_of`` and build that snapshot with one SQL pass."""
     frame = compute_sql_features(con, as_of, config)
@@ -226,10 +231,10 @@ def apply_models(frame: pd.DataFrame, models: FeatureModels, config: NextbestCon
     return out.astype({"basket_cluster": frame["journey_stage"].dtype})
 
 
-def build_offer_history(con: duckdb.DuckDBPyConnection, as_of: AsOf, config: NextbestConfig | None = None, *,
+def build_offer_history(con: Con, as_of: AsOf, config: NextbestConfig | None = None, *,
                         customer_ids: Sequence[int] | None = None) -> pd.DataFrame:
     """Customer × offer history as of ``as_of``: ``customer_id, offer_id, shown_30d, shown_90d,
     days_since_shown, responded_before, converted_before`` (only pairs ever shown)."""
     ts = as_timestamp(as_of)
     sql = offer_history_sql(config or load_config(None), filtered=customer_ids is not None)
-    return con.execute(sql, _params(ts, customer_ids)).df()
+    return as_engine(con).query(sql, _params(ts, customer_ids))

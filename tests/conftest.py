@@ -82,3 +82,32 @@ def attribute_world() -> Iterator[AttributeWorld]:
 def pytest_configure(config: pytest.Config) -> None:
     # pytest-xdist registers this marker; declare it too so `-p no:xdist` runs stay strict-clean.
     config.addinivalue_line("markers", "xdist_group(name): run in one xdist worker with the group's other tests")
+
+
+def spark_or_skip() -> None:
+    """End the calling test without pyspark or a Java runtime (fail it under ``CI=true``, where
+    ``.ci/run`` installs Java and ``make setup`` the spark extra: a skip there would hide the gap)."""
+    import importlib.util
+
+    missing = [m for m in ("pyspark", "sqlglot") if importlib.util.find_spec(m) is None]
+    java_home = os.environ.get("JAVA_HOME")
+    if shutil.which("java") is None and not (java_home and Path(java_home, "bin", "java").exists()):
+        missing.append("java (Debian: apt-get install openjdk-17-jre-headless)")
+    if not missing:
+        return
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"Spark tests need {', '.join(missing)}; .ci/run and `make setup` should have installed them",
+                    pytrace=False)
+    pytest.skip(f"Spark tests need {', '.join(missing)}")
+
+
+@pytest.fixture(scope="session")
+def spark() -> Iterator[object]:
+    """One local[2] SparkSession for the whole run (per xdist worker; Spark tests share the
+    ``spark`` xdist group, so one worker pays the JVM start-up once)."""
+    spark_or_skip()
+    from nextbest.spark.session import get_session
+
+    session = get_session("local[2]")
+    yield session
+    session.stop()

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from nextbest.live.cli import sync_live
 from nextbest.clitools import echo_json, workspace_of
+from nextbest.errors import BadInputError
 
 #: Metrics printed after training (all of them are in MLflow).
 SUMMARY_METRICS: tuple[str, ...] = (
@@ -37,15 +39,34 @@ def train(
         bool, typer.Option(help="Train every strategy × learner (s, t; shift globally) as separate runs, register none; print the table.")
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    engine: Annotated[str, typer.Option(help="duckdb: the warehouse; spark: the training set from a lake (--lake), "
+                                        "built on Spark, the model fitted on this machine.")] = "duckdb",
+    lake: Annotated[Path | None, typer.Option(help="Lake folder for --engine spark (`nextbest data export`).")] = None,
+    master: Annotated[str | None, typer.Option(help="Spark master URL (default: SPARK_REMOTE, else local[2]).")
+                      ] = None,
 ) -> None:
     """Train the response/uplift/value model, log it to MLflow and register it as challenger."""
     from nextbest.training.trainer import TrainOptions, check_options, load_training_set, run_training
 
     ws = workspace_of(ctx)
-    sync_live(ws)  # the services' decisions and outcomes first
     config = ws.config()
     options = check_options(TrainOptions(strategy=strategy, learner=learner, tune_trials=tune))  # type: ignore[arg-type]
-    data, version = load_training_set(ws, config, _say)
+    if engine == "spark":
+        if lake is None:
+            raise BadInputError("--engine spark needs --lake DIR; write one with `nextbest data export --output DIR`")
+        from nextbest.spark import require_spark
+
+        require_spark()
+        from nextbest.spark.training import load_spark_training_set
+
+        data, version = load_spark_training_set(ws, config, lake, master, _say)
+    elif engine == "duckdb":
+        if lake is not None or master is not None:
+            raise BadInputError("--lake and --master belong to --engine spark; add --engine spark or drop them")
+        sync_live(ws)  # the services' decisions and outcomes first
+        data, version = load_training_set(ws, config, _say)
+    else:
+        raise BadInputError(f"--engine {engine!r}: use duckdb or spark")
     _say(f"training set: {data.lineage['rows']:,} decisions, {data.lineage['positives']:,} positive "
          f"({data.lineage['label']} within {data.lineage['response_window_days']} days)")
     if compare:

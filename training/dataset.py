@@ -4,9 +4,10 @@ Each row is one decision of the ``decisions`` log (customer, offer, channel,
 arm, propensity, contacted) with
 
 * the customer's features from the latest ``features.customer_snapshot`` whose
-  ``as_of`` is at or before the decision time (a DuckDB ``ASOF JOIN``: a
-  snapshot taken after the decision is never used; a snapshot as of T only
-  holds data strictly before T),
+  ``as_of`` is at or before the decision time (an as-of match in portable SQL,
+  :mod:`nextbest.training.asof`, which Spark runs too: a snapshot taken after
+  the decision is never used; a snapshot as of T only holds data strictly
+  before T),
 * the customer × offer history from ``features.offer_history``, joined the same way,
 * the label: whether the configured outcome (``training.label``) was recorded
   within ``training.response_window_days`` of the decision, and the revenue of
@@ -21,6 +22,7 @@ recorded event) are left out: their labels are not final.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -30,6 +32,8 @@ import pandas as pd
 
 from nextbest.config import NextbestConfig
 from nextbest.errors import BadInputError, NotFoundError
+from nextbest.training.asof import asof_match
+from nextbest.warehouse.engine import SqlEngine, as_engine
 
 SNAPSHOT_TABLE = "features.customer_snapshot"
 OFFER_HISTORY_TABLE = "features.offer_history"
@@ -97,48 +101,85 @@ class TrainingSet:
         return replace(self, frame=self.frame.loc[mask].reset_index(drop=True))
 
 
-def table_exists(con: duckdb.DuckDBPyConnection, qualified: str) -> bool:
-    schema, _, name = qualified.rpartition(".")
-    return bool(
-        con.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
-            [schema or "main", name],
-        ).fetchone()[0]
-    )
-
-
-def table_columns(con: duckdb.DuckDBPyConnection, qualified: str) -> list[str]:
-    schema, _, name = qualified.rpartition(".")
-    rows = con.execute(
-        "SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND table_name = ? "
-        "ORDER BY ordinal_position",
-        [schema or "main", name],
-    ).fetchall()
-    return [r[0] for r in rows]
-
-
-def observed_until(con: duckdb.DuckDBPyConnection) -> dt.datetime | None:
+def observed_until(con: duckdb.DuckDBPyConnection | SqlEngine) -> dt.datetime | None:
     """The last moment the warehouse has any event for: labels are final up to here."""
-    row = con.execute(
-        "SELECT greatest((SELECT max(ts) FROM decisions), (SELECT max(ts) FROM responses), "
-        "(SELECT max(ts) FROM interactions), (SELECT max(ts) FROM transactions))"
-    ).fetchone()
-    return row[0] if row else None
+    frame = as_engine(con).query(
+        "SELECT max(ts) AS until FROM (SELECT max(ts) AS ts FROM decisions UNION ALL SELECT max(ts) FROM responses "
+        "UNION ALL SELECT max(ts) FROM interactions UNION ALL SELECT max(ts) FROM transactions)"
+    )
+    value = frame["until"].iloc[0] if len(frame) else None
+    return None if value is None or pd.isna(value) else pd.Timestamp(value).to_pydatetime()
 
 
-def decision_dates(con: duckdb.DuckDBPyConnection, until: dt.datetime | None = None) -> list[dt.date]:
+def decision_dates(con: duckdb.DuckDBPyConnection | SqlEngine, until: dt.datetime | None = None) -> list[dt.date]:
     """Distinct days with labelled decisions (an action was chosen)."""
-    rows = con.execute(
+    frame = as_engine(con).query(
         "SELECT DISTINCT CAST(ts AS DATE) AS d FROM decisions "
         "WHERE offer_id IS NOT NULL AND channel IS NOT NULL AND contacted IS NOT NULL "
-        "AND (CAST(? AS TIMESTAMP) IS NULL OR ts <= CAST(? AS TIMESTAMP)) ORDER BY d",
-        [until, until],
-    ).fetchall()
-    return [r[0] for r in rows]
+        "AND (CAST($until AS TIMESTAMP) IS NULL OR ts <= CAST($until AS TIMESTAMP)) ORDER BY d",
+        {"until": until},
+    )
+    return [pd.Timestamp(d).date() for d in frame["d"]]
+
+
+def training_set_sql(features: Sequence[str], history: Sequence[str], *, with_truth: bool) -> str:
+    """The training-set statement, for DuckDB and (transpiled) Spark alike.
+
+    Binds ``$window`` (days), ``$until``, ``$outcomes`` and ``$experiments`` (NULL = all).
+    Each decision gets the latest customer snapshot, and the latest offer-history row
+    of its (customer, offer), at or before its time (:func:`~nextbest.training.asof.asof_match`).
+    """
+    quoted = ", ".join(f's."{f}"' for f in features)
+    hist_select = "".join(f', oh."{h}"' for h in history)
+    truth_select = ", t.p_contact AS true_p_contact, t.p_control AS true_p_control" if with_truth else ""
+    snap_at = asof_match("d", "decision_id", "ts", SNAPSHOT_TABLE, "as_of", ("customer_id",))
+    hist_ctes = (
+        f",\n        hist_at AS ({asof_match('d', 'decision_id', 'ts', OFFER_HISTORY_TABLE, 'as_of', ('customer_id', 'offer_id'))})"
+        if history else ""
+    )
+    hist_join = (
+        "LEFT JOIN hist_at h ON h.decision_id = snap.decision_id "
+        f"LEFT JOIN {OFFER_HISTORY_TABLE} oh ON oh.customer_id = snap.customer_id AND oh.offer_id = snap.offer_id "
+        "AND oh.as_of = h.matched_as_of"
+        if history else ""
+    )
+    truth_join = f"LEFT JOIN {TRUTH_TABLE} t ON t.decision_id = snap.decision_id" if with_truth else ""
+    return f"""
+        WITH d AS (
+            SELECT {", ".join(DECISION_COLUMNS)}
+            FROM decisions
+            WHERE offer_id IS NOT NULL AND channel IS NOT NULL AND contacted IS NOT NULL
+              AND ts + to_days($window) <= $until
+              AND (CAST($experiments AS VARCHAR[]) IS NULL
+                   OR list_contains(CAST($experiments AS VARCHAR[]), experiment))
+        ),
+        lab AS (
+            SELECT r.decision_id,
+                   bool_or(list_contains($outcomes, r.outcome)) AS label,
+                   sum(CASE WHEN r.outcome = 'conversion' THEN coalesce(r.revenue, 0) ELSE 0 END) AS revenue
+            FROM responses r JOIN d ON d.decision_id = r.decision_id
+            WHERE r.ts >= d.ts AND r.ts < d.ts + to_days($window)
+            GROUP BY r.decision_id
+        ),
+        snap_at AS ({snap_at}),
+        snap AS (
+            SELECT d.*, m.matched_as_of AS snapshot_as_of, {quoted}
+            FROM d
+            LEFT JOIN snap_at m ON m.decision_id = d.decision_id
+            LEFT JOIN {SNAPSHOT_TABLE} s ON s.customer_id = d.customer_id AND s.as_of = m.matched_as_of
+        ){hist_ctes}
+        SELECT snap.*, coalesce(lab.label, false) AS label, coalesce(lab.revenue, 0.0) AS revenue
+               {hist_select} {truth_select}
+        FROM snap
+        LEFT JOIN lab ON lab.decision_id = snap.decision_id
+        {hist_join}
+        {truth_join}
+        ORDER BY snap.ts, snap.decision_id
+    """
 
 
 def build_training_set(
-    con: duckdb.DuckDBPyConnection,
+    con: duckdb.DuckDBPyConnection | SqlEngine,
     config: NextbestConfig,
     *,
     features: tuple[str, ...],
@@ -151,7 +192,8 @@ def build_training_set(
     Parameters
     ----------
     con
-        Warehouse connection (read access is enough).
+        Warehouse connection (read access is enough), or another engine running
+        the same SQL (Spark over a lake: :class:`nextbest.spark.features.SparkEngine`).
     config
         Supplies ``training.label`` and ``training.response_window_days``.
     features
@@ -177,75 +219,39 @@ def build_training_set(
 
     assert_no_personal_columns(features)
     training = config.training
-    if not table_exists(con, SNAPSHOT_TABLE):
+    engine = as_engine(con)
+    if not engine.has_table(SNAPSHOT_TABLE):
         raise NotFoundError(f"no {SNAPSHOT_TABLE} table; run `nextbest features build` first")
-    snapshot_cols = set(table_columns(con, SNAPSHOT_TABLE))
+    snapshot_cols = set(engine.columns(SNAPSHOT_TABLE))
     absent = [f for f in features if f not in snapshot_cols]
     if absent:
         raise BadInputError(
             f"{SNAPSHOT_TABLE} lacks feature column(s) {absent}; rebuild the snapshots with `nextbest features build`"
         )
     history = dict(offer_history or {})
-    use_history = bool(history) and table_exists(con, OFFER_HISTORY_TABLE)
+    use_history = bool(history) and engine.has_table(OFFER_HISTORY_TABLE)
     if use_history:
-        have = set(table_columns(con, OFFER_HISTORY_TABLE))
+        have = set(engine.columns(OFFER_HISTORY_TABLE))
         absent = [f for f in history if f not in have]
         if absent:
             raise BadInputError(f"{OFFER_HISTORY_TABLE} lacks column(s) {absent}; rebuild with `nextbest features build`")
     else:
         history = {}
-    with_truth = table_exists(con, TRUTH_TABLE)
-    until = observed_until(con)
+    with_truth = engine.has_table(TRUTH_TABLE)
+    until = observed_until(engine)
     if until is None:
         raise NotFoundError("the warehouse has no decisions; generate or import data first")
 
     outcomes = LABEL_OUTCOMES[training.label]
     window = int(training.response_window_days)
-    quoted = ", ".join(f's."{f}"' for f in features)
-    hist_select = "".join(f', oh."{h}"' for h in history)
-    truth_select = ", t.p_contact AS true_p_contact, t.p_control AS true_p_control" if with_truth else ""
-    hist_join = (
-        f"ASOF LEFT JOIN {OFFER_HISTORY_TABLE} oh "
-        "ON snap.customer_id = oh.customer_id AND snap.offer_id = oh.offer_id AND snap.ts >= oh.as_of"
-        if history else ""
-    )
-    truth_join = f"LEFT JOIN {TRUTH_TABLE} t ON t.decision_id = snap.decision_id" if with_truth else ""
-    sql = f"""
-        WITH d AS (
-            SELECT {", ".join(DECISION_COLUMNS)}
-            FROM decisions
-            WHERE offer_id IS NOT NULL AND channel IS NOT NULL AND contacted IS NOT NULL
-              AND ts + to_days($window) <= $until
-              AND ($experiments IS NULL OR list_contains($experiments, experiment))
-        ),
-        lab AS (
-            SELECT r.decision_id,
-                   bool_or(list_contains($outcomes, r.outcome)) AS label,
-                   sum(CASE WHEN r.outcome = 'conversion' THEN coalesce(r.revenue, 0) ELSE 0 END) AS revenue
-            FROM responses r JOIN d USING (decision_id)
-            WHERE r.ts >= d.ts AND r.ts < d.ts + to_days($window)
-            GROUP BY r.decision_id
-        ),
-        snap AS (
-            SELECT d.*, s.as_of AS snapshot_as_of, {quoted}
-            FROM d ASOF LEFT JOIN {SNAPSHOT_TABLE} s
-              ON d.customer_id = s.customer_id AND d.ts >= s.as_of
-        )
-        SELECT snap.*, coalesce(lab.label, false) AS label, coalesce(lab.revenue, 0.0) AS revenue
-               {hist_select} {truth_select}
-        FROM snap
-        LEFT JOIN lab USING (decision_id)
-        {hist_join}
-        {truth_join}
-        ORDER BY snap.ts, snap.decision_id
-    """
+    sql = training_set_sql(features, tuple(history), with_truth=with_truth)
     params = {
         "window": window,
         "until": until,
         "outcomes": list(outcomes),
         "experiments": list(experiments) if experiments else None,
     }
-    frame = con.execute(sql, params).df()
+    frame = engine.query(sql, params)
     n_decisions = len(frame)
     if n_decisions == 0:
         raise NotFoundError(

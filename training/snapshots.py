@@ -15,6 +15,7 @@ import duckdb
 import pandas as pd
 
 from nextbest.config import NextbestConfig
+from nextbest.warehouse.engine import SqlEngine, as_engine
 from nextbest.workspace import Workspace
 
 
@@ -65,13 +66,13 @@ def build_missing(
     return list(dates)
 
 
-def feature_set_versions(con: duckdb.DuckDBPyConnection, dates: Sequence[object]) -> list[str]:
+def feature_set_versions(con: duckdb.DuckDBPyConnection | SqlEngine, dates: Sequence[object]) -> list[str]:
     """Feature set versions of the snapshots as of ``dates`` (from ``features.manifest``)."""
     if not dates:
         return []
-    rows = con.execute(
-        "SELECT DISTINCT feature_set_version FROM features.manifest WHERE CAST(as_of AS DATE) IN "
-        "(SELECT CAST(unnest($dates) AS DATE)) ORDER BY 1",
+    frame = as_engine(con).query(
+        "SELECT DISTINCT feature_set_version FROM features.manifest "
+        "WHERE list_contains(CAST($dates AS DATE[]), CAST(as_of AS DATE)) ORDER BY feature_set_version",
         {"dates": [str(d) for d in dates]},
-    ).fetchall()
-    return [r[0] for r in rows]
+    )
+    return [str(v) for v in frame["feature_set_version"]]

@@ -1,4 +1,4 @@
-"""``nextbest data import | quality | summary | forget``."""
+"""``nextbest data import | quality | summary | forget | export``."""
 
 from __future__ import annotations
 
@@ -36,6 +36,7 @@ def register(app: typer.Typer) -> None:
     data_app.command("quality")(quality_command)
     data_app.command("summary")(summary_command)
     data_app.command("forget")(forget_command)
+    data_app.command("export")(export_command)
 
 
 def import_command(
@@ -150,6 +151,37 @@ def forget_command(
 
 
 # --------------------------------------------------------------------------- helpers
+def export_command(
+    ctx: typer.Context,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Lake folder to write (created if absent).")],
+    json: Annotated[bool, typer.Option("--json", help="Print the rows per table as JSON.")] = False,
+) -> None:
+    """Write the warehouse as a Parquet lake for Spark: DIR/<table>/ and DIR/features/<table>/.
+
+    Runs `nextbest data sync` first, so the live store's decisions, outcomes and
+    consent changes are in it. Every table is staged and moved into place only
+    when all are written. Layout: docs/scale-out.md.
+    """
+    from nextbest.live.cli import sync_live
+    from nextbest.spark.lake import export_lake
+
+    ws = workspace_of(ctx)
+    if not ws.warehouse_path.exists():
+        raise NotFoundError(f"no warehouse at {ws.warehouse_path}; run `nextbest data generate` or `nextbest data import`")
+    sync_live(ws)
+    con = _open(ws, read_only=True)
+    try:
+        counts = export_lake(con, output)
+    finally:
+        con.close()
+    if json:
+        echo_json({"lake": str(output), "rows": counts})
+        return
+    typer.echo(f"exported {len(counts)} tables to {output}")
+    for table, n in counts.items():
+        typer.echo(f"  {table:<28} {n:>12,} rows")
+
+
 def _open(ws: Workspace, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
     if read_only and not ws.warehouse_path.exists():
         raise NotFoundError(

@@ -22,6 +22,7 @@ from typing import Literal
 import duckdb
 
 from nextbest.config import NextbestConfig
+from nextbest.warehouse.engine import SqlEngine, as_engine
 
 Basis = Literal["margin", "amount x margin_rate", "amount"]
 
@@ -86,13 +87,14 @@ class ValueBasis:
         }
 
 
-def value_basis(con: duckdb.DuckDBPyConnection, config: NextbestConfig) -> ValueBasis:
+def value_basis(con: duckdb.DuckDBPyConnection | SqlEngine, config: NextbestConfig) -> ValueBasis:
     """Decide the value basis from every transaction line in the warehouse and ``features.margin_rate``.
 
     The whole table decides, not a time window, so every snapshot and fit of a
     warehouse uses one unit.
     """
-    rows, with_margin = con.execute("SELECT count(*), count(margin) FROM transactions").fetchone()
+    counts = as_engine(con).query("SELECT count(*) AS n_rows, count(margin) AS n_margin FROM transactions")
+    rows, with_margin = int(counts["n_rows"].iloc[0]), int(counts["n_margin"].iloc[0])
     rate = config.features.margin_rate
     basis: Basis = "margin" if with_margin else "amount" if rate is None else "amount x margin_rate"
     return ValueBasis(basis, rate, int(rows), int(rows - with_margin))

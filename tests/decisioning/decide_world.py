@@ -16,8 +16,10 @@ import mlflow
 import numpy as np
 import pandas as pd
 import yaml
+from typer.testing import CliRunner
 from tests.decisioning.decisioning_helpers import fitted_scorer
 
+from nextbest.cli import app
 from nextbest.decisioning.synthetic import random_features
 from nextbest.features.registry import feature_defs, offer_history_features
 from nextbest.features.snapshots import write_snapshot
@@ -93,25 +95,8 @@ def register_champion(ws: Workspace) -> str:
     return str(version.version)
 
 
-#: Contract tables of the warehouse's main schema a lake holds.
-LAKE_TABLES = ("customers", "interactions", "transactions", "life_events", "decisions", "responses", "consent_changes")
-
-
 def write_lake(ws: Workspace, lake: Path) -> Path:
-    """The lake layout ``nextbest data export`` writes, from ``ws``'s warehouse (DuckDB ``COPY``).
-
-    Stands in for the export command until it lands: ``<lake>/<table>/`` per contract
-    table, ``<lake>/features/customer_snapshot/`` and ``<lake>/features/offer_history/``.
-    """
-    con = connect(ws.warehouse_path, read_only=True)
-    try:
-        present = {r[0] for r in con.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'").fetchall()}
-        targets = [(t, lake / t) for t in LAKE_TABLES if t in present]
-        targets += [(f"features.{t}", lake / "features" / t) for t in ("customer_snapshot", "offer_history")]
-        for table, folder in targets:
-            folder.mkdir(parents=True, exist_ok=True)
-            con.execute(f"COPY (SELECT * FROM {table}) TO '{folder / 'part-0.parquet'}' (FORMAT PARQUET)")
-    finally:
-        con.close()
+    """``ws`` exported as a lake, as ``nextbest data export --output LAKE`` writes it."""
+    result = CliRunner().invoke(app, ["--workspace", str(ws.root), "data", "export", "--output", str(lake)])
+    assert result.exit_code == 0, result.output
     return lake

@@ -18,7 +18,7 @@ from nextbest.warehouse.db import connect
 from nextbest.workspace import Workspace
 from tests.decisioning.decide_world import CAPACITY, CAPPED_CHANNEL, CUSTOMERS, DAY, build_world, write_lake
 
-pytestmark = pytest.mark.spark
+pytestmark = [pytest.mark.spark, pytest.mark.xdist_group("spark")]
 DATE = DAY.isoformat()
 #: An offer whose lifetime cap binds too (a capacity on offers rather than channels).
 CAPPED_OFFER, OFFER_CAP = "home_makeover", 25
