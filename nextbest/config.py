@@ -146,6 +146,14 @@ class Trigger(_Frozen):
     action: Literal["boost", "force"] = "boost"
     boost: float = Field(default=1.5, ge=1.0)
     condition: str | None = Field(default=None, description="Extra rule, e.g. 'clv_12m >= 50'.")
+    refire_cooldown_days: int = Field(
+        default=30,
+        ge=0,
+        description=(
+            "After one of the trigger's offers was sent to a customer, the trigger does not fire for them again for "
+            "this many days, however long the event lasts (0 = fire whenever the event is on)."
+        ),
+    )
 
 
 class Exploration(_Frozen):
