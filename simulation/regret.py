@@ -97,7 +97,7 @@ def historical_pressure(ws: Workspace) -> pd.Series:
     try:
         frame = con.execute(
             """
-            WITH d AS (SELECT customer_id, ts FROM decisions WHERE experiment = 'historical' AND contacted)
+            WITH d AS (SELECT customer_id, ts FROM decisions WHERE experiment IN ('historical', 'frequency_test') AND contacted)
             SELECT least(s.contacts_7d, ?) AS pressure, count(*) AS n
             FROM d ASOF JOIN features.customer_snapshot s ON d.customer_id = s.customer_id AND d.ts >= s.as_of
             GROUP BY ALL

@@ -30,6 +30,8 @@ import pandas as pd
 
 from nextbest.config import NextbestConfig
 from nextbest.errors import BadInputError, NotFoundError
+from nextbest.features.contacts import recent_contacts
+from nextbest.features.pit import age_days
 
 SNAPSHOT_TABLE = "features.customer_snapshot"
 OFFER_HISTORY_TABLE = "features.offer_history"
@@ -201,7 +203,6 @@ def build_training_set(
 
     outcomes = LABEL_OUTCOMES[training.label]
     window = int(training.response_window_days)
-    quoted = ", ".join(f's."{f}"' for f in features)
     hist_select = "".join(f', oh."{h}"' for h in history)
     truth_select = ", t.p_contact AS true_p_contact, t.p_control AS true_p_control" if with_truth else ""
     hist_join = (
@@ -210,6 +211,21 @@ def build_training_set(
         if history else ""
     )
     truth_join = f"LEFT JOIN {TRUTH_TABLE} t ON t.decision_id = snap.decision_id" if with_truth else ""
+    # Contact pressure at each decision's own time, from the decision log before it (the snapshot's
+    # counts stop at its as-of, up to a week earlier): the feature SQL's definition, not a copy.
+    pressure = {name: sql for name, sql in recent_contacts(age_days("p.ts", "d.ts"), "coalesce(p.contacted, false)").items() if name in features}
+    longest = max((int(name.split("_")[1].rstrip("d")) for name in pressure), default=0)
+    pressure_cte = (
+        ", pressure AS (SELECT d.decision_id, "
+        + ", ".join(f"{sql} AS {name}" for name, sql in pressure.items())
+        + " FROM d JOIN decisions p ON p.customer_id = d.customer_id AND p.ts < d.ts"
+        f" AND p.ts >= d.ts - to_days({longest + 1}) AND p.offer_id IS NOT NULL"
+        " GROUP BY d.decision_id)"
+        if pressure else ""
+    )
+    pressure_select = "".join(f", coalesce(pr.{name}, 0) AS {name}" for name in pressure)
+    pressure_join = "LEFT JOIN pressure pr ON pr.decision_id = snap.decision_id" if pressure else ""
+    quoted = ", ".join(f's."{f}"' for f in features if f not in pressure)
     sql = f"""
         WITH d AS (
             SELECT {", ".join(DECISION_COLUMNS)}
@@ -225,16 +241,17 @@ def build_training_set(
             FROM responses r JOIN d USING (decision_id)
             WHERE r.ts >= d.ts AND r.ts < d.ts + to_days($window)
             GROUP BY r.decision_id
-        ),
+        ){pressure_cte},
         snap AS (
             SELECT d.*, s.as_of AS snapshot_as_of, {quoted}
             FROM d ASOF LEFT JOIN {SNAPSHOT_TABLE} s
               ON d.customer_id = s.customer_id AND d.ts >= s.as_of
         )
         SELECT snap.*, coalesce(lab.label, false) AS label, coalesce(lab.revenue, 0.0) AS revenue
-               {hist_select} {truth_select}
+               {pressure_select} {hist_select} {truth_select}
         FROM snap
         LEFT JOIN lab USING (decision_id)
+        {pressure_join}
         {hist_join}
         {truth_join}
         ORDER BY snap.ts, snap.decision_id

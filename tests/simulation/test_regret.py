@@ -49,7 +49,7 @@ def test_the_summary_splits_the_shares_by_period_trigger_and_pressure(tiny: Work
     assert sum(r["decisions"] for r in out["by_period_and_trigger"]) == len(frame)
     con = connect(tiny.warehouse_path, read_only=True)
     try:
-        contacted = con.execute("SELECT count(*) FROM decisions WHERE experiment = 'historical' AND contacted").fetchone()[0]
+        contacted = con.execute("SELECT count(*) FROM decisions WHERE experiment IN ('historical', 'frequency_test') AND contacted").fetchone()[0]
     finally:
         con.close()
     # Training builds a snapshot for every decision date it learns from (not for ones whose window is open).
