@@ -25,6 +25,8 @@ class _LGBMBase(BaseEstimator):
     """Shared parameters, training and contribution logic."""
 
     _objective: str = "binary"
+    #: Bundles pickled before monotone constraints existed read this default.
+    monotone: dict[str, int] | None = None
 
     def __init__(
         self,
