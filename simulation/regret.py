@@ -22,6 +22,8 @@ import pandas as pd
 
 from nextbest.config import NextbestConfig
 from nextbest.decisioning.engine import DecisionEngine
+from nextbest.features.contacts import recent_contacts
+from nextbest.features.pit import age_days
 from nextbest.simulation.audience import trigger_mask
 from nextbest.simulation.policies import OracleScorer, policy_config
 from nextbest.simulation.runner import DecidedDay
@@ -92,15 +94,20 @@ def truth_config(config: NextbestConfig) -> NextbestConfig:
 
 
 def historical_pressure(ws: Workspace) -> pd.Series:
-    """Contacted historical decisions per ``contacts_7d`` the model saw (its training support)."""
+    """Contacted historical decisions per ``contacts_7d`` at their own time, as the training set counts it
+    (the model's training support)."""
+    count = recent_contacts(age_days("p.ts", "d.ts"), "coalesce(p.contacted, false)")["contacts_7d"]
     con = connect(ws.warehouse_path, read_only=True)
     try:
         frame = con.execute(
-            """
-            WITH d AS (SELECT customer_id, ts FROM decisions WHERE experiment IN ('historical', 'frequency_test') AND contacted)
-            SELECT least(s.contacts_7d, ?) AS pressure, count(*) AS n
-            FROM d ASOF JOIN features.customer_snapshot s ON d.customer_id = s.customer_id AND d.ts >= s.as_of
-            GROUP BY ALL
+            f"""
+            WITH d AS (SELECT decision_id, customer_id, ts FROM decisions
+                       WHERE experiment IN ('historical', 'frequency_test') AND contacted AND offer_id IS NOT NULL),
+            pr AS (SELECT d.decision_id, {count} AS contacts_7d
+                   FROM d LEFT JOIN decisions p ON p.customer_id = d.customer_id AND p.ts < d.ts
+                        AND p.ts >= d.ts - to_days(8) AND p.offer_id IS NOT NULL
+                   GROUP BY d.decision_id)
+            SELECT least(contacts_7d, ?) AS pressure, count(*) AS n FROM pr GROUP BY ALL
             """,
             [PRESSURE_CAP],
         ).df()
