@@ -201,8 +201,13 @@ class CustomerFacts:
                   for i in range(len(first.condition))),
         )
 
-    def targeting(self, config: NextbestConfig, context: Context) -> Targeting:
-        """The facts with the triggers of ``context`` applied."""
+    def targeting(self, config: NextbestConfig, context: Context, cooling: np.ndarray | None = None) -> Targeting:
+        """The facts with the triggers of ``context`` applied.
+
+        ``cooling`` (n, T) says which triggers are within their re-fire cool-down for
+        each customer (:attr:`HistoryView.trigger_cooling`): those do not fire, whatever
+        the event or the context says. ``None``: none is.
+        """
         n = len(self.stage)
         offers = config.offers.offers
         offer_pos = {o.id: j for j, o in enumerate(offers)}
@@ -220,6 +225,8 @@ class CustomerFacts:
             condition = self.condition[t_idx]
             if condition is not None:
                 fired &= condition
+            if cooling is not None:
+                fired &= ~cooling[:, t_idx]
             for offer_id in t.offers:
                 j = offer_pos[offer_id]
                 if t.action == "force":
@@ -271,9 +278,12 @@ def customer_facts(features: pd.DataFrame, config: NextbestConfig, rules: RuleSe
     return CustomerFacts(eligible, reason, consent, reachable, stage_index(features), tuple(events), tuple(conditions))
 
 
-def targeting(features: pd.DataFrame, config: NextbestConfig, rules: RuleSet, context: Context) -> Targeting:
-    """Evaluate eligibility, segments, consent, reachability, stage and triggers."""
-    return customer_facts(features, config, rules).targeting(config, context)
+def targeting(
+    features: pd.DataFrame, config: NextbestConfig, rules: RuleSet, context: Context, cooling: np.ndarray | None = None
+) -> Targeting:
+    """Evaluate eligibility, segments, consent, reachability, stage and triggers (``cooling`` as for
+    :meth:`CustomerFacts.targeting`)."""
+    return customer_facts(features, config, rules).targeting(config, context, cooling)
 
 
 @dataclass(frozen=True)

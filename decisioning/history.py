@@ -49,6 +49,7 @@ class HistoryView:
     negative: np.ndarray  # (n,) unsubscribed within the suppression period
     offer_remaining: np.ndarray  # (O,) exposures left under offer.max_contacts (inf = no cap)
     channel_remaining: np.ndarray  # (C,) contacts left today under daily_capacity (inf = no cap)
+    trigger_cooling: np.ndarray  # (n, T) one of the trigger's offers was sent within its re-fire cool-down
 
 
 class _CustomerLog:
@@ -196,7 +197,15 @@ class ContactHistory:
         # The policy's periods as microsecond timedeltas, for the views.
         self._window = _days(policy.window_days)
         self._cooldown = _days(policy.offer_cooldown_days)
-        self._lookback = _days(max(policy.window_days, policy.offer_cooldown_days))
+        triggers = cfg.policy.triggers
+        # Which offers each trigger sends, and its re-fire cool-down: a trigger whose offer went out
+        # (on any channel, the banner too) within it does not fire again.
+        self._trigger_offers = np.zeros((len(self._offer_ids), len(triggers)), dtype=bool)
+        for t_idx, t in enumerate(triggers):
+            for offer_id in t.offers:
+                self._trigger_offers[self._offer_where[offer_id], t_idx] = True
+        self._refire = [_days(t.refire_cooldown_days) for t in triggers]
+        self._lookback = _days(lookback_days(cfg))
         self._complaint_days = _days(policy.complaint_suppression_days)
         self._negative_days = _days(policy.negative_response_suppression_days)
         self._contacts = _CustomerLog(self._contact_columns(
@@ -254,7 +263,7 @@ class ContactHistory:
             Restrict per-customer facts to these customers (``None`` = all).
         """
         policy = config.policy.contact
-        lookback = max(policy.window_days, policy.offer_cooldown_days)
+        lookback = lookback_days(config)
         suppress = max(policy.complaint_suppression_days, policy.negative_response_suppression_days)
         at = pd.Timestamp(at).to_pydatetime()
         params: list[object] = [at - dt.timedelta(days=lookback), at]
@@ -381,6 +390,11 @@ class ContactHistory:
         cool = mine & is_personal & (of >= 0) & (ts > at64 - self._cooldown)
         cooling = np.zeros((n, n_of), dtype=bool)
         cooling[pos[cool], of[cool]] = True
+        trigger_cooling = np.zeros((n, len(self._refire)), dtype=bool)
+        sent = mine & (of >= 0)
+        for t_idx, refire in enumerate(self._refire):
+            hit = sent & self._trigger_offers[np.where(sent, of, 0), t_idx] & (ts > at64 - refire)
+            trigger_cooling[pos[hit], t_idx] = True
 
         neg = self._negative_log.rows_of(ids)
         npos = _positions(ids, neg["customer_id"])
@@ -399,7 +413,9 @@ class ContactHistory:
         channel_remaining = np.full(n_ch, np.inf)
         for i, cid, cap in self._channel_caps:
             channel_remaining[i] = max(cap - self.channel_days.get((day, cid), 0), 0)
-        return HistoryView(contacts, by_channel, cooling, complaint, negative, offer_remaining, channel_remaining)
+        return HistoryView(
+            contacts, by_channel, cooling, complaint, negative, offer_remaining, channel_remaining, trigger_cooling
+        )
 
 
 #: Up to this many contacts, counting per (day, channel) in Python beats a pandas groupby.
@@ -420,6 +436,15 @@ def _positions_of(index: pd.Index, where: dict[object, int], values: np.ndarray)
     if len(values) <= _SMALL_RECORD:
         return np.fromiter((where.get(v, -1) for v in values.tolist()), dtype=np.int64, count=len(values))
     return index.get_indexer(values)
+
+
+def lookback_days(config: NextbestConfig) -> int:
+    """Days of contacts a view reads: the caps' window, the offer cool-down and every trigger's re-fire cool-down."""
+    policy = config.policy
+    return max(
+        policy.contact.window_days, policy.contact.offer_cooldown_days,
+        *(t.refire_cooldown_days for t in policy.triggers),
+    )
 
 
 def _days(n: int) -> np.timedelta64:

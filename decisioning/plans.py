@@ -249,10 +249,18 @@ def rank_plans(
         return [rank_plans(engine, [p], customers, at, valid, [k], [s], history)[0]
                 for p, k, s in zip(plans, top_k, seed, strict=True)]
     cust = np.repeat(np.arange(n), sizes)
+    values = np.concatenate([p.values for p in plans]) if n > 1 else plans[0].values
+    # Rows in the (possibly re-sorted) order ranked here, as positions in the plans' rows.
+    perm = np.arange(len(cust))
+    trigger = pairs[:, TRIGGER].astype(np.int64)
+    cooling = (trigger >= 0) & view.trigger_cooling[cust, np.maximum(trigger, 0)]
+    if cooling.any():
+        pairs, values, trigger, perm = _quiet_triggers(engine, plans, cust, pairs, values, trigger, cooling)
+        offer, channel = pairs[:, OFFER], pairs[:, CHANNEL]
     # (n, rows) for every customer against every row of the batch: each row's own customer is its entry.
     blocked = contact_blocked(engine.config, PairGrid(offer, channel), view, engine._policy_arrays)[cust, np.arange(len(cust))]
     live = np.flatnonzero(~blocked & valid[offer])
-    values = (np.concatenate([p.values for p in plans]) if n > 1 else plans[0].values)[live]
+    values = values[live]
     forced = pairs[live, FORCED].astype(bool)
     key = values[:, KEY]
     in_set = forced | (key > engine.config.policy.arbitration.min_expected_value)
@@ -281,10 +289,59 @@ def rank_plans(
         rows = slice(int(groups.start[i]), int(groups.start[i] + groups.count[i]))
         pick = int(picks[i]) - rows.start if picks[i] >= 0 else -1
         docs.append(_document(
-            engine, plan, customers, at, top_k[i], bool(contacted[i]), pick, live[rows] - int(sizes[:i].sum()),
-            values[rows], forced[rows], in_set[rows], prop[rows], offer[rows], channel[rows],
+            engine, plan, customers, at, top_k[i], bool(contacted[i]), pick, perm[live[rows]] - int(sizes[:i].sum()),
+            values[rows], forced[rows], in_set[rows], prop[rows], offer[rows], channel[rows], trigger[live[rows]],
         ))
     return docs
+
+
+def _quiet_triggers(
+    engine: DecisionEngine, plans: Sequence[CustomerPlan], cust: np.ndarray, pairs: np.ndarray, values: np.ndarray,
+    trigger: np.ndarray, cooling: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Plan rows with the triggers that are within their re-fire cool-down taken back, re-sorted by priority.
+
+    A plan is built with no contact history, so every trigger whose event is on
+    fired in it. Where the history now says the trigger's offer went out within
+    its cool-down, the row is valued again without the trigger's boost (and
+    without its force), with the arithmetic of
+    :func:`~nextbest.decisioning.scoring.score_grid`, which applies the same
+    history to the same triggers; ties keep the configuration's pair order.
+    Exact when no offer is named by two triggers (the engine then lets the
+    other trigger fire instead; a plan does not know whether its event is on).
+
+    Returns
+    -------
+    pairs, values, trigger, perm
+        The rows in their new priority order, and each one's position in the input.
+    """
+    pairs, values, trigger = pairs.copy(), values.copy(), trigger.copy()
+    config = engine.config
+    rows = np.flatnonzero(cooling)
+    offer, channel, who = pairs[rows, OFFER].astype(np.int64), pairs[rows, CHANNEL].astype(np.int64), cust[rows]
+    stage = np.array([p.stage for p in plans])[who]
+    stages = config.policy.stages
+    boost = np.ones(len(rows))
+    if stages.mode == "boost":
+        boost = boost * np.where(engine.offer_stage[offer] == stage, stages.boost, 1.0)
+    gain = engine.offer_value[offer] * engine.offer_lever[offer] * boost
+    cost = engine.channel_cost[channel]
+    p = values[rows, UPLIFT] if config.policy.arbitration.objective == "uplift" else values[rows, PROBABILITY]
+    expected = p * gain - cost
+    rules = engine.arm_rules[np.array([pl.arm for pl in plans])[who]]
+    values[rows, KEY] = np.where(rules, gain - cost, expected)
+    values[rows, EXPECTED_VALUE] = expected
+    values[rows, BOOST] = boost
+    pairs[rows, FORCED] = 0
+    trigger[rows] = -1
+    pairs[:, TRIGGER] = trigger
+    # Ties in the configuration's pair order, as the engine's grid has them.
+    grid = engine._grid(None, None)
+    order_of = np.zeros((len(engine.offer_ids), len(engine.channel_ids)), dtype=np.int64)
+    order_of[grid.offer, grid.channel] = np.arange(len(grid))
+    tie = order_of[pairs[:, OFFER].astype(np.int64), pairs[:, CHANNEL].astype(np.int64)]
+    perm = np.lexsort((tie, -values[:, KEY], ~pairs[:, FORCED].astype(bool), cust))
+    return pairs[perm], values[perm], trigger[perm], perm
 
 
 def _caps_bind(view: HistoryView, offer: np.ndarray, channel: np.ndarray, n: int) -> bool:
@@ -295,17 +352,18 @@ def _caps_bind(view: HistoryView, offer: np.ndarray, channel: np.ndarray, n: int
 def _document(
     engine: DecisionEngine, plan: CustomerPlan, customers: PreparedCustomers, at: dt.datetime, top_k: int,
     contacted: bool, pick: int, live: np.ndarray, values: np.ndarray, forced: np.ndarray, in_set: np.ndarray,
-    prop: np.ndarray, offer: np.ndarray, channel: np.ndarray,
+    prop: np.ndarray, offer: np.ndarray, channel: np.ndarray, trigger: np.ndarray,
 ) -> RankResponse:
     """One customer's decision document: ``pick`` (a row of its live candidates, -1 = no action), then the
-    best of its action set. ``live`` are those rows' positions in the plan."""
+    best of its action set. ``live`` are those rows' positions in the plan, ``trigger`` the trigger that fired
+    for each (-1: none)."""
     # The choice (or "no action"), then the best of the action set; as in selection.ranked_actions.
     rows = [pick, *[r for r in np.flatnonzero(in_set).tolist() if r != pick][: top_k - 1]]
     real = np.array([r for r in rows if r >= 0], dtype=np.int64)
     o, ch = offer[real], channel[real]
     model = iter(planned_reasons(engine, engine._arm_alias[plan.arm], plan, customers, live[real], o, ch))
     columns = zip(
-        o.tolist(), ch.tolist(), values[real].tolist(), prop[real].tolist(), plan.pairs[live[real], TRIGGER].tolist(),
+        o.tolist(), ch.tolist(), values[real].tolist(), prop[real].tolist(), trigger[real].tolist(),
         forced[real].tolist(), (engine.offer_stage[o] == plan.stage).tolist(), strict=True,
     )
     actions = []

@@ -94,8 +94,9 @@ def score_grid(
     over the pairs of ``grid``, with ``engine``'s rules, scorers and arbitration terms."""
     config = engine.config
     ids = customers.ids
-    target = customers.facts.targeting(config, context)
     view = history.view(ids, at)
+    # A trigger within its re-fire cool-down does not fire (the same rule rank_plans applies to a plan).
+    target = customers.facts.targeting(config, context, view.trigger_cooling)
     codes = suppression_codes(config, grid, target, view, engine._policy_arrays)
     arm = engine.arm_served[assign_arms(ids, config)]
 

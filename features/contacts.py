@@ -36,11 +36,19 @@ def _in(values: tuple[str, ...]) -> str:
     return f"({', '.join(literal(v) for v in values)})"
 
 
+def recent_contacts(age: str = "age_days", contacted: str = "contacted") -> dict[str, str]:
+    """Contact pressure, the one definition: ``contacts_<d>d`` -> SQL counting the contacted decisions (with an
+    offer) whose age in days (``age``, > 0 before the time it is measured at) is at most ``d``.
+
+    The feature snapshot counts them at its as-of time; a training set counts them at each decision's own
+    time (:func:`nextbest.training.dataset.build_training_set`), from the same decision log.
+    """
+    return {f"contacts_{d}d": f"count(*) FILTER (WHERE {contacted} AND {age} <= {d})" for d in CONTACT_WINDOWS}
+
+
 def query(config: NextbestConfig) -> GroupQuery:
     """Contact counts, campaign reactions and care signals per customer."""
-    recent = ", ".join(
-        f"count(*) FILTER (WHERE contacted AND age_days <= {d}) AS contacts_{d}d" for d in CONTACT_WINDOWS
-    )
+    recent = ", ".join(f"{sql} AS {name}" for name, sql in recent_contacts().items())
     contacts = (
         f"SELECT customer_id, {recent}, count(*) FILTER (WHERE contacted) AS contacts_total, "
         "count(*) FILTER (WHERE NOT contacted) AS holdouts_total "

@@ -18,9 +18,9 @@ AS_OF = "CAST($as_of AS TIMESTAMP)"
 AS_OF_DATE = "CAST($as_of AS DATE)"
 
 
-def age_days(column: str) -> str:
-    """SQL for the days between ``column`` and the as-of time (fractional, > 0 before it)."""
-    return f"(date_diff('millisecond', {column}, {AS_OF}) / 86400000.0)"
+def age_days(column: str, at: str = AS_OF) -> str:
+    """SQL for the days between ``column`` and the as-of time ``at`` (fractional, > 0 before it)."""
+    return f"(date_diff('millisecond', {column}, {at}) / 86400000.0)"
 
 
 def customer_columns(config: NextbestConfig) -> tuple[str, ...]:

@@ -32,9 +32,12 @@ _NEGATIVES = ("customer_id", "ts", "outcome")
 
 
 def lookback_days(config: NextbestConfig) -> int:
-    """How far back the contact policy looks (caps, cool-downs, suppressions), in days."""
+    """How far back the contact policy looks (caps, cool-downs, suppressions, trigger re-fires), in days."""
     p = config.policy.contact
-    return max(p.window_days, p.offer_cooldown_days, p.complaint_suppression_days, p.negative_response_suppression_days)
+    return max(
+        p.window_days, p.offer_cooldown_days, p.complaint_suppression_days, p.negative_response_suppression_days,
+        *(t.refire_cooldown_days for t in config.policy.triggers),
+    )
 
 
 def sync_marks(con: duckdb.DuckDBPyConnection, store_id: str) -> dict[str, int]:

@@ -25,6 +25,8 @@ class _LGBMBase(BaseEstimator):
     """Shared parameters, training and contribution logic."""
 
     _objective: str = "binary"
+    #: Bundles pickled before monotone constraints existed read this default.
+    monotone: dict[str, int] | None = None
 
     def __init__(
         self,
@@ -41,6 +43,7 @@ class _LGBMBase(BaseEstimator):
         categorical: Sequence[str] = (),
         defaults: dict[str, float] | None = None,
         ignored_features: Sequence[str] = (),
+        monotone: dict[str, int] | None = None,
         random_state: int = 0,
         n_jobs: int = 1,
     ) -> None:
@@ -56,6 +59,7 @@ class _LGBMBase(BaseEstimator):
         self.categorical = categorical
         self.defaults = defaults
         self.ignored_features = ignored_features
+        self.monotone = monotone
         self.random_state = random_state
         self.n_jobs = n_jobs
 
@@ -91,6 +95,21 @@ class _LGBMBase(BaseEstimator):
             )
         return [0.0 if name in self.ignored_features else 1.0 for name in names]
 
+    def _monotone_constraints(self) -> list[int] | None:
+        # Columns of the frame only: a constraint on a column the frame lacks has nothing to hold.
+        if not self.monotone:
+            return None
+        bad = {c: d for c, d in self.monotone.items() if d not in (-1, 0, 1)}
+        if bad:
+            raise BadInputError(f"monotone: directions must be -1, 0 or 1, got {bad}")
+        names = list(self.encoder_.feature_names_in_)
+        cats = {names[i] for i in self.encoder_.categorical_indices_}
+        categorical = sorted(set(self.monotone) & cats)
+        if categorical:
+            raise BadInputError(f"monotone: {categorical} are categorical; only numeric columns can be constrained")
+        constraints = [int(self.monotone.get(name, 0)) for name in names]
+        return constraints if any(constraints) else None
+
     def _fit(
         self,
         X: pd.DataFrame,
@@ -123,6 +142,9 @@ class _LGBMBase(BaseEstimator):
         penalty = self._feature_penalty()
         if penalty is not None:
             params["feature_penalty"] = penalty
+        monotone = self._monotone_constraints()
+        if monotone is not None:
+            params["monotone_constraints"] = monotone
         self.booster_ = lgb.train(
             params,
             train,
@@ -179,6 +201,9 @@ class LGBMResponseClassifier(ClassifierMixin, _LGBMBase):
     ignored_features
         Columns no tree splits on (LightGBM ``feature_penalty`` 0); they stay in the
         encoding, so contributions report them as exactly 0.
+    monotone
+        Column -> -1 (prediction never rises with it) or +1 (never falls): LightGBM
+        ``monotone_constraints``; columns the training frame lacks are left out.
     random_state, n_jobs
         Seed and thread count for training and prediction (0 = one per core).
         The default is 1: on a machine shared with DuckDB and the scoring

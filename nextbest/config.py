@@ -147,6 +147,14 @@ class Trigger(_Frozen):
     action: Literal["boost", "force"] = "boost"
     boost: float = Field(default=1.5, ge=1.0)
     condition: str | None = Field(default=None, description="Extra rule, e.g. 'clv_12m >= 50'.")
+    refire_cooldown_days: int = Field(
+        default=30,
+        ge=0,
+        description=(
+            "After one of the trigger's offers was sent to a customer, the trigger does not fire for them again for "
+            "this many days, however long the event lasts (0 = fire whenever the event is on)."
+        ),
+    )
 
 
 class Exploration(_Frozen):
@@ -365,6 +373,15 @@ class TrainingConfig(_Frozen):
             "warehouse too small to estimate the market's demand above its noise."
         ),
     )
+    pressure_features: tuple[str, ...] = Field(
+        default=("contacts_7d", "contacts_30d"),
+        description=(
+            "Contact pressure: numeric model inputs whose effect on the contact effect may only be non-increasing "
+            "(LightGBM monotone_constraints on the contacted prediction, the S-learner; on the contact-effect model, "
+            "the shift learner). They act through a contact only: rows without one see them as missing, so the "
+            "model never extrapolates a fresh customer's uplift to one contacted yesterday. [] = unconstrained."
+        ),
+    )
     min_child_samples: int = Field(default=200, ge=1, description="LightGBM min_data_in_leaf.")
     early_stopping_rounds: int = Field(default=100, ge=1, description="Stop when validation log loss stalls.")
     experiments: tuple[str, ...] | None = Field(
@@ -426,6 +443,19 @@ class NextbestConfig(_Frozen):
             RuleSet.from_config(self)
         except RuleError as exc:
             raise ValueError(str(exc)) from None
+        return self
+
+    @model_validator(mode="after")
+    def _pressure_features(self) -> NextbestConfig:
+        # Only a numeric customer feature has an order a monotone constraint can follow.
+        from nextbest.features.registry import customer_features, feature_defs
+
+        numeric = {d.name for d in customer_features(feature_defs(self)) if d.dtype in ("int", "float")}
+        bad = [f for f in self.training.pressure_features if f not in numeric]
+        if bad:
+            raise ValueError(
+                f"training.pressure_features names {bad}, not numeric customer features; use e.g. contacts_7d, contacts_30d"
+            )
         return self
 
     # Convenience look-ups; the tuples above stay the source of truth.

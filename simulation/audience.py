@@ -7,8 +7,12 @@ contract ending) trigger a decision. The simulator does the same each day:
 * **campaign**: a ``campaign_share`` of the known customers, drawn by a salted
   hash of (seed, day, customer), so every policy decides for the same customers
   on the same day;
-* **triggers**: every customer whose feature row has one of the configured
-  trigger events (``policy.triggers[].event``) true.
+* **triggers**: every customer for whom a configured trigger event
+  (``policy.triggers[].event``) has just begun: true in today's feature row,
+  not in the row of the day before (:class:`EventOnsets`), unless one of the
+  trigger's offers went out to them within its ``refire_cooldown_days``. An
+  event prompts one decision at its onset, as event-driven marketing does, not
+  one a day for as long as the event lasts.
 
 Triggered customers depend on the policy's own world (a policy that engages a
 customer changes what they do), which is part of what is being compared.
@@ -37,7 +41,38 @@ def trigger_mask(features: pd.DataFrame, config: NextbestConfig) -> np.ndarray:
     return hit
 
 
-def audience(features: pd.DataFrame, config: NextbestConfig, *, day: int, share: float, seed: int) -> pd.DataFrame:
+class EventOnsets:
+    """Which trigger events began since the last look: on now, off (or unknown) in the previous feature rows.
+
+    Keeps, per trigger, the customers whose event was on at the last :meth:`update`.
+    The first look counts every event that is on as begun (nothing was seen before it).
+    """
+
+    def __init__(self) -> None:
+        self._on: list[np.ndarray] | None = None
+
+    def update(self, features: pd.DataFrame, config: NextbestConfig) -> np.ndarray:
+        """(n, T) whether each trigger's event began for each feature row since the previous call."""
+        ids = features["customer_id"].to_numpy(np.int64)
+        on = [_event_on(features, t.event) for t in config.policy.triggers]
+        began = np.zeros((len(ids), len(on)), dtype=bool)
+        for t_idx, now in enumerate(on):
+            before = np.isin(ids, self._on[t_idx]) if self._on is not None else np.zeros(len(ids), dtype=bool)
+            began[:, t_idx] = now & ~before
+        self._on = [ids[now] for now in on]
+        return began
+
+
+def _event_on(features: pd.DataFrame, event: str) -> np.ndarray:
+    if event not in features.columns:
+        return np.zeros(len(features), dtype=bool)
+    return features[event].astype("boolean").fillna(False).to_numpy(dtype=bool)
+
+
+def audience(
+    features: pd.DataFrame, config: NextbestConfig, *, day: int, share: float, seed: int,
+    triggered: np.ndarray | None = None,
+) -> pd.DataFrame:
     """The feature rows of the customers to decide for on ``day`` (campaign ∪ triggers).
 
     Parameters
@@ -52,7 +87,11 @@ def audience(features: pd.DataFrame, config: NextbestConfig, *, day: int, share:
         Share of customers in the daily campaign, in [0, 1].
     seed
         Simulation seed.
+    triggered
+        (n,) whether a trigger fires for each row today (:class:`EventOnsets`, less the
+        cool-downs); ``None``: every row with a trigger event on (:func:`trigger_mask`).
     """
     ids = features["customer_id"].to_numpy(np.int64)
-    chosen = campaign_mask(ids, day, share, seed) | trigger_mask(features, config)
+    fired = triggered if triggered is not None else trigger_mask(features, config)
+    chosen = campaign_mask(ids, day, share, seed) | fired
     return features.loc[chosen].reset_index(drop=True)

@@ -22,10 +22,11 @@ import pandas as pd
 
 from nextbest.config import NextbestConfig
 from nextbest.decisioning.engine import DecisionEngine
+from nextbest.features.contacts import recent_contacts
+from nextbest.features.pit import age_days
 from nextbest.simulation.audience import trigger_mask
 from nextbest.simulation.policies import OracleScorer, policy_config
 from nextbest.simulation.runner import DecidedDay
-from nextbest.training.asof import asof_match
 from nextbest.warehouse.db import connect
 from nextbest.workspace import Workspace
 
@@ -93,28 +94,26 @@ def truth_config(config: NextbestConfig) -> NextbestConfig:
 
 
 def historical_pressure(ws: Workspace) -> pd.Series:
-    """Contacted historical decisions per ``contacts_7d`` the model saw (its training support)."""
+    """Contacted historical decisions per ``contacts_7d`` at their own time, as the training set counts it
+    (the model's training support)."""
+    count = recent_contacts(age_days("p.ts", "d.ts"), "coalesce(p.contacted, false)")["contacts_7d"]
     con = connect(ws.warehouse_path, read_only=True)
     try:
-        frame = con.execute(pressure_sql(), {"cap": PRESSURE_CAP}).df()
+        frame = con.execute(
+            f"""
+            WITH d AS (SELECT decision_id, customer_id, ts FROM decisions
+                       WHERE experiment IN ('historical', 'frequency_test') AND contacted AND offer_id IS NOT NULL),
+            pr AS (SELECT d.decision_id, {count} AS contacts_7d
+                   FROM d LEFT JOIN decisions p ON p.customer_id = d.customer_id AND p.ts < d.ts
+                        AND p.ts >= d.ts - to_days(8) AND p.offer_id IS NOT NULL
+                   GROUP BY d.decision_id)
+            SELECT least(contacts_7d, ?) AS pressure, count(*) AS n FROM pr GROUP BY ALL
+            """,
+            [PRESSURE_CAP],
+        ).df()
     finally:
         con.close()
     return frame.set_index("pressure")["n"]
-
-
-def pressure_sql() -> str:
-    """Contacted historical decisions per ``least(contacts_7d, $cap)`` of the snapshot each was made with
-    (the latest at or before it, :func:`~nextbest.training.asof.asof_match`; decisions without one are left out)."""
-    match = asof_match("d", "decision_id", "ts", "features.customer_snapshot", "as_of", ("customer_id",))
-    return f"""
-        WITH d AS (SELECT decision_id, customer_id, ts FROM decisions WHERE experiment = 'historical' AND contacted),
-        m AS ({match})
-        SELECT least(s.contacts_7d, $cap) AS pressure, count(*) AS n
-        FROM d JOIN m ON m.decision_id = d.decision_id
-        JOIN features.customer_snapshot s ON s.customer_id = d.customer_id AND s.as_of = m.matched_as_of
-        GROUP BY least(s.contacts_7d, $cap)
-        ORDER BY pressure
-    """
 
 
 def summarise(book: pd.DataFrame, support: pd.Series) -> dict[str, object]:

@@ -48,7 +48,7 @@ from nextbest.models.scoring import Scorer
 from nextbest.serving.client import NextbestClient
 from nextbest.serving.connections import warehouse_connection
 from nextbest.simulation.accounting import Ledger, PolicyResult, summarise
-from nextbest.simulation.audience import audience
+from nextbest.simulation.audience import EventOnsets, audience
 from nextbest.simulation.events import DueEvents, PendingEvents, append_rows, record_responses
 from nextbest.simulation.policies import (
     MODEL_POLICIES,
@@ -280,6 +280,7 @@ class PolicySimulation:
         self.features: pd.DataFrame | None = None
         self.offer_history: pd.DataFrame | None = None
         self._feature_models = None
+        self._onsets = EventOnsets()
         # The replica's own live store, even when NEXTBEST_LIVE_URL names a shared one:
         # each policy's decisions must stay in its own copy of the world.
         self.store = LiveStore(ws.root_live_url, writer=f"simulate-{policy}")
@@ -351,7 +352,10 @@ class PolicySimulation:
         truth = pd.DataFrame(columns=["decision_id", "p_contact", "p_control", "expected_revenue"])
         if self.decides:
             assert self.features is not None
-            who = audience(self.features, self.config, day=day, share=self.options.campaign_share, seed=self.options.seed)
+            who = audience(
+                self.features, self.config, day=day, share=self.options.campaign_share, seed=self.options.seed,
+                triggered=self._triggered(at),
+            )
             if len(who):
                 # The observer sees the history the policy decides with, not the one its decisions extend.
                 seen = self._history(who, at) if self.observer is not None else None
@@ -412,6 +416,19 @@ class PolicySimulation:
         rows = as_decision_rows(out.decisions)
         register_decisions(self.store, rows)
         return rows
+
+    def _triggered(self, at: dt.datetime) -> np.ndarray:
+        """(n,) whether a trigger fires today for each feature row: its event began, its cool-down is over."""
+        assert self.features is not None
+        began = self._onsets.update(self.features, self.config)
+        rows = np.flatnonzero(began.any(axis=1))
+        fired = np.zeros(len(self.features), dtype=bool)
+        if len(rows):
+            ids = self.features["customer_id"].to_numpy(np.int64)[rows]
+            with warehouse_connection(self.ws.warehouse_path) as con:
+                view = ContactHistory.load(con, self.config, at, ids).view(ids, at)
+            fired[rows] = (began[rows] & ~view.trigger_cooling).any(axis=1)
+        return fired
 
     def _history(self, who: pd.DataFrame, at: dt.datetime) -> ContactHistory:
         """The logged contact history of ``who`` as of ``at``."""

@@ -22,7 +22,7 @@ recorded event) are left out: their labels are not final.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -34,6 +34,8 @@ from nextbest.config import NextbestConfig
 from nextbest.errors import BadInputError, NotFoundError
 from nextbest.training.asof import asof_match
 from nextbest.warehouse.engine import SqlEngine, as_engine
+from nextbest.features.contacts import recent_contacts
+from nextbest.features.pit import age_days
 
 SNAPSHOT_TABLE = "features.customer_snapshot"
 OFFER_HISTORY_TABLE = "features.offer_history"
@@ -122,14 +124,37 @@ def decision_dates(con: duckdb.DuckDBPyConnection | SqlEngine, until: dt.datetim
     return [pd.Timestamp(d).date() for d in frame["d"]]
 
 
-def training_set_sql(features: Sequence[str], history: Sequence[str], *, with_truth: bool) -> str:
+def pressure_sql(features: Sequence[str]) -> dict[str, str]:
+    """The contact-pressure features among ``features``, as expressions over a decision ``d`` and
+    the decisions ``p`` before it: the feature SQL's definition (:func:`recent_contacts`), not a copy."""
+    counts = recent_contacts(age_days("p.ts", "d.ts"), "coalesce(p.contacted, false)")
+    return {name: sql for name, sql in counts.items() if name in features}
+
+
+def training_set_sql(
+    features: Sequence[str], history: Sequence[str], *, with_truth: bool, pressure: Mapping[str, str] | None = None
+) -> str:
     """The training-set statement, for DuckDB and (transpiled) Spark alike.
 
     Binds ``$window`` (days), ``$until``, ``$outcomes`` and ``$experiments`` (NULL = all).
     Each decision gets the latest customer snapshot, and the latest offer-history row
     of its (customer, offer), at or before its time (:func:`~nextbest.training.asof.asof_match`).
+    The ``pressure`` features (:func:`pressure_sql`) are counted at each decision's own time
+    from the decision log before it: the snapshot's counts stop at its as-of, up to a week earlier.
     """
-    quoted = ", ".join(f's."{f}"' for f in features)
+    pressure = dict(pressure or {})
+    quoted = ", ".join(f's."{f}"' for f in features if f not in pressure)
+    longest = max((int(name.split("_")[1].rstrip("d")) for name in pressure), default=0)
+    pressure_cte = (
+        ",\n        pressure AS (SELECT d.decision_id, "
+        + ", ".join(f"{sql} AS {name}" for name, sql in pressure.items())
+        + " FROM d JOIN decisions p ON p.customer_id = d.customer_id AND p.ts < d.ts"
+        f" AND p.ts >= d.ts - to_days({longest + 1}) AND p.offer_id IS NOT NULL"
+        " GROUP BY d.decision_id)"
+        if pressure else ""
+    )
+    pressure_select = "".join(f", coalesce(pr.{name}, 0) AS {name}" for name in pressure)
+    pressure_join = "LEFT JOIN pressure pr ON pr.decision_id = snap.decision_id" if pressure else ""
     hist_select = "".join(f', oh."{h}"' for h in history)
     truth_select = ", t.p_contact AS true_p_contact, t.p_control AS true_p_control" if with_truth else ""
     snap_at = asof_match("d", "decision_id", "ts", SNAPSHOT_TABLE, "as_of", ("customer_id",))
@@ -167,11 +192,12 @@ def training_set_sql(features: Sequence[str], history: Sequence[str], *, with_tr
             FROM d
             LEFT JOIN snap_at m ON m.decision_id = d.decision_id
             LEFT JOIN {SNAPSHOT_TABLE} s ON s.customer_id = d.customer_id AND s.as_of = m.matched_as_of
-        ){hist_ctes}
+        ){hist_ctes}{pressure_cte}
         SELECT snap.*, coalesce(lab.label, false) AS label, coalesce(lab.revenue, 0.0) AS revenue
-               {hist_select} {truth_select}
+               {pressure_select} {hist_select} {truth_select}
         FROM snap
         LEFT JOIN lab ON lab.decision_id = snap.decision_id
+        {pressure_join}
         {hist_join}
         {truth_join}
         ORDER BY snap.ts, snap.decision_id
@@ -244,7 +270,7 @@ def build_training_set(
 
     outcomes = LABEL_OUTCOMES[training.label]
     window = int(training.response_window_days)
-    sql = training_set_sql(features, tuple(history), with_truth=with_truth)
+    sql = training_set_sql(features, tuple(history), with_truth=with_truth, pressure=pressure_sql(features))
     params = {
         "window": window,
         "until": until,

@@ -120,12 +120,20 @@ def make_model(
 ) -> ResponseModel:
     """The unfitted bundle for a strategy and learner."""
     base = LGBMResponseClassifier(categorical=categorical, defaults=defaults or None, **params)
+    # Contact pressure acts through a contact: hidden where there is none, and never raising the
+    # contacted prediction (S) or the contact effect (shift), so the uplift cannot rise with it.
+    pressure = tuple(config.training.pressure_features)
+    down = {c: -1 for c in pressure}
+    hidden = tuple(dict.fromkeys([*TREATMENT_FEATURES, *pressure]))
     estimator = PerGroupClassifier(base) if strategy == "per_offer_channel" else base
     prior = {o.id: o.value for o in config.offers.offers}
     uplift: BaseEstimator
     # The channel only acts through a contact: the S- and shift learners hide it on rows without one.
     if learner == "s":
-        uplift = SLearner(estimator, treatment_features=TREATMENT_FEATURES)
+        if down:
+            constrained = clone(base).set_params(monotone=down)
+            estimator = PerGroupClassifier(constrained) if strategy == "per_offer_channel" else constrained
+        uplift = SLearner(estimator, treatment_features=hidden)
     elif learner == "shift":
         if strategy != "global":
             raise BadInputError("the shift learner needs strategy global (its two models share one encoding)")
@@ -134,8 +142,9 @@ def make_model(
             min_child_samples=config.training.effect_min_child_samples,
             ignored_features=tuple(dict.fromkeys([*config.training.ignored_features,
                                                   *config.training.effect_ignored_features])),
+            monotone=down or None,
         )
-        uplift = ShiftLearner(base, effect, treatment_features=TREATMENT_FEATURES)
+        uplift = ShiftLearner(base, effect, treatment_features=hidden)
     else:
         uplift = LEARNERS[learner](estimator)
     if config.training.ensemble_members > 1:

@@ -134,6 +134,12 @@ class WorldParams:
     campaign_every_days: int = 7
     campaign_share: float = 0.25  # share of active customers in each weekly campaign
     control_share: float = 0.2
+    # ---- the randomised contact-frequency test (world/frequency.py)
+    frequency_share: float = 0.12  # share of active customers enrolled when the test starts
+    frequency_cells: tuple[int, ...] = (1, 2, 3)  # contacts a week of each cell, equally likely
+    frequency_start_day: int = 28
+    frequency_weeks: int = 4
+    frequency_holdout_share: float = 0.2  # each scheduled decision of a cell held out with this probability
     channel_effects: dict[str, ChannelEffect] = field(default_factory=lambda: dict(DEFAULT_CHANNEL_EFFECTS))
     seasonality: dict[str, tuple[float, int]] = field(default_factory=lambda: dict(DEFAULT_SEASONALITY))
 
@@ -152,6 +158,8 @@ class WorldParams:
         kwargs = {k: v for k, v in data.items() if k in known}
         if "channel_effects" in kwargs:
             kwargs["channel_effects"] = {k: ChannelEffect(**v) for k, v in kwargs["channel_effects"].items()}
+        if "frequency_cells" in kwargs:
+            kwargs["frequency_cells"] = tuple(int(k) for k in kwargs["frequency_cells"])
         if "seasonality" in kwargs:
             kwargs["seasonality"] = {k: (float(a), int(p)) for k, (a, p) in kwargs["seasonality"].items()}
         return cls(**kwargs)

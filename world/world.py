@@ -31,6 +31,7 @@ from nextbest.world.activity import (
     OrganicActivity,
 )
 from nextbest.world.campaigns import DECISION_COLUMNS, campaign_decisions
+from nextbest.world.frequency import frequency_decisions, running
 from nextbest.world.params import EXTRA_CATEGORIES, REGIONS, WorldParams
 from nextbest.world.personal import generate_personal
 from nextbest.world.population import GENDERS, Population, create_population, urbanity_names
@@ -227,6 +228,11 @@ class World:
         d = self.day if day is None else _day_of(self.start, day)
         return campaign_decisions(self.population, d, seed=self.seed, start=self.start, params=self.params, catalogue=self.catalogue)
 
+    def frequency_test(self, day: int | dt.date | None = None) -> pd.DataFrame:
+        """The contact-frequency test's ``decisions`` rows for ``day`` (see :mod:`nextbest.world.frequency`)."""
+        d = self.day if day is None else _day_of(self.start, day)
+        return frequency_decisions(self.population, d, seed=self.seed, start=self.start, params=self.params, catalogue=self.catalogue)
+
     # ------------------------------------------------------------------ tables
     def customers_frame(self, pos: np.ndarray | None = None) -> pd.DataFrame:
         """``customers`` table rows (the contract's columns) for positions ``pos`` (default all)."""
@@ -286,7 +292,8 @@ class World:
         """Simulate ``days`` days from the clock and write every table plus the ground truth.
 
         Organic activity runs every day; the historical campaign runs every
-        ``params.campaign_every_days`` days. Rows are appended in Arrow batches; outcomes
+        ``params.campaign_every_days`` days, the contact-frequency test on its cells' days
+        of its weeks (:mod:`nextbest.world.frequency`). Rows are appended in Arrow batches; outcomes
         that would fall after the last day are not written (they have not happened yet).
 
         Parameters
@@ -341,8 +348,14 @@ class World:
             buffers["interactions"].append(activity.interactions)
             buffers["transactions"].append(activity.transactions)
             buffers["life_events"].append(activity.life_events)
+            parts = []
             if day % self.params.campaign_every_days == 0:
-                decisions = self.historical_campaign(day)
+                parts.append(self.historical_campaign(day))
+            if running(day, self.params):
+                parts.append(self.frequency_test(day))
+            parts = [p for p in parts if len(p)]
+            if parts:
+                decisions = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
                 outcome = self.respond(decisions, day)
                 buffers["decisions"].append(decisions)
                 buffers["responses"].append(outcome.responses)

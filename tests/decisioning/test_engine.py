@@ -283,3 +283,15 @@ def test_rank_documents_present_what_decide_chooses(config, features) -> None:
         assert [a.propensity for a in doc.actions] == pytest.approx(acts["propensity"].tolist())
     doc = RankResponse.model_validate_json(docs[0].model_dump_json())  # constructed documents are valid documents
     assert doc == docs[0]
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [(-1, "greater than or equal to 0"), ("soon", "valid integer"), (1.5, "valid integer")],
+)
+def test_trigger_refire_cooldown_is_validated(value: object, message: str) -> None:
+    raw = load_config().model_dump()
+    raw["policy"]["triggers"][0]["refire_cooldown_days"] = value
+    with pytest.raises(ValueError, match=message) as err:
+        NextbestConfig.model_validate(raw)
+    assert "refire_cooldown_days" in str(err.value)

@@ -184,3 +184,57 @@ def test_plan_cache_keeps_the_most_recently_used() -> None:
     assert (cache.hits, cache.misses) == (2, 1)
     assert cache.nbytes == plans[0].nbytes + plans[2].nbytes > 0
     PlanCache(0).put(keys[0], plans[0])  # size 0 keeps nothing
+
+
+def _trigger_of(action: object) -> str | None:
+    """The trigger that fired for a ranked action (``None``: none, or no action)."""
+    p = action.personalisation  # type: ignore[attr-defined]
+    return p.trigger if p is not None else None
+
+
+def _refiring(config: NextbestConfig, days: int) -> NextbestConfig:
+    """``config`` with every trigger's re-fire cool-down set to ``days``."""
+    raw = config.model_dump()
+    for t in raw["policy"]["triggers"]:
+        t["refire_cooldown_days"] = days
+    return NextbestConfig.model_validate(raw)
+
+
+@pytest.mark.parametrize("event", ["newsletter_signup_recent", "moved_recently"], ids=["force", "boost"])
+def test_trigger_fires_once_per_event_and_again_after_its_cool_down(event: str) -> None:
+    """An event that lasts fires its trigger until the trigger's offer goes out, then not again before the
+    cool-down ends; the engine's batch path and the service's planned path agree day by day."""
+    cooldown = 10
+    config = _refiring(with_policy(load_config(), experiment=ARMS, exploration={"method": "none"}), cooldown)
+    trigger = next(t for t in config.policy.triggers if t.event == event)
+    engine = DecisionEngine(config, {"champion": context_scorer()})
+    features = random_features(config, 40, seed=5).assign(
+        moved_recently=event == "moved_recently", newsletter_signup_recent=event == "newsletter_signup_recent",
+        birthday_within_7d=False, contract_end_within_7d=False, order_count_crossed=False,
+    )
+    oh = offer_history(config, features["customer_id"].to_numpy(), 5)
+    block = snapshot(engine, features, oh)
+    reference, planned = ContactHistory.empty(config), ContactHistory.empty(config)
+    plans = engine.plans(block.take(np.arange(len(features))), AT, Context())
+    sent_on: dict[int, int] = {}
+    fired_days: dict[int, list[int]] = {}
+    for day in range(2 * cooldown + 2):
+        at = AT + dt.timedelta(days=day)
+        want = engine.rank(block.take(np.arange(len(features))), at, Context(), 2, day, history=reference, explain=True)
+        got = [engine.rank_planned(p, block, at, 2, day, history=planned) for p in plans]
+        for w, g in zip(want, got, strict=True):
+            assert g.model_dump(exclude={"decision_id", "suppressed"}) == w.model_dump(exclude={"decision_id", "suppressed"})
+            cid = w.customer_id
+            if any(_trigger_of(a) == trigger.id for a in w.actions):
+                fired_days.setdefault(cid, []).append(day)
+            top = w.actions[0]
+            if w.contacted and top.offer_id in trigger.offers:
+                sent_on.setdefault(cid, day)
+            # Not again within the cool-down of the first sending, though the event is still on.
+            last = sent_on.get(cid)
+            if last is not None and last < day < last + cooldown:
+                assert all(_trigger_of(a) != trigger.id for a in w.actions), (cid, day)
+    # The trigger fired, went quiet once its offer was sent, and fired again after the cool-down.
+    again = [cid for cid, first in sent_on.items() if any(d >= first + cooldown for d in fired_days.get(cid, []))]
+    assert sent_on and again
+    assert all(first + 1 not in fired_days[cid] for cid, first in sent_on.items())

@@ -82,7 +82,7 @@ def test_each_policy_logs_into_its_own_workspace_copy(small_run) -> None:  # noq
     ws, run = small_run
     con = connect(ws.warehouse_path, read_only=True)
     try:
-        base_decisions = con.execute("SELECT count(*) FROM decisions WHERE experiment <> 'historical'").fetchone()[0]
+        base_decisions = con.execute("SELECT count(*) FROM decisions WHERE experiment NOT IN ('historical', 'frequency_test')").fetchone()[0]
     finally:
         con.close()
     assert base_decisions == 0  # the starting workspace is never touched
@@ -90,7 +90,7 @@ def test_each_policy_logs_into_its_own_workspace_copy(small_run) -> None:  # noq
         con = connect(run.folder / policy / "warehouse.duckdb", read_only=True)
         try:
             arms = con.execute(
-                "SELECT DISTINCT arm FROM decisions WHERE ts >= ? AND experiment <> 'historical'", [run.start]
+                "SELECT DISTINCT arm FROM decisions WHERE ts >= ? AND experiment NOT IN ('historical', 'frequency_test')", [run.start]
             ).fetchall()
             snapshots = con.execute("SELECT count(DISTINCT as_of) FROM features.customer_snapshot WHERE as_of >= ?",
                                     [run.start]).fetchone()[0]
@@ -126,7 +126,7 @@ def test_a_model_policy_can_decide_with_a_given_scorer(tiny: Workspace) -> None:
     con = connect(run.folder / "champion" / "warehouse.duckdb", read_only=True)
     try:
         versions = con.execute(
-            "SELECT DISTINCT model_version FROM decisions WHERE experiment <> 'historical' AND offer_id IS NOT NULL"
+            "SELECT DISTINCT model_version FROM decisions WHERE experiment NOT IN ('historical', 'frequency_test') AND offer_id IS NOT NULL"
         ).fetchall()
     finally:
         con.close()
@@ -167,7 +167,7 @@ def test_retraining_trains_on_the_loop_log_and_goes_through_the_gate(tiny: Works
     assert run.result("champion").total_violations == 0
     con = connect(run.folder / "champion" / "warehouse.duckdb", read_only=True)
     try:
-        logged = con.execute("SELECT count(*) FROM decisions WHERE experiment <> 'historical'").fetchone()[0]
+        logged = con.execute("SELECT count(*) FROM decisions WHERE experiment NOT IN ('historical', 'frequency_test')").fetchone()[0]
     finally:
         con.close()
     assert logged > 0

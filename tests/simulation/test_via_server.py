@@ -51,10 +51,10 @@ def test_simulate_via_server_ranks_over_http_and_records_feedback(tmp_path: Path
     con = connect(copy.warehouse_path, read_only=True)
     try:
         logged = con.execute(
-            "SELECT count(*), count(DISTINCT CAST(ts AS DATE)) FROM decisions WHERE experiment <> 'historical'"
+            "SELECT count(*), count(DISTINCT CAST(ts AS DATE)) FROM decisions WHERE experiment NOT IN ('historical', 'frequency_test')"
         ).fetchone()
         answered = con.execute(
-            "SELECT count(*) FROM responses r JOIN decisions d USING (decision_id) WHERE d.experiment <> 'historical'"
+            "SELECT count(*) FROM responses r JOIN decisions d USING (decision_id) WHERE d.experiment NOT IN ('historical', 'frequency_test')"
         ).fetchone()[0]
     finally:
         con.close()

@@ -129,3 +129,41 @@ def test_feature_set_is_registered_model_features_only(workspace: Workspace) -> 
     from nextbest.features.registry import model_features
 
     assert not set(model_features(workspace.config())) & {"first_name", "email", "phone", "street_address", "postcode"}
+
+
+def test_contact_pressure_is_counted_at_each_decision_from_the_log_before_it(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The snapshot's contacts_7d/30d stop at its as-of; the training row counts the contacts before the decision
+    itself, with the feature SQL's definition (contacted, with an offer, at most 7 / 30 days old)."""
+    con = connect(tmp_path / "w.duckdb")
+    con.execute("CREATE SCHEMA features")
+    con.execute(
+        "CREATE TABLE features.customer_snapshot (as_of TIMESTAMP, customer_id BIGINT, engagement_score DOUBLE, "
+        "contacts_7d BIGINT, contacts_30d BIGINT)"
+    )
+    con.execute("INSERT INTO features.customer_snapshot VALUES (?, 1, 1.0, 0, 0)", [T0 - dt.timedelta(days=40)])
+    day = dt.timedelta(days=1)
+    rows = [  # (id, time, offer, contacted)
+        ("a", T0 - 35 * day, "book_club", True),   # older than 30 days at every decision below
+        ("b", T0 - 20 * day, "book_club", True),   # in 30 days of c and d
+        ("c", T0 - 6 * day, "book_club", True),    # in 7 days of d (5 days before)
+        ("e", T0 - 3 * day, "book_club", False),   # held out: not a contact
+        ("f", T0 - 2 * day, None, True),           # no action: not a contact
+        ("d", T0 - 1 * day, "book_club", True),
+        ("g", T0 + 30 * day, "book_club", True),   # closes the response windows
+    ]
+    con.executemany(
+        "INSERT INTO decisions VALUES (?, 1, ?, ?, 'email', 'random', 'historical', 0.1, NULL, NULL, ?)",
+        [(i, ts, o, c) for i, ts, o, c in rows],
+    )
+    frame = build_training_set(
+        con, load_config(None), features=("engagement_score", "contacts_7d", "contacts_30d")
+    ).frame.set_index("decision_id")
+    pressure = {i: frame.loc[i, ["contacts_7d", "contacts_30d"]].tolist() for i in ("a", "b", "c", "e", "d")}
+    assert pressure == {
+        "a": [0, 0],
+        "b": [0, 1],  # a, 15 days before
+        "c": [0, 2],  # a (29 days), b (14)
+        "e": [1, 2],  # c (3 days), b (17); a is 32 days before
+        "d": [1, 2],  # c (5 days), b (19); e was held out, f had no offer
+    }
+    assert "f" not in frame.index

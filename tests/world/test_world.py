@@ -81,7 +81,9 @@ def test_nothing_is_dated_after_the_history_or_before_joining(con: duckdb.DuckDB
 
 def test_historical_campaign_design(con: duckdb.DuckDBPyConnection) -> None:
     d = con.execute("SELECT * FROM decisions").df()
-    assert set(d["experiment"]) == {"historical"}
+    assert set(d["experiment"]) == {"historical", "frequency_test"}  # the frequency test: tests/world/test_frequency.py
+    assert not d.duplicated(["customer_id", "ts"]).any()
+    d = d[d["experiment"] == "historical"]
     assert set(d["arm"]) == {"random", "control"}
     assert (d["contacted"] == (d["arm"] == "random")).all()
     assert abs((d["arm"] == "control").mean() - 0.2) < 0.03
@@ -120,7 +122,7 @@ def test_observed_response_rate_by_arm_matches_the_truth(con: duckdb.DuckDBPyCon
         GROUP BY d.arm
         """
     ).df()
-    assert set(rows["arm"]) == {"random", "control"}
+    assert set(rows["arm"]) == {"random", "control", *(f"freq{k}{s}" for k in (1, 2, 3) for s in ("", "_control"))}
     for r in rows.itertuples():
         assert abs(r.observed - r.expected) < 4 * np.sqrt(r.var), r
 
