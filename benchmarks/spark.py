@@ -16,6 +16,9 @@ Prints one JSON line per size: wall seconds, CPU seconds and peak GB per engine,
 the Spark/DuckDB ratios, core-seconds (CPU) and dollars per million customers
 (``--core-hour-usd``, an on-demand cloud vCPU-hour), and both builds' equality
 (floats within 1e-9).
+
+``nextbest decide`` on both engines is measured by ``benchmarks/spark_decide.py``
+(the decide tests' world at N customers, one process per engine).
 """
 
 from __future__ import annotations

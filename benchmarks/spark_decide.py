@@ -2,8 +2,8 @@
 
 The world is the decide tests' (``tests/decisioning/decide_world.py``) at N customers:
 a feature snapshot of random but complete features, a registered LightGBM champion,
-yesterday's contacts, a daily capacity on ``web`` that binds; its lake is written with
-DuckDB ``COPY`` (what ``nextbest data export`` writes). Each engine runs
+yesterday's contacts, a daily capacity on ``web`` that binds; its lake is written by
+``nextbest data export``. Each engine runs
 :func:`nextbest.decisioning.batch.run_decide` (``--dry-run``: deciding, not the live
 store, is measured) in a fresh process; peak memory is the highest total RSS of that
 process and its children (Spark's JVM and Python workers), sampled every 0.1 s.
