@@ -140,3 +140,27 @@ def test_a_lone_call_is_ranked_in_its_own_task_and_concurrent_ones_still_batch()
     assert together == [0, 1, 2, 3, 4]
     assert seen[:2] == [("thread", [0]), ("inline", [1, 2, 3, 4])]  # the others waited, then batched
     assert seen[2] == ("inline", [-7]) and isinstance(alone, ValueError)
+
+
+def test_calls_ready_in_one_turn_of_the_loop_are_ranked_together_on_it() -> None:
+    """An idle batcher still gathers: requests read in the same turn share one inline call."""
+    inline_calls: list[list[int]] = []
+
+    def inline(items: list[int]) -> list[int]:
+        inline_calls.append(items)
+        return [i + 1 for i in items]
+
+    def in_thread(items: list[int]) -> list[int]:
+        raise AssertionError("nothing had to wait: the batch is ranked on the loop")
+
+    async def main() -> list[int]:
+        batcher = MicroBatcher(in_thread, inline=inline)
+        try:
+            first = await batcher.submit(0)  # alone: ranked at the next turn, by itself
+            rest = await asyncio.gather(*(batcher.submit(i) for i in range(1, 6)))
+            return [first, *rest]
+        finally:
+            await batcher.aclose()
+
+    assert asyncio.run(main()) == [1, 2, 3, 4, 5, 6]
+    assert inline_calls == [[0], [1, 2, 3, 4, 5]]
