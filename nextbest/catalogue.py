@@ -37,6 +37,7 @@ from pydantic import ValidationError
 
 from nextbest.config import CONFIG_FILES, DEFAULTS_DIR, NextbestConfig, Offer, load_config
 from nextbest.errors import BadInputError
+from nextbest.tables import read_user_table
 
 #: Columns every catalogue must have.
 REQUIRED_COLUMNS: tuple[str, ...] = ("id", "category", "stage", "value", "margin", "channels")
@@ -103,26 +104,7 @@ def read_catalogue(path: Path) -> pd.DataFrame:
     BadInputError
         The file is missing, not CSV/Parquet, or unreadable.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise BadInputError(f"{path}: no such file; give the catalogue's CSV or Parquet export")
-    suffixes = "".join(path.suffixes).lower()
-    try:
-        if suffixes.endswith(".parquet") or suffixes.endswith(".pq"):
-            frame = pd.read_parquet(path)
-        elif suffixes.endswith((".csv", ".csv.gz", ".tsv")):
-            # Text cells, empty = missing: "010" stays a string, and pydantic converts the rest. The
-            # delimiter is sniffed (spreadsheets in many locales write ';'); a byte-order mark is dropped.
-            sep = "\t" if ".tsv" in suffixes else None
-            frame = pd.read_csv(path, dtype=str, keep_default_na=False, sep=sep, engine="python", encoding="utf-8-sig")
-        else:
-            raise BadInputError(f"{path}: unknown file type; export the catalogue as .csv or .parquet")
-    except BadInputError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - pandas/pyarrow raise many kinds; the user needs the file named
-        raise BadInputError(f"{path}: cannot read it as a catalogue ({exc}); check the file") from exc
-    frame.columns = [str(c).strip() for c in frame.columns]
-    return frame
+    return read_user_table(path, "the catalogue")
 
 
 def _missing(value: Any) -> bool:

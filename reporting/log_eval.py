@@ -43,6 +43,7 @@ from nextbest.reporting.ope import (
     propensity_warnings,
 )
 from nextbest.reporting.policy_eval import logged_pairs, model_choice
+from nextbest.tables import read_user_table
 
 #: The log's columns (declared schema): name -> what it holds. Others are ignored.
 LOG_COLUMNS: dict[str, str] = {
@@ -108,21 +109,7 @@ def read_log(path: Path) -> DecisionLog:
         missing column or a value of the wrong kind; nothing is evaluated then.
     """
     path = Path(path)
-    if not path.is_file():
-        raise BadInputError(f"{path}: no such file; give the decision log as .csv or .parquet")
-    name = path.name.lower()
-    try:
-        if name.endswith((".parquet", ".pq")):
-            raw = pd.read_parquet(path)
-        elif name.endswith((".csv", ".csv.gz")):
-            # The delimiter is sniffed (spreadsheets in many locales write ';'); a byte-order mark is dropped.
-            raw = pd.read_csv(path, dtype=str, keep_default_na=False, sep=None, engine="python", encoding="utf-8-sig")
-        else:
-            raise BadInputError(f"{path}: unknown file type; export the decision log as .csv or .parquet")
-    except BadInputError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - pandas/pyarrow raise many kinds; the user needs the file named
-        raise BadInputError(f"{path}: cannot read it as a decision log ({exc}); check the file") from exc
+    raw = read_user_table(path, "the decision log")
     return check_log(raw, path.name)
 
 
@@ -261,22 +248,25 @@ def champion_choices(
     candidates, so memory stays bounded whatever its length.
     """
     from nextbest.features.registry import feature_defs, offer_history_features
-    from nextbest.training.dataset import ACTION_COLUMNS, OFFER_HISTORY_TABLE, SNAPSHOT_TABLE, table_columns, table_exists
+    from nextbest.training.dataset import ACTION_COLUMNS, OFFER_HISTORY_TABLE, SNAPSHOT_TABLE
+    from nextbest.warehouse.engine import as_engine
+
+    engine = as_engine(con)
 
     names = tuple(getattr(scorer, "feature_names_", ()))
     if not names:
         raise BadInputError("the model does not list its input columns (feature_names_); retrain it with `nextbest train`")
-    if not table_exists(con, SNAPSHOT_TABLE):
+    if not engine.has_table(SNAPSHOT_TABLE):
         raise NotFoundError(f"no {SNAPSHOT_TABLE} table; run `nextbest features build` first")
     history_defs = {f.name: f.default for f in offer_history_features(feature_defs(config))}
     history = {n: history_defs[n] for n in names if n in history_defs}
     features = [n for n in names if n not in history and n not in ACTION_COLUMNS]
-    absent = [f for f in features if f not in set(table_columns(con, SNAPSHOT_TABLE))]
+    absent = [f for f in features if f not in set(engine.columns(SNAPSHOT_TABLE))]
     if absent:
         raise BadInputError(f"{SNAPSHOT_TABLE} lacks the model's column(s) {absent}; rebuild with `nextbest features build`")
     # Without the table (or with an older one) every candidate gets the never-shown defaults.
     history_table = OFFER_HISTORY_TABLE if (
-        history and table_exists(con, OFFER_HISTORY_TABLE) and set(history) <= set(table_columns(con, OFFER_HISTORY_TABLE))
+        history and engine.has_table(OFFER_HISTORY_TABLE) and set(history) <= set(engine.columns(OFFER_HISTORY_TABLE))
     ) else None
 
     base = log.frame[["customer_id", "ts"]].assign(round=np.arange(len(log.frame)))
