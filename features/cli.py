@@ -21,7 +21,7 @@ from nextbest.features.pipeline import (
 from nextbest.features.registry import customer_features, feature_defs
 from nextbest.features.snapshots import manifest, read_snapshot, snapshot_dates, write_parquet, write_snapshot
 from nextbest.warehouse.db import connect
-from nextbest.warehouse.value_basis import value_basis
+from nextbest.warehouse.value_basis import ValueBasis, value_basis
 from nextbest.warehouse.engine import SqlEngine, as_engine
 from rich.console import Console
 from rich.table import Table
@@ -119,7 +119,8 @@ def build(
 
         docs, models, fitted, frames = build_on_spark(ws, config, lake, master=master, as_of=as_of,
                                                       snapshots=snapshots, start=start, end=end, refit=refit)
-        _report_build(docs, models, fitted, frames, output, as_json)
+        # The basis was decided on the lake's transactions; the header line names it.
+        _report_build(docs, models, fitted, frames, output, as_json, None)
         return
     if lake is not None or master is not None:
         raise BadInputError("--lake and --master belong to --engine spark; add --engine spark or drop them")
@@ -147,19 +148,21 @@ def build(
                 frames.append((when, feats))
     finally:
         con.close()
-    _report_build(docs, models, fitted, frames, output, as_json)
+    _report_build(docs, models, fitted, frames, output, as_json, basis)
 
 
 def _report_build(docs: list[dict[str, Any]], models: FeatureModels, fitted: bool,
-                  frames: list[tuple[pd.Timestamp, pd.DataFrame]], output: Path | None, as_json: bool) -> None:
+                  frames: list[tuple[pd.Timestamp, pd.DataFrame]], output: Path | None, as_json: bool,
+                  basis: ValueBasis | None) -> None:
     if output is not None:
         write_parquet(output, frames, docs)
     if as_json:
-        echo_json({"models_fitted": fitted, "value_basis": basis.as_dict(), "snapshots": docs})
+        value = basis.as_dict() if basis is not None else {"basis": models.clv.basis}
+        echo_json({"models_fitted": fitted, "value_basis": value, "snapshots": docs})
         return
     typer.echo(f"feature set {models.version} ({'fitted' if fitted else 'reused'} models, as of "
                f"{models.fitted_as_of}; clv: {models.clv.method_} on {models.clv.basis})")
-    if basis.warning:
+    if basis is not None and basis.warning:
         typer.echo(f"  ! {basis.warning}")
     for doc in docs:
         typer.echo(f"  {doc['as_of']}: {doc['row_count']} customers, {doc['offer_history_rows']} offer-history rows")

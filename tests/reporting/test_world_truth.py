@@ -57,6 +57,9 @@ def test_ope_recovers_contact_share_policies(world_log, theta: float) -> None:
     decision (control rows record the action they would have got).
     """
     outcomes, truth = world_log
+    # The weekly campaigns' log (the contact-frequency test logs cells of its own, with other propensities).
+    campaign = (outcomes["experiment"] == "historical").to_numpy()
+    outcomes, truth = outcomes[campaign].reset_index(drop=True), truth[campaign].reset_index(drop=True)
     data = bandit_from_outcomes(outcomes)
     names = np.asarray(data.action_names)
     none = int(np.flatnonzero(names == NO_ACTION)[0])
