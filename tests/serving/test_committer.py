@@ -18,19 +18,9 @@ from nextbest.live.history import BaseHistory
 from nextbest.live.register import ContactGate, News, RecordedFeedback, write
 from nextbest.live.store import LiveStore, StoreUnavailableError
 from nextbest.serving.committer import Committer
-from nextbest.workspace import Workspace
 
+from tests.live.conftest import config  # noqa: F401 - the fixture: the default config, one contact a week
 from tests.live.test_reservations import T0, row
-
-
-@pytest.fixture
-def config(tmp_path: Path) -> NextbestConfig:
-    """The default configuration with one contact a week."""
-    ws = Workspace.resolve(tmp_path / "cfg")
-    ws.init_config()
-    policy = ws.config_dir / "policy.yaml"
-    policy.write_text(policy.read_text().replace("max_contacts: 2", "max_contacts: 1"))
-    return ws.config()
 
 
 @pytest.fixture
