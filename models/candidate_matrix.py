@@ -1,4 +1,4 @@
-"""Scoring candidate rows as one float matrix, without a candidate DataFrame.
+"""Scoring candidate rows as float matrices, without a candidate DataFrame.
 
 A candidate row is a customer's features plus a few columns that depend on the
 (offer, channel) pair: ``offer_id``, ``channel``, the offer-history columns, the
@@ -10,23 +10,43 @@ pairs the pandas work costs a hundred times the LightGBM call.
 :class:`CandidateMatrix` splits the work along that line: :meth:`~CandidateMatrix.encode`
 turns customers into encoded rows once (the scoring service does it once per
 feature snapshot), and :meth:`~CandidateMatrix.score` gathers a row per
-candidate, writes the pair's columns into it and calls the booster once for
-both treatment arms. The encoder, booster and calibration map are the model's
-own, so the probabilities and reason codes equal the DataFrame path's;
-``tests/decisioning/test_matrix_scoring.py`` checks it on generated workspaces.
+candidate, writes the pair's columns into it and hands the rows to the uplift
+learner's matrix methods (``predict_outcomes_matrix``, ``predict_contrib_matrix``
+in :mod:`nextbest.models.uplift`), which run the same trees with the same
+arithmetic as its DataFrame methods. The encoders, boosters and calibration map
+are the model's own, so probabilities, uplifts and reason codes equal the
+DataFrame path's; ``tests/decisioning/test_matrix_scoring.py`` checks it for
+every learner (S, T, X, shift, bagged) on generated workspaces.
 
-Only the model shapes it knows are taken (an S-learner over a LightGBM
-estimator with a :class:`~nextbest.models.encoding.FrameEncoder`, with or
-without an ``OfferContext``): :meth:`CandidateMatrix.of` returns ``None`` for any
-other scorer, which the engine then scores through its DataFrame.
+One encoded customer matrix per distinct encoder. The parts of a learner may
+encode differently: the T- and X-learners fit their models on the contacted and
+the control rows apart, so a category level seen by one arm only is a code for
+one model and missing for the other, and the X-learner's effect regressors are
+built without the outcome model's forced categories and defaults. Giving every
+part one shared encoder would change what those models learned (a retrain, and
+bundles saved before would not benefit), so the learner names the encoders it
+reads (``matrix_encoders``) and this class keeps one customer matrix per
+*distinct* encoding (same columns, levels and defaults). The S- and shift
+learners and bagged ensembles of them read one (each bagged member is fitted on
+the same frame, so its encoders are equal to the others'); T and X read one or
+two. Candidate rows are gathered per encoding on first use in a call, so each
+encoding costs one gather however many models read it.
+
+Only the model shapes it knows are taken (a learner whose matrix methods cover
+its DataFrame methods, over encoded LightGBM estimators, with or without an
+``OfferContext``): :meth:`CandidateMatrix.of` returns ``None`` for any other
+scorer (e.g. the ``per_offer_channel`` strategy's per-group classifier, or a
+bundle of an unknown shape), which the engine then scores through its DataFrame.
 
 A long-lived process (the scoring service) may also :meth:`~CandidateMatrix.compile`
-the booster to native code with ``lleaves`` (:class:`CompiledForest`): the same
-trees, evaluated without LightGBM's per-call overhead, ~5x faster for the few
-hundred rows of a request. Probabilities agree with LightGBM's to ~1e-15 (the
-tree outputs are summed in another order); compiling checks that on sample rows
-and keeps LightGBM when they do not. Reason codes (``pred_contrib``, TreeSHAP)
-always come from LightGBM.
+every booster the learner predicts with to native code with ``lleaves``
+(:class:`CompiledForest`; the shift learner's as raw log-odds): the same trees,
+evaluated without LightGBM's per-call overhead, ~5x faster for the few hundred
+rows of a request. Probabilities agree with LightGBM's to ~1e-15 (the tree
+outputs are summed in another order); compiling checks the learner's outcomes on
+sample rows and keeps LightGBM when they do not agree. Reason codes
+(``pred_contrib``, TreeSHAP) always come from LightGBM, so the T- and X-learners'
+contacted-outcome model that only explains (X) is never compiled.
 """
 
 from __future__ import annotations
@@ -47,9 +67,9 @@ import numpy as np
 import pandas as pd
 
 from nextbest.models.context import OfferContext
-from nextbest.models.encoding import with_columns
+from nextbest.models.encoding import FrameEncoder, with_columns
 from nextbest.models.response import ResponseModel
-from nextbest.models.uplift import SLearner
+from nextbest.models.uplift import lightgbm_predict, matrix_encoders_of
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +78,6 @@ COMPILED_TOLERANCE = 1e-12
 #: Objectives whose output transform lleaves reproduces as LightGBM applies it.
 _COMPILABLE_OBJECTIVES = ("binary", "regression")
 
-#: Up to this many candidate rows, both treatment arms go through one booster call.
-_STACK_ROWS = 4096
 #: Candidate rows gathered per block: bounds the (rows x features) matrices of a large batch.
 _BLOCK_ROWS = 65_536
 
@@ -70,25 +88,31 @@ class EncodedCustomers:
 
     Attributes
     ----------
-    matrix
-        (n, F) encoded customer features in the model's column order; the
-        candidate columns hold placeholders that scoring overwrites.
+    matrices
+        One (n, F_k) matrix of encoded customer features per distinct encoding of
+        the model (:attr:`CandidateMatrix.layouts` order), in that encoder's column
+        order; the candidate columns hold placeholders that scoring overwrites.
     derived
         OfferContext column → (n, O) value per customer and offer (config order).
     """
 
-    matrix: np.ndarray
+    matrices: tuple[np.ndarray, ...]
     derived: dict[str, np.ndarray]
+
+    def __len__(self) -> int:
+        return len(self.matrices[0])
 
     def take(self, positions: np.ndarray) -> EncodedCustomers:
         """The customers at ``positions`` (repeats allowed)."""
-        return EncodedCustomers(self.matrix[positions], {c: v[positions] for c, v in self.derived.items()})
+        return EncodedCustomers(
+            tuple(m[positions] for m in self.matrices), {c: v[positions] for c, v in self.derived.items()}
+        )
 
     @classmethod
     def concat(cls, parts: Sequence[EncodedCustomers]) -> EncodedCustomers:
         """The customers of ``parts`` one after the other."""
         return cls(
-            np.concatenate([p.matrix for p in parts]),
+            tuple(np.concatenate(ms) for ms in zip(*(p.matrices for p in parts), strict=True)),
             {c: np.concatenate([p.derived[c] for p in parts]) for c in parts[0].derived},
         )
 
@@ -126,8 +150,13 @@ class CompiledForest:
         return self.model.predict(matrix, n_jobs=1)  # type: ignore[no-any-return]
 
     @classmethod
-    def build(cls, booster: lgb.Booster, num_iteration: int | None, cache_dir: Path | None = None) -> CompiledForest:
+    def build(
+        cls, booster: lgb.Booster, num_iteration: int | None, cache_dir: Path | None = None, raw_score: bool = False,
+    ) -> CompiledForest:
         """Compile ``booster``'s first ``num_iteration`` iterations (all when ``None``).
+
+        ``raw_score`` compiles the sum of the trees without the objective's output
+        transform (``Booster.predict(raw_score=True)``).
 
         ``cache_dir`` keeps the object code, named by a hash of the model text, the
         compiler versions and this host's CPU, so the next start (or another worker)
@@ -163,19 +192,69 @@ class CompiledForest:
                 key = "\n".join([
                     text, metadata.version("lleaves"), metadata.version("llvmlite"), platform.machine(),
                     llvm.get_process_triple(), llvm.get_host_cpu_name(), features,
+                    *(["raw_score"] if raw_score else []),
                 ])
                 cache = cache_dir / f"forest-{hashlib.sha256(key.encode()).hexdigest()[:24]}.o"
             if cache is not None and cache.exists():
-                model.compile(cache=str(cache))
+                model.compile(cache=str(cache), raw_score=raw_score)
             elif cache is not None:
                 cache_dir.mkdir(parents=True, exist_ok=True)  # type: ignore[union-attr]
                 # Written under a private name and renamed: another worker may be loading it meanwhile.
                 partial = cache.with_name(f"{cache.name}.{os.getpid()}.tmp")
-                model.compile(cache=str(partial))
+                model.compile(cache=str(partial), raw_score=raw_score)
                 os.replace(partial, cache)
             else:
-                model.compile()
+                model.compile(raw_score=raw_score)
         return cls(model)
+
+
+def _encoding_key(encoder: FrameEncoder) -> tuple[object, ...]:
+    """What decides how ``encoder`` encodes a frame: columns, category levels, defaults."""
+    return (
+        tuple(map(str, encoder.feature_names_in_)),
+        tuple(sorted((str(c), tuple(v)) for c, v in encoder.categories_.items())),
+        tuple(sorted((encoder.defaults or {}).items())),
+    )
+
+
+class _Layout:
+    """Where one encoding puts the candidate columns, and the codes it gives offers and channels."""
+
+    def __init__(
+        self, encoder: FrameEncoder, offer_ids: Sequence[str], channel_ids: Sequence[str], derived: Sequence[str],
+    ) -> None:
+        self.encoder = encoder
+        self.names = [str(c) for c in encoder.feature_names_in_]
+        self.position = {c: i for i, c in enumerate(self.names)}
+        levels = encoder._levels()
+
+        def codes(column: str, ids: Sequence[str]) -> tuple[int | None, np.ndarray | None]:
+            if column not in self.position or column not in levels:
+                return None, None
+            c = levels[column].codes(np.asarray(list(ids), dtype=object))
+            return self.position[column], np.where(c < 0, np.nan, c).astype(float)
+
+        self.offer_col, self.offer_code = codes("offer_id", offer_ids)
+        self.channel_col, self.channel_code = codes("channel", channel_ids)
+        self.derived_cols = {c: self.position[c] for c in derived if c in self.position}
+
+    def rows(
+        self, customers: np.ndarray, derived: Mapping[str, np.ndarray], cust: np.ndarray, offer: np.ndarray,
+        channel: np.ndarray, offer_history: Mapping[str, np.ndarray],
+    ) -> np.ndarray:
+        """Candidate rows from this encoding's customer matrix (treatment column left as encoded)."""
+        m = customers[cust]
+        if self.offer_col is not None:
+            m[:, self.offer_col] = self.offer_code[offer]  # type: ignore[index]
+        if self.channel_col is not None:
+            m[:, self.channel_col] = self.channel_code[channel]  # type: ignore[index]
+        for column, i in self.derived_cols.items():
+            m[:, i] = derived[column][cust, offer]
+        for column, values in offer_history.items():
+            i = self.position.get(column)
+            if i is not None:
+                m[:, i] = values
+        return m
 
 
 class CandidateMatrix:
@@ -184,115 +263,117 @@ class CandidateMatrix:
     Parameters
     ----------
     model
-        A fitted response model with an S-learner over an encoded LightGBM estimator.
+        A fitted response model whose uplift learner has a matrix path
+        (:func:`~nextbest.models.uplift.matrix_encoders_of` is not ``None``).
     offer_ids, channel_ids
         Offers and channels in config order (candidate rows name them by position).
+
+    Attributes
+    ----------
+    layouts : list of the distinct encodings the learner reads (one customer matrix each).
+    compiled : ``None`` (LightGBM predicts) or the compiled forests by model, set by :meth:`compile`.
     """
 
     def __init__(self, model: ResponseModel, offer_ids: Sequence[str], channel_ids: Sequence[str]) -> None:
-        learner: SLearner = model.learner_
         self.model = model
-        self.estimator = learner.estimator_
+        self.learner = model.learner_
         self.calibrator = model.calibrator_
         self.context: OfferContext | None = getattr(model, "context_", None)
-        encoder = self.estimator.encoder_
-        self.encoder = encoder
-        names = [str(c) for c in encoder.feature_names_in_]
-        self.names = names
         self.offer_ids = list(offer_ids)
         self.n_channels = len(channel_ids)
-        position = {c: i for i, c in enumerate(names)}
-        self.treatment = position[learner.treatment_column]
-        # Bundles saved before treatment_features existed lack the attribute.
-        masked = getattr(learner, "treatment_features", ())
-        self.masked = np.array([position[c] for c in masked if c in position], dtype=np.int64)
-        levels = encoder._levels()
-
-        def codes(column: str, ids: Sequence[str]) -> np.ndarray | None:
-            if column not in position:
-                return None
-            if column in levels:
-                c = levels[column].codes(np.asarray(list(ids), dtype=object))
-                return np.where(c < 0, np.nan, c).astype(float)
-            return None
-
-        self.offer_col = position.get("offer_id")
-        self.channel_col = position.get("channel")
-        self.offer_code = codes("offer_id", offer_ids)
-        self.channel_code = codes("channel", channel_ids)
-        self.derived_cols = {c: position[c] for c in (self.context.outputs_ if self.context is not None else ()) if c in position}
-        self.position = position
-        # Contributions: every column but the treatment, as SLearner.predict_contrib drops it.
-        self.contrib_keep = np.array([i for i in range(len(names)) if i != self.treatment], dtype=np.int64)
-        self.contrib_names = np.array([names[i] for i in self.contrib_keep], dtype=object)
-        #: Set by :meth:`compile`; ``None`` = LightGBM predicts.
-        self.compiled: CompiledForest | None = None
+        derived = list(self.context.outputs_) if self.context is not None else []
+        encoders = matrix_encoders_of(self.learner)
+        if not encoders:
+            raise ValueError(f"{type(self.learner).__name__} has no matrix path; use CandidateMatrix.of")
+        keys: dict[tuple[object, ...], int] = {}
+        #: id(encoder) → its layout's position: the learner asks for rows by its own encoder objects.
+        self._layout_of: dict[int, int] = {}
+        self.layouts: list[_Layout] = []
+        for encoder in encoders:
+            k = keys.setdefault(_encoding_key(encoder), len(keys))
+            if k == len(self.layouts):
+                self.layouts.append(_Layout(encoder, offer_ids, channel_ids, derived))
+            self._layout_of[id(encoder)] = k
+        self.derived_cols = [c for c in derived if any(c in lay.position for lay in self.layouts)]
+        self.treatment_column = self.learner.treatment_column
+        self.compiled: dict[tuple[int, bool], CompiledForest] | None = None
 
     @classmethod
     def of(cls, scorer: object, offer_ids: Sequence[str], channel_ids: Sequence[str]) -> CandidateMatrix | None:
         """The matrix scorer of ``scorer``, or ``None`` when its shape is not one this module reproduces."""
         if type(scorer) is not ResponseModel:
             return None
-        learner = getattr(scorer, "learner_", None)
-        if type(learner) is not SLearner:
-            return None
-        estimator = getattr(learner, "estimator_", None)
-        encoder = getattr(estimator, "encoder_", None)
-        if encoder is None or not hasattr(estimator, "predict_matrix") or not hasattr(encoder, "_levels"):
+        encoders = matrix_encoders_of(getattr(scorer, "learner_", None))
+        if not encoders:
             return None
         context = getattr(scorer, "context_", None)
         # offer_table derives every output transform does (one derivation), so any OfferContext will do.
         if context is not None and type(context) is not OfferContext:
             return None
-        names = set(map(str, encoder.feature_names_in_))
-        if learner.treatment_column not in names:
-            return None
-        for column in ("offer_id", "channel"):
-            # A pair column the encoder reads as a number would need the DataFrame's conversion.
-            if column in names and column not in encoder.categories_:
-                return None
+        for encoder in encoders:
+            for column in ("offer_id", "channel"):
+                # A pair column the encoder reads as a number would need the DataFrame's conversion.
+                if column in set(map(str, encoder.feature_names_in_)) and column not in encoder.categories_:
+                    return None
         return cls(scorer, offer_ids, channel_ids)
 
+    # ------------------------------------------------------------------ compiled trees
     def compile(self, check: EncodedCustomers, cache_dir: Path | None = None, check_rows: int = 2000) -> bool:
-        """Predict through a :class:`CompiledForest` from now on, if it matches LightGBM on ``check``.
+        """Predict through :class:`CompiledForest`\\ s from now on, if they match LightGBM on ``check``.
 
-        The check scores candidate rows of the first customers of ``check`` (every
-        offer and channel, both treatment arms) both ways; beyond
-        :data:`COMPILED_TOLERANCE` apart, or when lleaves is missing or fails, the
-        booster stays LightGBM's and a warning says why.
+        Every tree model the learner predicts with is compiled (as it reads it:
+        probability or raw score). The check scores candidate rows of the first
+        customers of ``check`` (every offer and channel, both outcomes) both ways;
+        beyond :data:`COMPILED_TOLERANCE` apart, or when lleaves is missing or
+        fails, LightGBM keeps predicting and a warning says why.
 
         Returns
         -------
         bool
-            Whether the compiled forest is now in use.
+            Whether the compiled forests are now in use.
         """
-        booster = self.estimator.booster_
+        forests: dict[tuple[int, bool], CompiledForest] = {}
         try:
-            forest = CompiledForest.build(booster, booster.best_iteration or None, cache_dir)
+            for model, raw_score in self.learner.matrix_models():
+                if (id(model), raw_score) not in forests:
+                    booster = model.booster_
+                    forests[id(model), raw_score] = CompiledForest.build(
+                        booster, booster.best_iteration or None, cache_dir, raw_score=raw_score
+                    )
         except Exception as exc:  # noqa: BLE001 - any failure leaves LightGBM predicting, as before
             log.warning("tree model not compiled (%s: %s); LightGBM predicts", type(exc).__name__, exc)
             return False
         n_pairs = max(len(self.offer_ids) * self.n_channels, 1)
-        k = max(1, min(len(check.matrix), check_rows // n_pairs))
+        k = max(1, min(len(check), check_rows // n_pairs))
         cust = np.repeat(np.arange(k), n_pairs)
         pair = np.tile(np.arange(n_pairs), k)
-        rows = self.candidate_rows(check, cust, pair // self.n_channels, pair % self.n_channels, {})
-        both = self._stack_arms(rows)
-        gap = float(np.max(np.abs(forest.predict(both) - self.estimator.predict_matrix(both))))
+        rows = self._rows(check, cust, pair // self.n_channels, pair % self.n_channels, {})
+        ours = self.learner.predict_outcomes_matrix(rows, self._predictor(forests))
+        theirs = self.learner.predict_outcomes_matrix(rows, lightgbm_predict)
+        gap = max(float(np.max(np.abs(a - b), initial=0.0)) for a, b in zip(ours, theirs, strict=True))
         if not gap <= COMPILED_TOLERANCE:
             log.warning("compiled tree model differs from LightGBM by %.3g; LightGBM predicts", gap)
             return False
-        self.compiled = forest
+        self.compiled = forests
         return True
 
-    def _predict(self, matrix: np.ndarray) -> np.ndarray:
-        return self.compiled.predict(matrix) if self.compiled is not None else self.estimator.predict_matrix(matrix)
+    @staticmethod
+    def _predictor(forests: Mapping[tuple[int, bool], CompiledForest]) -> Any:
+        def predict(model: Any, matrix: np.ndarray, raw_score: bool) -> np.ndarray:
+            forest = forests.get((id(model), raw_score))
+            return forest.predict(matrix) if forest is not None else lightgbm_predict(model, matrix, raw_score)
+
+        return predict
+
+    def _predict(self) -> Any:
+        return self._predictor(self.compiled) if self.compiled is not None else lightgbm_predict
 
     # ------------------------------------------------------------------ customers
     def pair_columns(self, offer_history_columns: Sequence[str]) -> list[str]:
         """Columns a candidate row takes from its pair rather than its customer."""
-        pair = ["offer_id", "channel", self.names[self.treatment], *self.derived_cols, *offer_history_columns]
-        return [c for c in dict.fromkeys(pair) if c in self.position]
+        pair = ["offer_id", "channel", self.treatment_column, *self.derived_cols, *offer_history_columns]
+        read = {c for lay in self.layouts for c in lay.position}
+        return [c for c in dict.fromkeys(pair) if c in read]
 
     def encode(self, features: pd.DataFrame, offer_history_columns: Sequence[str] = ()) -> EncodedCustomers:
         """Encode customer feature rows (``customer_id`` + features, as the engine gets them).
@@ -303,76 +384,61 @@ class CandidateMatrix:
         """
         n = len(features)
         placeholders = {c: np.full(n, np.nan) for c in self.pair_columns(offer_history_columns)}
-        # The encoder reads every model column by name: the pair's get NaN here and their values per row.
+        # The encoders read every model column by name: the pair's get NaN here and their values per row.
         frame = with_columns(features.drop(columns=[c for c in placeholders if c in features.columns]), placeholders)
-        matrix = self.encoder.transform(frame)
+        matrices = tuple(lay.encoder.transform(frame) for lay in self.layouts)
         derived = self.context.offer_table(features, self.offer_ids) if self.context is not None else {}
-        return EncodedCustomers(matrix, {c: derived[c] for c in self.derived_cols})
+        return EncodedCustomers(matrices, {c: derived[c] for c in self.derived_cols})
 
     # ------------------------------------------------------------------ candidates
-    def candidate_rows(
+    def _rows(
         self, customers: EncodedCustomers, cust: np.ndarray, offer: np.ndarray, channel: np.ndarray,
         offer_history: Mapping[str, np.ndarray],
-    ) -> np.ndarray:
-        """Encoded candidate rows, contacted: customer ``cust`` with pair ``(offer, channel)``.
+    ) -> Any:
+        """The learner's ``rows(encoder)``: candidate rows per encoding, gathered on first use."""
+        built: dict[int, np.ndarray] = {}
 
-        ``offer_history`` maps offer-history columns to their value per row.
-        """
-        m = customers.matrix[cust]
-        if self.offer_col is not None and self.offer_code is not None:
-            m[:, self.offer_col] = self.offer_code[offer]
-        if self.channel_col is not None and self.channel_code is not None:
-            m[:, self.channel_col] = self.channel_code[channel]
-        for column, i in self.derived_cols.items():
-            m[:, i] = customers.derived[column][cust, offer]
-        for column, values in offer_history.items():
-            i = self.position.get(column)
-            if i is not None:
-                m[:, i] = values
-        m[:, self.treatment] = 1.0
-        return m
+        def rows(encoder: FrameEncoder) -> np.ndarray:
+            k = self._layout_of[id(encoder)]
+            m = built.get(k)
+            if m is None:
+                m = self.layouts[k].rows(customers.matrices[k], customers.derived, cust, offer, channel, offer_history)
+                m.flags.writeable = False  # shared by every model of this encoding
+                built[k] = m
+            return m
+
+        return rows
 
     def score(
         self, customers: EncodedCustomers, cust: np.ndarray, offer: np.ndarray, channel: np.ndarray,
         offer_history: Mapping[str, np.ndarray],
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Calibrated ``(p_contact, uplift)`` per candidate row (see :meth:`candidate_rows`)."""
+        """Calibrated ``(p_contact, uplift)`` of candidate rows: customer ``cust`` with pair ``(offer, channel)``.
+
+        ``offer_history`` maps offer-history columns to their value per row.
+        """
         n = len(cust)
         p1, p0 = np.empty(n), np.empty(n)
+        predict = self._predict()
         for start in range(0, n, _BLOCK_ROWS):
             rows = slice(start, min(start + _BLOCK_ROWS, n))
             history = {c: v[rows] for c, v in offer_history.items()}
-            m = self.candidate_rows(customers, cust[rows], offer[rows], channel[rows], history)
+            raw1, raw0 = self.learner.predict_outcomes_matrix(
+                self._rows(customers, cust[rows], offer[rows], channel[rows], history), predict
+            )
             # The calibration map is elementwise: one call maps both arms.
-            both = self.calibrator.transform(self._both_arms(m))
-            k = len(m)
+            both = self.calibrator.transform(np.concatenate([raw1, raw0]))
+            k = len(raw1)
             p1[rows], p0[rows] = both[:k], both[k:]
         return p1, p1 - p0
-
-    def _stack_arms(self, matrix: np.ndarray) -> np.ndarray:
-        """``matrix`` (contacted rows) above its copy as not contacted: one booster call for both arms."""
-        n = len(matrix)
-        both = np.concatenate([matrix, matrix])
-        both[n:, self.treatment] = 0.0
-        both[n:, self.masked] = np.nan
-        return both
-
-    def _both_arms(self, matrix: np.ndarray) -> np.ndarray:
-        """Raw predictions of ``matrix`` contacted, then not contacted (one array of twice its rows)."""
-        if len(matrix) <= _STACK_ROWS:
-            return self._predict(self._stack_arms(matrix))
-        p1 = self._predict(matrix)
-        matrix[:, self.treatment] = 0.0
-        matrix[:, self.masked] = np.nan
-        return np.concatenate([p1, self._predict(matrix)])
 
     def reasons(
         self, customers: EncodedCustomers, cust: np.ndarray, offer: np.ndarray, channel: np.ndarray,
         offer_history: Mapping[str, np.ndarray], top: int = 3,
     ) -> list[list[str]]:
-        """Reason codes of candidate rows, as :meth:`ResponseModel.reasons` gives them (one booster call)."""
+        """Reason codes of candidate rows, as :meth:`ResponseModel.reasons` gives them (LightGBM's TreeSHAP)."""
         if len(cust) == 0:
             return []
-        m = self.candidate_rows(customers, cust, offer, channel, offer_history)
-        contrib = self.estimator.predict_matrix(m, pred_contrib=True)
-        return reason_codes(contrib[:, self.contrib_keep], self.contrib_names, top)
+        contrib, names = self.learner.predict_contrib_matrix(self._rows(customers, cust, offer, channel, offer_history))
+        keep = np.flatnonzero(names != "bias")
+        return reason_codes(contrib[:, keep], names[keep], top)

@@ -10,16 +10,28 @@ and the uplift ``p_treated - p_control``. All learners read the treatment from a
 column of ``X`` (default ``contacted``), so they fit into pipelines and
 cross-validation like any classifier; ``predict_proba`` scores each row under the
 treatment it actually received.
+
+Every learner also predicts from encoded matrices (the scoring service's path,
+:class:`~nextbest.models.candidate_matrix.CandidateMatrix`): ``matrix_encoders``
+names the encoders whose candidate rows it reads, ``predict_outcomes_matrix`` and
+``predict_contrib_matrix`` give what ``predict_outcomes`` and ``predict_contrib``
+give on the same rows, with the same trees and the same arithmetic, and
+``matrix_models`` lists the tree models it runs (for compiling them). A learner
+whose parts are not encoded LightGBM models (e.g. a per-group classifier) has no
+matrix path: ``matrix_encoders`` is ``None``.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, clone
 
 from nextbest.errors import BadInputError
-from nextbest.models.encoding import with_columns
+from nextbest.models.encoding import FrameEncoder, with_columns
 
 #: Up to this many rows, both arms are predicted in one call on a stacked copy; above
 #: it the copy costs more than the call it saves, so the matrix is flipped in place.
@@ -45,8 +57,73 @@ def _split_eval(fit_params: dict[str, object], column: str, treated: bool) -> di
     return {**fit_params, "eval_set": (X_val.loc[mask].drop(columns=[column]), np.asarray(y_val)[mask])}
 
 
+#: Candidate rows as an encoder encodes them: ``rows(encoder)`` is a (n, F) matrix in
+#: ``encoder.feature_names_in_`` order, the treatment column (if any) a placeholder.
+#: The same matrix may serve several models: never write into it.
+CandidateRows = Callable[[FrameEncoder], np.ndarray]
+#: Runs a tree model on an encoded matrix: ``predict(model, matrix, raw_score)``.
+MatrixPredict = Callable[[Any, np.ndarray, bool], np.ndarray]
+
+
+def lightgbm_predict(model: Any, matrix: np.ndarray, raw_score: bool = False) -> np.ndarray:
+    """``model.predict_matrix(matrix)`` (raw scores when ``raw_score``): what the DataFrame path runs."""
+    return model.predict_matrix(matrix, raw_score=True) if raw_score else model.predict_matrix(matrix)
+
+
+def _encoded(*models: object) -> bool:
+    """Whether every model predicts from an encoded matrix (an encoded LightGBM estimator)."""
+    return all(
+        hasattr(m, "predict_matrix") and hasattr(getattr(m, "encoder_", None), "_levels") for m in models
+    )
+
+
+def _contrib_names(model: Any) -> np.ndarray:
+    return np.asarray([*map(str, model.encoder_.feature_names_in_), "bias"], dtype=object)
+
+
+def _owner(cls: type, name: str) -> type | None:
+    return next((c for c in cls.__mro__ if name in vars(c)), None)
+
+
+def matrix_encoders_of(learner: object) -> list[FrameEncoder] | None:
+    """``learner.matrix_encoders()``, or ``None`` when it has no matrix path it can vouch for.
+
+    A subclass that overrides ``predict_outcomes`` or ``predict_contrib`` without
+    also overriding its matrix counterpart would score differently on the two
+    paths: it keeps the DataFrame path.
+    """
+    if not hasattr(learner, "matrix_encoders"):
+        return None
+    cls = type(learner)
+    for frame_method, matrix_method in (
+        ("predict_outcomes", "predict_outcomes_matrix"), ("predict_contrib", "predict_contrib_matrix"),
+    ):
+        frame_owner, matrix_owner = _owner(cls, frame_method), _owner(cls, matrix_method)
+        if frame_owner is None or matrix_owner is None or not issubclass(matrix_owner, frame_owner):
+            return None
+    return learner.matrix_encoders()  # type: ignore[no-any-return]
+
+
 class _UpliftBase(ClassifierMixin, BaseEstimator):
     treatment_column: str
+
+    def matrix_encoders(self) -> list[FrameEncoder] | None:
+        """Encoders whose candidate rows the matrix methods read; ``None``: no matrix path."""
+        return None
+
+    def matrix_models(self) -> list[tuple[Any, bool]]:
+        """Tree models ``predict_outcomes_matrix`` runs, each with whether it reads their raw score."""
+        return []
+
+    def predict_outcomes_matrix(  # pragma: no cover - abstract
+        self, rows: CandidateRows, predict: MatrixPredict = lightgbm_predict
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``predict_outcomes`` of candidate rows given encoded (``rows(encoder)``)."""
+        raise NotImplementedError
+
+    def predict_contrib_matrix(self, rows: CandidateRows) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - abstract
+        """``predict_contrib`` of encoded candidate rows: ``(values, column names)``, ``bias`` included."""
+        raise NotImplementedError
 
     def predict_outcomes(self, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -143,6 +220,51 @@ class SLearner(_UpliftBase):
     def feature_importance(self, importance_type: str = "gain") -> pd.Series:
         return self.estimator_.feature_importance(importance_type)
 
+    # ------------------------------------------------------------------ matrix path
+    def matrix_encoders(self) -> list[FrameEncoder] | None:
+        estimator = getattr(self, "estimator_", None)
+        if not _encoded(estimator) or self.treatment_column not in set(map(str, estimator.encoder_.feature_names_in_)):
+            return None
+        return [estimator.encoder_]
+
+    def matrix_models(self) -> list[tuple[Any, bool]]:
+        return [(self.estimator_, False)]
+
+    def _matrix_columns(self) -> tuple[int, np.ndarray]:
+        names = self.estimator_.encoder_.feature_names_in_
+        column = int(np.flatnonzero(names == self.treatment_column)[0])
+        # Bundles saved before treatment_features existed lack the attribute.
+        return column, np.flatnonzero(np.isin(names, getattr(self, "treatment_features", ())))
+
+    def predict_outcomes_matrix(
+        self, rows: CandidateRows, predict: MatrixPredict = lightgbm_predict
+    ) -> tuple[np.ndarray, np.ndarray]:
+        matrix = rows(self.estimator_.encoder_)
+        column, masked = self._matrix_columns()
+        n = len(matrix)
+        if n <= _STACK_ROWS:
+            both = np.concatenate([matrix, matrix])
+            both[:n, column] = 1.0
+            both[n:, column] = 0.0
+            both[n:, masked] = np.nan
+            p = predict(self.estimator_, both, False)
+            return p[:n], p[n:]
+        arm = matrix.copy()
+        arm[:, column] = 1.0
+        p1 = predict(self.estimator_, arm, False)
+        arm[:, column] = 0.0
+        arm[:, masked] = np.nan
+        return p1, predict(self.estimator_, arm, False)
+
+    def predict_contrib_matrix(self, rows: CandidateRows) -> tuple[np.ndarray, np.ndarray]:
+        treated = rows(self.estimator_.encoder_).copy()
+        column, _ = self._matrix_columns()
+        treated[:, column] = 1.0
+        contrib = self.estimator_.predict_matrix(treated, pred_contrib=True)
+        names = _contrib_names(self.estimator_)
+        keep = names != self.treatment_column
+        return contrib[:, keep], names[keep]
+
 
 class TLearner(_UpliftBase):
     """Two models, one on contacted rows and one on control rows.
@@ -191,6 +313,24 @@ class TLearner(_UpliftBase):
 
     def feature_importance(self, importance_type: str = "gain") -> pd.Series:
         return self.treated_.feature_importance(importance_type)
+
+    # ------------------------------------------------------------------ matrix path
+    def matrix_encoders(self) -> list[FrameEncoder] | None:
+        models = [getattr(self, a, None) for a in ("treated_", "control_")]
+        return [m.encoder_ for m in models] if _encoded(*models) else None
+
+    def matrix_models(self) -> list[tuple[Any, bool]]:
+        return [(self.treated_, False), (self.control_, False)]
+
+    def predict_outcomes_matrix(
+        self, rows: CandidateRows, predict: MatrixPredict = lightgbm_predict
+    ) -> tuple[np.ndarray, np.ndarray]:
+        p1 = predict(self.treated_, rows(self.treated_.encoder_), False)
+        return p1, predict(self.control_, rows(self.control_.encoder_), False)
+
+    def predict_contrib_matrix(self, rows: CandidateRows) -> tuple[np.ndarray, np.ndarray]:
+        contrib = self.treated_.predict_matrix(rows(self.treated_.encoder_), pred_contrib=True)
+        return contrib, _contrib_names(self.treated_)
 
 
 class XLearner(TLearner):
@@ -243,6 +383,24 @@ class XLearner(TLearner):
         p0 = self.control_.predict_proba(features)[:, 1]
         g = self.contact_share_
         tau = g * self.tau_control_.predict(features) + (1.0 - g) * self.tau_treated_.predict(features)
+        return np.clip(p0 + tau, 0.0, 1.0), p0
+
+    # ------------------------------------------------------------------ matrix path
+    def matrix_encoders(self) -> list[FrameEncoder] | None:
+        # treated_ only gives the reason codes (predict_contrib is the T-learner's).
+        models = [getattr(self, a, None) for a in ("treated_", "control_", "tau_control_", "tau_treated_")]
+        return [m.encoder_ for m in models] if _encoded(*models) else None
+
+    def matrix_models(self) -> list[tuple[Any, bool]]:
+        return [(self.control_, False), (self.tau_control_, False), (self.tau_treated_, False)]
+
+    def predict_outcomes_matrix(
+        self, rows: CandidateRows, predict: MatrixPredict = lightgbm_predict
+    ) -> tuple[np.ndarray, np.ndarray]:
+        p0 = predict(self.control_, rows(self.control_.encoder_), False)
+        g = self.contact_share_
+        tau_control = predict(self.tau_control_, rows(self.tau_control_.encoder_), False)
+        tau = g * tau_control + (1.0 - g) * predict(self.tau_treated_, rows(self.tau_treated_.encoder_), False)
         return np.clip(p0 + tau, 0.0, 1.0), p0
 
 
@@ -399,6 +557,45 @@ class ShiftLearner(_UpliftBase):
         effect = self.effect_.feature_importance(importance_type)
         return base.add(effect, fill_value=0.0).sort_values(ascending=False)
 
+    # ------------------------------------------------------------------ matrix path
+    def _shared_encoding(self) -> bool:
+        """Whether the baseline reads the effect's encoding with the treatment features missing (as ``predict_logits``)."""
+        return list(self.effect_.encoder_.feature_names_in_) == list(self.baseline_.encoder_.feature_names_in_)
+
+    def matrix_encoders(self) -> list[FrameEncoder] | None:
+        base, effect = getattr(self, "baseline_", None), getattr(self, "effect_", None)
+        if not _encoded(base, effect):
+            return None
+        return [effect.encoder_] if self._shared_encoding() else [base.encoder_, effect.encoder_]
+
+    def matrix_models(self) -> list[tuple[Any, bool]]:
+        return [(self.baseline_, True), (self.effect_, True)]
+
+    def _baseline_rows(self, rows: CandidateRows) -> np.ndarray:
+        """The baseline's rows: its encoding of the candidates with the treatment features missing."""
+        encoder = self.effect_.encoder_ if self._shared_encoding() else self.baseline_.encoder_
+        matrix = rows(encoder).copy()
+        matrix[:, np.flatnonzero(np.isin(encoder.feature_names_in_, self.treatment_features))] = np.nan
+        return matrix
+
+    def predict_outcomes_matrix(
+        self, rows: CandidateRows, predict: MatrixPredict = lightgbm_predict
+    ) -> tuple[np.ndarray, np.ndarray]:
+        tau = self.effect0_ + predict(self.effect_, rows(self.effect_.encoder_), True)
+        b = self.intercept_ + predict(self.baseline_, self._baseline_rows(rows), True)
+        return _sigmoid(b + tau), _sigmoid(b)
+
+    def predict_contrib_matrix(self, rows: CandidateRows) -> tuple[np.ndarray, np.ndarray]:
+        base = self.baseline_.predict_matrix(self._baseline_rows(rows), pred_contrib=True)
+        effect = self.effect_.predict_matrix(rows(self.effect_.encoder_), pred_contrib=True)
+        names = _contrib_names(self.effect_)
+        base_names = _contrib_names(self.baseline_)
+        if list(base_names) != list(names):
+            # As predict_contrib's aligned add: a column only the effect reads gets 0 from the baseline.
+            where = {c: i for i, c in enumerate(base_names)}
+            base = np.column_stack([base[:, where[c]] if c in where else np.zeros(len(base)) for c in names])
+        return base + effect, names
+
 
 class BaggedLearner(_UpliftBase):
     """Average of ``n_members`` clones of an uplift learner fitted on row subsamples.
@@ -463,6 +660,35 @@ class BaggedLearner(_UpliftBase):
     def feature_importance(self, importance_type: str = "gain") -> pd.Series:
         parts = [m.feature_importance(importance_type) for m in self.members_]
         return (sum(parts[1:], parts[0]) / len(parts)).sort_values(ascending=False)
+
+    # ------------------------------------------------------------------ matrix path
+    def matrix_encoders(self) -> list[FrameEncoder] | None:
+        encoders: list[FrameEncoder] = []
+        for member in getattr(self, "members_", None) or []:
+            found = matrix_encoders_of(member)
+            if found is None:
+                return None
+            encoders += found
+        return encoders or None
+
+    def matrix_models(self) -> list[tuple[Any, bool]]:
+        return [part for m in self.members_ for part in m.matrix_models()]
+
+    def predict_outcomes_matrix(
+        self, rows: CandidateRows, predict: MatrixPredict = lightgbm_predict
+    ) -> tuple[np.ndarray, np.ndarray]:
+        outcomes = [m.predict_outcomes_matrix(rows, predict) for m in self.members_]
+        return np.mean([p1 for p1, _ in outcomes], axis=0), np.mean([p0 for _, p0 in outcomes], axis=0)
+
+    def predict_contrib_matrix(self, rows: CandidateRows) -> tuple[np.ndarray, np.ndarray]:
+        parts = [m.predict_contrib_matrix(rows) for m in self.members_]
+        names = parts[0][1]
+        if any(list(n) != list(names) for _, n in parts[1:]):
+            # Members are clones fitted on one frame; differing columns mean a bundle this path does not know.
+            raise ValueError("bagged members report different contribution columns; score through the DataFrame")
+        values = [v for v, _ in parts]
+        # Summed in member order, as predict_contrib sums the frames.
+        return sum(values[1:], values[0]) / len(values), names
 
 
 LEARNERS: dict[str, type[_UpliftBase]] = {"s": SLearner, "t": TLearner, "x": XLearner, "shift": ShiftLearner}

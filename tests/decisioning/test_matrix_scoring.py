@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import tempfile
 from functools import lru_cache
 
 import numpy as np
@@ -15,11 +16,14 @@ from nextbest.decisioning.engine import DecisionEngine, complete_features
 from nextbest.decisioning.history import ContactHistory
 from nextbest.decisioning.prepared import PreparedCustomers
 from nextbest.decisioning.synthetic import random_features, random_training_rows
+from nextbest.features.registry import categorical_features, feature_defs, offer_history_features
 from nextbest.models.candidate_matrix import CandidateMatrix
 from nextbest.models.context import OfferContext
+from nextbest.models.grouped import PerGroupClassifier
 from nextbest.models.lgbm import LGBMResponseClassifier
 from nextbest.models.response import ResponseModel
-from nextbest.models.uplift import SLearner, TLearner
+from nextbest.models.uplift import BaggedLearner, SLearner, TLearner
+from nextbest.training.trainer import base_params, make_model
 
 from tests.decisioning.decisioning_helpers import fitted_scorer
 
@@ -41,6 +45,42 @@ def context_scorer() -> ResponseModel:
     model.fit(X.iloc[:4500], y[:4500], X_calibration=X.iloc[4500:], y_calibration=y[4500:])
     model.model_version = "context-model/1"
     return model
+
+
+#: Learners as the trainer builds them (``training.uplift_learner``, ``training.ensemble_members``).
+#: ``t-one-arm-level``: no control row ever used the web channel, so the two outcome models'
+#: encoders differ (web is a level for the contacted model only).
+LEARNERS = {
+    "s": ("s", 1), "t": ("t", 1), "x": ("x", 1), "shift": ("shift", 1),
+    "bagged-s": ("s", 2), "bagged-shift": ("shift", 2), "t-one-arm-level": ("t", 1),
+}
+
+
+@lru_cache(maxsize=None)
+def learner_scorer(name: str) -> ResponseModel:
+    """A small bundle of ``LEARNERS[name]`` built by the trainer, saved and loaded back as the service loads it."""
+    learner, members = LEARNERS[name]
+    raw = load_config().model_dump()
+    raw["training"]["ensemble_members"] = members
+    config = NextbestConfig.model_validate(raw)
+    X, y = random_training_rows(config, 6000, seed=5)
+    rng = np.random.default_rng(5)
+    X = X.assign(
+        shown_30d=rng.poisson(0.5, len(X)).astype(float), days_since_shown=rng.uniform(0, 90, len(X)),
+        contacts_7d=rng.poisson(0.7, len(X)).astype(float), contacts_30d=rng.poisson(2.0, len(X)).astype(float),
+    )
+    if name == "t-one-arm-level":
+        keep = X["contacted"].to_numpy() | (X["channel"].to_numpy() != "web")
+        X, y = X.loc[keep].reset_index(drop=True), y[keep]
+    params = base_params(config.training) | {
+        "n_estimators": 15, "num_leaves": 7, "early_stopping_rounds": None, "n_jobs": 1, "learning_rate": 0.1,
+    }
+    defaults = {d.name: d.default for d in offer_history_features(feature_defs(config))}
+    model = make_model(config, categorical_features(config), defaults, strategy="global", learner=learner, params=params)  # type: ignore[arg-type]
+    cut = len(X) * 3 // 4
+    model.fit(X.iloc[:cut], y[:cut], X_calibration=X.iloc[cut:], y_calibration=y[cut:])
+    with tempfile.TemporaryDirectory() as folder:
+        return ResponseModel.load(model.save(folder), model_version=f"{name}-model/1")
 
 
 def offer_history(config: NextbestConfig, ids: np.ndarray, seed: int) -> pd.DataFrame:
@@ -163,16 +203,83 @@ def test_offer_table_equals_transform() -> None:
         np.testing.assert_array_equal(values.ravel(), derived[column].to_numpy(dtype=float))
 
 
+class _ShiftedSLearner(SLearner):
+    """A learner from outside this package that changes how it predicts, but not on matrices."""
+
+    def predict_outcomes(self, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        p1, p0 = super().predict_outcomes(X)
+        return np.clip(p1 + 0.01, 0.0, 1.0), p0
+
+
 def test_other_scorers_keep_the_dataframe_path() -> None:
     config = load_config()
     X, y = random_training_rows(config, 2000, seed=1)
-    model = ResponseModel(TLearner(LGBMResponseClassifier(n_estimators=5, early_stopping_rounds=None)), calibration="none").fit(X, y)
+    clf = LGBMResponseClassifier(n_estimators=5, early_stopping_rounds=None)
     offers, channels = [o.id for o in config.offers.offers], [c.id for c in config.channels.channels]
-    assert CandidateMatrix.of(model, offers, channels) is None
-    engine = DecisionEngine(config, {"champion": model})
-    assert not engine.matrix
-    out = engine.decide(random_features(config, 20, seed=1), AT, seed=1, explain=True)
-    assert len(out.decisions) == 20
+    unknown = [
+        TLearner(PerGroupClassifier(clf, min_group_rows=50, min_group_positives=1)),  # per_offer_channel strategy
+        _ShiftedSLearner(clf),
+        BaggedLearner(_ShiftedSLearner(clf), n_members=2),
+    ]
+    for learner in unknown:
+        model = ResponseModel(learner, calibration="none").fit(X, y)
+        assert CandidateMatrix.of(model, offers, channels) is None
+        engine = DecisionEngine(config, {"champion": model})
+        assert not engine.matrix and not engine.plannable
+        out = engine.decide(random_features(config, 20, seed=1), AT, seed=1, explain=True)
+        assert len(out.decisions) == 20
+
+
+@pytest.mark.parametrize("name", list(LEARNERS))
+def test_every_learner_scores_on_the_matrix_path_as_its_frame(name: str) -> None:
+    """Probabilities and uplifts within 1e-12 of ``ResponseModel.score``, reason codes equal to ``.reasons``."""
+    config = load_config()
+    model = learner_scorer(name)
+    fast, reference = engines(config, model)
+    matrix = fast.matrix["champion"]
+    # One encoded customer matrix per distinct encoding.
+    assert len(matrix.layouts) == {"t-one-arm-level": 2, "x": 2}.get(name, 1)
+    features = with_cold_start(random_features(config, 80, seed=3), [10**9])
+    oh = offer_history(config, features["customer_id"].to_numpy(), 3)
+    sc = fast.score_candidates(features, AT, offer_history=oh)
+    scores = model.score(sc.frame)
+    np.testing.assert_allclose(sc.probability, scores["p_contact"].to_numpy(), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(sc.uplift, scores["uplift"].to_numpy(), rtol=0, atol=1e-12)
+    assert np.ptp(sc.uplift) > 0  # the model does tell candidates apart
+    rows = np.arange(0, len(sc.cust), 5)
+    c, o = sc.cust[rows], sc.offer[rows]
+    history = sc.customers.offer_history.lookup(c, o, len(config.offers.offers))
+    ours = matrix.reasons(sc.customers.encoded("champion"), c, o, sc.channel[rows], history, top=3)
+    assert ours == model.reasons(sc.frame.iloc[rows], top=3)
+    assert sum(len(r) for r in ours) > 0
+    out = [
+        engine.decide(features, AT, context=Context(channel="web"), seed=2, offer_history=oh, top_k=5, explain=True,
+                      history=ContactHistory.empty(config))
+        for engine in (fast, reference)
+    ]
+    assert_same_decisions(*out)
+
+
+@pytest.mark.parametrize("name", ["t-one-arm-level", "x", "bagged-shift"])
+def test_every_learner_is_served_per_customer(name: str) -> None:
+    """The service's planned ranking needs a matrix path for every arm: each learner now has one."""
+    from tests.decisioning.test_plans import snapshot
+
+    config = load_config()
+    fast, reference = engines(config, learner_scorer(name))
+    assert fast.plannable
+    features = random_features(config, 12, seed=7)
+    oh = offer_history(config, features["customer_id"].to_numpy(), 7)
+    block = snapshot(fast, features, oh)
+    planned, ranked = ContactHistory.empty(config), ContactHistory.empty(config)
+    for step, pos in enumerate([0, 3, 3, 7, 11, len(features)]):
+        cid = 10**9 if pos == len(features) else int(features["customer_id"].iloc[pos])
+        customers = block.take(np.array([pos]), ids=np.array([cid]))
+        plan = fast.plans(customers, AT, Context(), reasons=2)[0]
+        got = fast.rank_planned(plan, block, AT, 3, step, history=planned)
+        frame = with_cold_start(features.iloc[:0], [cid]) if pos == len(features) else features.iloc[[pos]]
+        want = reference.rank(frame, AT, Context(), 3, step, offer_history=oh, history=ranked)[0]
+        assert got.model_dump(exclude={"decision_id", "suppressed"}) == want.model_dump(exclude={"decision_id", "suppressed"})
 
 
 def test_remembered_reasons_equal_computed_ones() -> None:
