@@ -13,7 +13,7 @@ from nextbest.decisioning.synthetic import random_features
 from nextbest.models import candidate_matrix
 from nextbest.models.candidate_matrix import COMPILED_TOLERANCE, CompiledForest
 
-from tests.decisioning.test_matrix_scoring import AT, context_scorer, offer_history
+from tests.decisioning.test_matrix_scoring import AT, context_scorer, learner_scorer, offer_history
 
 pytest.importorskip("lleaves")
 
@@ -67,3 +67,28 @@ def test_an_objective_lleaves_does_not_reproduce_keeps_lightgbm(monkeypatch) -> 
     features = random_features(config, 20, seed=2)
     history = offer_history(config, features["customer_id"].to_numpy(), seed=3)
     assert not engine.matrix["champion"].compile(engine.prepare(features, history).encode_all().encoded("champion"))
+
+
+@pytest.mark.parametrize("name", ["t-one-arm-level", "bagged-shift"])
+def test_every_booster_of_a_learner_is_compiled(name: str, tmp_path) -> None:
+    """Both outcome models of a T-learner (two encodings), and the shift learner's models read as raw log-odds.
+
+    (The X-learner's effect regressors compile the same way; its 200-tree default makes that too slow here.)
+    """
+    config = load_config()
+    model = learner_scorer(name)
+    lightgbm_engine = DecisionEngine(config, {"champion": model})
+    compiled_engine = DecisionEngine(config, {"champion": model})
+    features = random_features(config, 100, seed=11)
+    history = offer_history(config, features["customer_id"].to_numpy(), seed=3)
+    matrix = compiled_engine.matrix["champion"]
+    assert matrix.compile(compiled_engine.prepare(features, history).encode_all().encoded("champion"), tmp_path)
+    # t: both outcome models; bagged shift: baseline and effect of each member.
+    assert matrix.compiled is not None and len(matrix.compiled) == len(list(tmp_path.glob("forest-*.o"))) == {"t-one-arm-level": 2}.get(name, 4)
+
+    def scored(engine: DecisionEngine) -> object:
+        return engine.score_candidates(engine.prepare(features, history), AT, context=Context(), history=ContactHistory.empty(config))
+
+    a, b = scored(compiled_engine), scored(lightgbm_engine)
+    np.testing.assert_allclose(a.probability, b.probability, rtol=0, atol=COMPILED_TOLERANCE)  # type: ignore[attr-defined]
+    np.testing.assert_allclose(a.uplift, b.uplift, rtol=0, atol=2 * COMPILED_TOLERANCE)  # type: ignore[attr-defined]
