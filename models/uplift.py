@@ -370,7 +370,12 @@ class XLearner(TLearner):
         if self.effect_estimator is None:
             from nextbest.models.lgbm import LGBMValueRegressor
 
-            effect = LGBMValueRegressor(n_estimators=200, learning_rate=0.05, num_leaves=15, min_child_samples=100)
+            # The outcome model's categories and defaults: the effect models then read the candidate
+            # rows it reads (offer history may be absent) and encode them as it does.
+            effect = LGBMValueRegressor(
+                n_estimators=200, learning_rate=0.05, num_leaves=15, min_child_samples=100,
+                categorical=getattr(self.estimator, "categorical", ()), defaults=getattr(self.estimator, "defaults", None),
+            )
         else:
             effect = self.effect_estimator
         self.tau_treated_ = clone(effect).fit(features.loc[t], y[t] - p0[t])

@@ -238,7 +238,7 @@ def test_every_learner_scores_on_the_matrix_path_as_its_frame(name: str) -> None
     fast, reference = engines(config, model)
     matrix = fast.matrix["champion"]
     # One encoded customer matrix per distinct encoding.
-    assert len(matrix.layouts) == {"t-one-arm-level": 2, "x": 2}.get(name, 1)
+    assert len(matrix.layouts) == {"t-one-arm-level": 2}.get(name, 1)
     features = with_cold_start(random_features(config, 80, seed=3), [10**9])
     oh = offer_history(config, features["customer_id"].to_numpy(), 3)
     sc = fast.score_candidates(features, AT, offer_history=oh)
