@@ -20,7 +20,7 @@ from nextbest.features.registry import categorical_features, feature_defs, offer
 from nextbest.models.candidate_matrix import CandidateMatrix
 from nextbest.models.context import OfferContext
 from nextbest.models.grouped import PerGroupClassifier
-from nextbest.models.lgbm import LGBMResponseClassifier
+from nextbest.models.lgbm import LGBMResponseClassifier, LGBMValueRegressor
 from nextbest.models.response import ResponseModel
 from nextbest.models.uplift import BaggedLearner, SLearner, TLearner
 from nextbest.training.trainer import base_params, make_model
@@ -49,10 +49,12 @@ def context_scorer() -> ResponseModel:
 
 #: Learners as the trainer builds them (``training.uplift_learner``, ``training.ensemble_members``).
 #: ``t-one-arm-level``: no control row ever used the web channel, so the two outcome models'
-#: encoders differ (web is a level for the contacted model only).
+#: encoders differ (web is a level for the contacted model only). ``x-own-encoding``: effect
+#: regressors without the outcome model's categories and defaults, as X bundles were saved before
+#: they took them (a second encoding).
 LEARNERS = {
     "s": ("s", 1), "t": ("t", 1), "x": ("x", 1), "shift": ("shift", 1),
-    "bagged-s": ("s", 2), "bagged-shift": ("shift", 2), "t-one-arm-level": ("t", 1),
+    "bagged-s": ("s", 2), "bagged-shift": ("shift", 2), "t-one-arm-level": ("t", 1), "x-own-encoding": ("x", 1),
 }
 
 
@@ -77,6 +79,8 @@ def learner_scorer(name: str) -> ResponseModel:
     }
     defaults = {d.name: d.default for d in offer_history_features(feature_defs(config))}
     model = make_model(config, categorical_features(config), defaults, strategy="global", learner=learner, params=params)  # type: ignore[arg-type]
+    if name == "x-own-encoding":
+        model.set_params(learner__effect_estimator=LGBMValueRegressor(n_estimators=15, num_leaves=7, min_child_samples=50))
     cut = len(X) * 3 // 4
     model.fit(X.iloc[:cut], y[:cut], X_calibration=X.iloc[cut:], y_calibration=y[cut:])
     with tempfile.TemporaryDirectory() as folder:
@@ -238,7 +242,7 @@ def test_every_learner_scores_on_the_matrix_path_as_its_frame(name: str) -> None
     fast, reference = engines(config, model)
     matrix = fast.matrix["champion"]
     # One encoded customer matrix per distinct encoding.
-    assert len(matrix.layouts) == {"t-one-arm-level": 2}.get(name, 1)
+    assert len(matrix.layouts) == {"t-one-arm-level": 2, "x-own-encoding": 2}.get(name, 1)
     features = with_cold_start(random_features(config, 80, seed=3), [10**9])
     oh = offer_history(config, features["customer_id"].to_numpy(), 3)
     sc = fast.score_candidates(features, AT, offer_history=oh)
