@@ -267,14 +267,15 @@ def test_every_learner_scores_on_the_matrix_path_as_its_frame(name: str) -> None
 @pytest.mark.parametrize("name", ["t-one-arm-level", "x", "bagged-shift"])
 def test_every_learner_is_served_per_customer(name: str) -> None:
     """The service's planned ranking needs a matrix path for every arm: each learner now has one."""
-    from tests.decisioning.test_plans import snapshot
-
     config = load_config()
     fast, reference = engines(config, learner_scorer(name))
     assert fast.plannable
     features = random_features(config, 12, seed=7)
     oh = offer_history(config, features["customer_id"].to_numpy(), 7)
-    block = snapshot(fast, features, oh)
+    # The service's block: every customer prepared, then the all-null row unknown ids get.
+    blank = complete_features(features.iloc[:0], np.array([-1]), list(features.columns[1:]))
+    parts = [fast.prepare(features, oh).encode_all(), fast.prepare(blank, oh.iloc[:0]).encode_all()]
+    block = PreparedCustomers.concat(parts, frame_of=lambda ids: features).remember_reasons(100)
     planned, ranked = ContactHistory.empty(config), ContactHistory.empty(config)
     for step, pos in enumerate([0, 3, 3, 7, 11, len(features)]):
         cid = 10**9 if pos == len(features) else int(features["customer_id"].iloc[pos])
