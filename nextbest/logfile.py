@@ -16,7 +16,7 @@ switched off through its setting ``MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR``
 (left alone when the user set it; inherited by the processes a command starts).
 
 Child processes whose output is a library's (Spark's driver JVM) get the log file
-as their stderr (:func:`open_for_child`).
+as their output (:func:`open_for_child`).
 
 MLflow configures its loggers and its print stream when it is first imported,
 and commands import it lazily (it is slow to import), so the re-routing of a
@@ -150,8 +150,8 @@ def written() -> Path | None:
 
 
 def open_for_child(name: str) -> BinaryIO | None:
-    """The log file, open for appending, to be a child process's stderr; ``None`` when library
-    output is not routed (the child then shares this process's stderr).
+    """The log file, open for appending, to be a child process's stderr (and stdout); ``None`` when
+    library output is not routed (the child then shares this process's streams).
 
     A record names the child first (``name``), so the CLI's pointer names the file. The
     caller closes the file once the child has started: the child keeps its own descriptor,
@@ -160,7 +160,7 @@ def open_for_child(name: str) -> BinaryIO | None:
     if _handler is None:
         return None
     _handler.handle(logging.makeLogRecord({"name": name, "levelno": logging.INFO, "levelname": "INFO",
-                                           "msg": "%s's output (stderr) follows in this file", "args": (name,)}))
+                                           "msg": "%s's output follows in this file", "args": (name,)}))
     return open(_handler.path, "ab")  # noqa: SIM115 (closed by the caller once the child runs)
 
 

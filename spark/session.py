@@ -13,7 +13,7 @@ for a cluster. Settings nextbest relies on:
 
 The driver's JVM logs errors only (``log4j2.properties``). When the CLI routes
 library output to the workspace's log file (:mod:`nextbest.logfile`), the JVM's
-stderr goes there too: the JVM prints start-up lines no log4j setting reaches
+output goes there too: the JVM prints start-up lines no log4j setting reaches
 (``WARNING: Using incubator modules: jdk.incubator.vector``, from Java's module
 system, for the vector module Spark's launcher always adds).
 """
@@ -82,7 +82,7 @@ def get_session(master: str | None = None) -> SparkSession:
 
 
 def _start_driver(settings: dict[str, str]) -> None:
-    """Start the driver's JVM with its stderr in the workspace's log file, when library output goes there.
+    """Start the driver's JVM with its output in the workspace's log file, when library output goes there.
 
     PySpark's ``launch_gateway`` takes Popen arguments for this (its developer hook for
     capturing the JVM's output); the SparkContext started on that gateway is the one
@@ -98,5 +98,6 @@ def _start_driver(settings: dict[str, str]) -> None:
         return
     conf = SparkConf(loadDefaults=False).setAll(list(settings.items()))
     with stream:
-        gateway = launch_gateway(conf, popen_kwargs={"stderr": stream})
+        # stdout too: the gateway's port comes through a file, and `--json` output must stay clean.
+        gateway = launch_gateway(conf, popen_kwargs={"stdout": stream, "stderr": stream})
     SparkContext(conf=conf, gateway=gateway)

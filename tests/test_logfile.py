@@ -86,5 +86,5 @@ def test_a_childs_stderr_goes_to_the_file(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert done.stderr == "" and done.stdout.strip() == f"library messages: {tmp_path / logfile.LOG_FILE}"
     lines = (tmp_path / logfile.LOG_FILE).read_text().splitlines()
-    assert lines[0].endswith("INFO child: child's output (stderr) follows in this file")
+    assert lines[0].endswith("INFO child: child's output follows in this file")
     assert lines[1:] == ["a line of the child"]

@@ -34,6 +34,6 @@ def test_the_command_line_shows_no_jvm_lines(workspace: Workspace, tmp_path: Pat
         f"library messages: {workspace.root / logfile.LOG_FILE}",
     ]
     filed = (workspace.root / logfile.LOG_FILE).read_text()
-    assert "INFO spark: spark's output (stderr) follows in this file" in filed
+    assert "INFO spark: spark's output follows in this file" in filed
     # Spark's own start-up banner is off at source (log4j2.properties), not only filed.
     assert "Setting default log level" not in filed
