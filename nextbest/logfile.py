@@ -15,6 +15,9 @@ MLflow's "Downloading artifacts" progress bar, drawn on every model load, is
 switched off through its setting ``MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR``
 (left alone when the user set it; inherited by the processes a command starts).
 
+Child processes whose output is a library's (Spark's driver JVM) get the log file
+as their output (:func:`open_for_child`).
+
 MLflow configures its loggers and its print stream when it is first imported,
 and commands import it lazily (it is slow to import), so the re-routing of a
 library is applied when the library is imported, through a small import hook.
@@ -33,7 +36,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import ModuleType
-from typing import Any, TextIO
+from typing import Any, BinaryIO, TextIO
 
 #: Where library messages go, relative to the workspace (``Workspace.log_path``).
 LOG_FILE = Path("logs") / "nextbest.log"
@@ -144,6 +147,21 @@ def route_library_output(workspace_root: Path, *, root_logger: bool = True) -> L
 def written() -> Path | None:
     """The log file, if this process wrote to it."""
     return _handler.path if _handler is not None and _handler.records else None
+
+
+def open_for_child(name: str) -> BinaryIO | None:
+    """The log file, open for appending, to be a child process's stderr (and stdout); ``None`` when
+    library output is not routed (the child then shares this process's streams).
+
+    A record names the child first (``name``), so the CLI's pointer names the file. The
+    caller closes the file once the child has started: the child keeps its own descriptor,
+    and its lines interleave with the handler's (both append).
+    """
+    if _handler is None:
+        return None
+    _handler.handle(logging.makeLogRecord({"name": name, "levelno": logging.INFO, "levelname": "INFO",
+                                           "msg": "%s's output follows in this file", "args": (name,)}))
+    return open(_handler.path, "ab")  # noqa: SIM115 (closed by the caller once the child runs)
 
 
 def pointer() -> str | None:

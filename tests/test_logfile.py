@@ -70,3 +70,21 @@ def test_warnings_from_nextbest_code_are_ours() -> None:
     assert logfile.is_ours(logfile.__file__)
     assert not logfile.is_ours(mlflow.__file__)
     assert not logfile.is_ours("<string>")
+
+
+def test_a_childs_stderr_goes_to_the_file(tmp_path: Path) -> None:
+    script = (
+        "import subprocess, sys; from pathlib import Path; from nextbest import logfile\n"
+        "assert logfile.open_for_child('child') is None  # not routed: the child keeps our stderr\n"
+        "logfile.route_library_output(Path(sys.argv[1]))\n"
+        "with logfile.open_for_child('child') as stream:\n"
+        "    subprocess.run(['sh', '-c', 'echo a line of the child >&2'], stderr=stream, check=True)\n"
+        "print(logfile.pointer())\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True,
+                          timeout=120, env={"PATH": "/usr/bin:/bin"})
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == "" and done.stdout.strip() == f"library messages: {tmp_path / logfile.LOG_FILE}"
+    lines = (tmp_path / logfile.LOG_FILE).read_text().splitlines()
+    assert lines[0].endswith("INFO child: child's output follows in this file")
+    assert lines[1:] == ["a line of the child"]

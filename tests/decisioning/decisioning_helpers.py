@@ -5,21 +5,14 @@ from __future__ import annotations
 from functools import lru_cache
 
 from nextbest.config import NextbestConfig, load_config
-from nextbest.decisioning.synthetic import random_training_rows
-from nextbest.models.lgbm import LGBMResponseClassifier
+from nextbest.decisioning.synthetic import fit_scorer
 from nextbest.models.response import ResponseModel
-from nextbest.models.uplift import SLearner
 
 
 @lru_cache(maxsize=1)
 def fitted_scorer() -> ResponseModel:
     """A small LightGBM S-learner fitted on rows from a known logistic truth (cached: ~0.5 s)."""
-    config = load_config()
-    X, y = random_training_rows(config, 6000, seed=11)
-    learner = SLearner(LGBMResponseClassifier(n_estimators=15, num_leaves=7, early_stopping_rounds=None, n_jobs=1))
-    model = ResponseModel(learner, calibration="none").fit(X, y)
-    model.model_version = "test-model/1"
-    return model
+    return fit_scorer(load_config())
 
 
 def with_policy(config: NextbestConfig, **changes: object) -> NextbestConfig:

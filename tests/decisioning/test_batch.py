@@ -18,6 +18,7 @@ from nextbest.decisioning.batch import (
     FILE_COLUMNS, FILE_SCHEMA, decide_rows, decision_ids, file_rows, register_batch,
 )
 from nextbest.decisioning.cli import load_features, load_scorers
+from nextbest.decisioning.decide_world import CAPACITY, CAPPED_CHANNEL, CUSTOMERS, DAY, build_world
 from nextbest.decisioning.engine import DecisionEngine
 from nextbest.errors import BadInputError
 from nextbest.live.history import BaseHistory, build_history
@@ -26,7 +27,6 @@ from nextbest.live.schema import decisions as live_decisions
 from nextbest.live.store import LiveStore
 from nextbest.warehouse.db import connect
 from nextbest.workspace import Workspace
-from tests.decisioning.decide_world import CAPACITY, CAPPED_CHANNEL, CUSTOMERS, DAY, build_world
 
 DATE = DAY.isoformat()
 

@@ -13,10 +13,10 @@ import yaml
 from typer.testing import CliRunner
 
 from nextbest.cli import app
+from nextbest.decisioning.decide_world import CAPACITY, CAPPED_CHANNEL, CUSTOMERS, DAY, build_world, write_lake
 from nextbest.errors import NotFoundError
 from nextbest.warehouse.db import connect
 from nextbest.workspace import Workspace
-from tests.decisioning.decide_world import CAPACITY, CAPPED_CHANNEL, CUSTOMERS, DAY, build_world, write_lake
 
 pytestmark = [pytest.mark.spark, pytest.mark.xdist_group("spark")]
 DATE = DAY.isoformat()

@@ -1,9 +1,11 @@
-"""A small world for ``nextbest decide``: a real warehouse snapshot, past contacts, a registered champion.
+"""A world for ``nextbest decide``: a real warehouse snapshot, past contacts, a registered champion.
 
-Features are random but complete (:func:`random_features`), the champion is a real
-fitted LightGBM S-learner registered in the workspace's MLflow store, one channel
-(``web``) has a daily capacity the batch exceeds, and yesterday's contacts in the
-warehouse make the contact policy bite.
+What the decide tests (``tests/decisioning/test_batch.py``, ``tests/spark/test_decide.py``)
+and ``benchmarks/spark.py`` decide on, at any number of customers. Features are random
+but complete (:func:`~nextbest.decisioning.synthetic.random_features`), the champion is a
+real fitted LightGBM S-learner (:func:`~nextbest.decisioning.synthetic.fit_scorer`)
+registered in the workspace's MLflow store, one channel (``web``) has a daily capacity
+the batch exceeds, and yesterday's contacts in the warehouse make the contact policy bite.
 """
 
 from __future__ import annotations
@@ -16,11 +18,9 @@ import mlflow
 import numpy as np
 import pandas as pd
 import yaml
-from typer.testing import CliRunner
-from tests.decisioning.decisioning_helpers import fitted_scorer
 
-from nextbest.cli import app
-from nextbest.decisioning.synthetic import random_features
+from nextbest.config import load_config
+from nextbest.decisioning.synthetic import fit_scorer, random_features
 from nextbest.features.registry import feature_defs, offer_history_features
 from nextbest.features.snapshots import write_snapshot
 from nextbest.models.pyfunc import SCORER_ARTIFACT, ResponseModelPyfunc
@@ -37,7 +37,15 @@ CAPPED_CHANNEL, CAPACITY = "web", 60
 
 
 def build_world(root: Path, customers: int = CUSTOMERS) -> Workspace:
-    """A workspace at ``root`` ready for ``nextbest decide --date 2024-06-03``."""
+    """A workspace at ``root`` ready for ``nextbest decide --date 2024-06-03``.
+
+    Parameters
+    ----------
+    root
+        The workspace folder (created).
+    customers
+        Customers in the snapshot (ids ``1..customers``); half have an offer history.
+    """
     ws = Workspace.resolve(root)
     ws.init_config()
     channels_file = ws.config_dir / "channels.yaml"
@@ -71,8 +79,9 @@ def build_world(root: Path, customers: int = CUSTOMERS) -> Workspace:
     })
     con = connect(ws.warehouse_path)
     try:
-        con.register("f", features.assign(first_name="Anna", gender="f")[["customer_id", "first_name", "gender"]])
+        con.register("f", pd.DataFrame({"customer_id": features["customer_id"], "first_name": "Anna", "gender": "f"}))
         con.execute("INSERT INTO customers (customer_id, first_name, gender) SELECT * FROM f")
+        con.unregister("f")
         con.register("y", yesterday)
         con.execute("INSERT INTO decisions BY NAME SELECT * FROM y")
         write_snapshot(con, config, features, pairs, doc)
@@ -87,7 +96,7 @@ def register_champion(ws: Workspace) -> str:
     use_workspace(ws)
     mlflow.set_experiment("decide-test")
     with mlflow.start_run(), tempfile.TemporaryDirectory() as tmp:
-        folder = fitted_scorer().save(Path(tmp) / SCORER_ARTIFACT)
+        folder = fit_scorer(load_config()).save(Path(tmp) / SCORER_ARTIFACT)
         info = mlflow.pyfunc.log_model(name="model", python_model=ResponseModelPyfunc(),
                                        artifacts={SCORER_ARTIFACT: str(folder)}, pip_requirements=["nextbest"])
     version = mlflow.register_model(info.model_uri, MODEL_NAME)
@@ -96,7 +105,14 @@ def register_champion(ws: Workspace) -> str:
 
 
 def write_lake(ws: Workspace, lake: Path) -> Path:
-    """``ws`` exported as a lake, as ``nextbest data export --output LAKE`` writes it."""
-    result = CliRunner().invoke(app, ["--workspace", str(ws.root), "data", "export", "--output", str(lake)])
-    assert result.exit_code == 0, result.output
+    """``ws`` exported as a lake, as ``nextbest data export --output LAKE`` writes it (live store synced first)."""
+    from nextbest.live.cli import sync_live
+    from nextbest.spark.lake import export_lake
+
+    sync_live(ws)
+    con = connect(ws.warehouse_path, read_only=True)
+    try:
+        export_lake(con, lake)
+    finally:
+        con.close()
     return lake
