@@ -384,13 +384,11 @@ class ContactHistory:
         ids = np.asarray(customer_ids, dtype=np.int64)
         ev = self._contacts.rows_of(ids)
         pos = _positions(ids, ev["customer_id"])
-        at_ms = pd.Timestamp(at).as_unit("us").value // 1000
-        # Whole milliseconds, as DuckDB's date_diff('millisecond', ts, at) counts them.
-        age_ms = at_ms - ev["ts"].astype(np.int64) // 1000
+        at_us = int(np.datetime64(pd.Timestamp(at).as_unit("us").to_datetime64(), "us").astype(np.int64))
         ch = ev["channel"]
-        names = np.append(np.asarray(self._channel_ids, dtype=object), None)
+        names = np.append(np.asarray(self._channel_ids, dtype=object), None)  # -1: a channel not configured
         keep = pos >= 0
-        return pressure_values(features, pos[keep], len(ids), age_ms[keep], names[ch[keep]])
+        return pressure_values(features, pos[keep], len(ids), ev["ts"][keep].astype(np.int64), at_us, names[ch[keep]])
 
     def view(self, customer_ids: np.ndarray, at: dt.datetime) -> HistoryView:
         """Counts for the customers ``customer_ids`` (in that order) at ``at``."""

@@ -104,9 +104,9 @@ def recent_contacts(age: str = "age_days", contacted: str = "contacted") -> dict
 
 
 def pressure_values(
-    features: Sequence[PressureFeature], owner: np.ndarray, n: int, age_ms: np.ndarray, channel: np.ndarray
+    features: Sequence[PressureFeature], owner: np.ndarray, n: int, ts_us: np.ndarray, at_us: int, channel: np.ndarray
 ) -> dict[str, np.ndarray]:
-    """:func:`pressure_sql` over arrays: the values of ``n`` customers from their contacts.
+    """:func:`pressure_sql` over arrays: the values of ``n`` customers at one time from their contacts.
 
     Parameters
     ----------
@@ -116,16 +116,17 @@ def pressure_values(
         (m,) position (0..n-1) of each contact's customer.
     n
         Customers.
-    age_ms
-        (m,) whole milliseconds from each contact to the time measured at (DuckDB's
-        ``date_diff('millisecond', ...)``); contacts at or after it (<= 0) are left out.
+    ts_us, at_us
+        (m,) each contact's time and the time measured at, in microseconds since the epoch. Contacts at
+        or after ``at_us`` are left out; the others' age counts whole milliseconds as DuckDB's
+        ``date_diff('millisecond', ts, at)`` does (millisecond boundaries crossed).
     channel
         (m,) channel id of each contact (objects).
     """
-    before = age_ms > 0
+    before = ts_us < at_us
     owner, channel = owner[before], channel[before]
     # The SQL's arithmetic: a BIGINT of milliseconds over a DOUBLE, so both round alike.
-    age = age_ms[before] / 86_400_000.0
+    age = (at_us // 1000 - ts_us[before] // 1000) / 86_400_000.0
     out: dict[str, np.ndarray] = {}
     for f in features:
         if f.window is None:
