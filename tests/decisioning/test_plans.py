@@ -16,9 +16,8 @@ from nextbest.decisioning import plans as plans_module
 from nextbest.decisioning.plans import PlanCache
 from nextbest.decisioning.prepared import PreparedCustomers
 from nextbest.decisioning.synthetic import random_features
-from nextbest.features.pressure import pressure_features
 
-from tests.decisioning.decisioning_helpers import fitted_scorer, with_policy
+from tests.decisioning.decisioning_helpers import fitted_scorer, uncontacted, with_policy
 from tests.decisioning.test_matrix_scoring import context_scorer, offer_history
 
 AT = dt.datetime(2024, 6, 3, 9, 0)
@@ -63,15 +62,6 @@ def snapshot(engine: DecisionEngine, features: pd.DataFrame, oh: pd.DataFrame) -
     parts = [engine.prepare(features, oh).encode_all(), engine.prepare(blank, oh.iloc[:0]).encode_all()]
     columns = list(features.columns[1:])
     return PreparedCustomers.concat(parts, frame_of=lambda ids: complete_features(features, ids, columns)).remember_reasons(500)
-
-
-def uncontacted(config: NextbestConfig, features: pd.DataFrame, rows: slice) -> pd.DataFrame:
-    """``features`` whose ``rows`` have the contact pressure of a customer never contacted (as the empty
-    histories below say): their plans and memo serve as they are; the others' pressure is counted again."""
-    features = features.copy()
-    for f in pressure_features(config):
-        features.loc[features.index[rows], f.name] = f.default
-    return features
 
 
 def profiles_of(features: pd.DataFrame) -> pd.DataFrame:
