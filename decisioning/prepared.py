@@ -204,6 +204,8 @@ class PreparedCustomers:
         self.memo = memo
         self.origin = origin
         self.pressure = dict(pressure or {})
+        #: Encodings of the same customers before :meth:`with_pressure`, and the rows it changed.
+        self._stale: tuple[dict[str, EncodedCustomers], np.ndarray] = ({}, np.zeros(0, dtype=np.int64))
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -219,7 +221,19 @@ class PreparedCustomers:
         """The customers encoded for scorer ``alias``'s matrix path (made on first use)."""
         enc = self._encoded.get(alias)
         if enc is None:
-            enc = self._encoded[alias] = self._encoders[alias](self.frame)
+            before, rows = self._stale
+            old = before.get(alias)
+            if old is None:
+                enc = self._encoders[alias](self.frame)
+            else:
+                fresh = self._encoders[alias](self._frame_of(self.ids[rows]))
+                matrix = old.matrix.copy()
+                matrix[rows] = fresh.matrix
+                derived = {c: v.copy() for c, v in old.derived.items()}
+                for c, v in derived.items():
+                    v[rows] = fresh.derived[c]
+                enc = EncodedCustomers(matrix, derived)
+            self._encoded[alias] = enc
         return enc
 
     def encode_all(self) -> PreparedCustomers:
@@ -279,23 +293,13 @@ class PreparedCustomers:
                 for c, v in values.items()
             })
 
-        rows = np.flatnonzero(changed)
-        encoded: dict[str, EncodedCustomers] = {}
-        if self._encoded:
-            # Only the changed rows are encoded again; the others keep theirs.
-            part = frame_of(self.ids[rows])
-            for alias, enc in self._encoded.items():
-                fresh = self._encoders[alias](part)
-                matrix = enc.matrix.copy()
-                matrix[rows] = fresh.matrix
-                derived = {c: v.copy() for c, v in enc.derived.items()}
-                for c, v in derived.items():
-                    v[rows] = fresh.derived[c]
-                encoded[alias] = EncodedCustomers(matrix, derived)
-        return PreparedCustomers(
+        patched = PreparedCustomers(
             self.ids, self.facts, self.cold_start, self.interest, self.offer_history, frame_of, self._encoders,
-            encoded, None, self.origin, {**self.pressure, **values},
+            None, None, self.origin, {**self.pressure, **values},
         )
+        # Encodings made before: only the changed rows are encoded again, and only when asked for.
+        patched._stale = (dict(self._encoded), np.flatnonzero(changed))
+        return patched
 
     @classmethod
     def concat(cls, parts: Sequence[PreparedCustomers], frame_of: Callable[[np.ndarray], pd.DataFrame]) -> PreparedCustomers:
