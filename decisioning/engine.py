@@ -49,6 +49,7 @@ from nextbest.decisioning.ruleset import RuleSet
 from nextbest.decisioning.scoring import ScoredCandidates, assign_arms, ranking_keys, score_grid  # noqa: F401 - assign_arms re-exported
 from nextbest.decisioning.selection import EPSILON, GREEDY, SOFTMAX, UNIFORM, exploration_draws, ranked_actions, select
 from nextbest.errors import BadInputError, NotFoundError
+from nextbest.features.pressure import pressure_features
 from nextbest.models.candidate_matrix import CandidateMatrix
 from nextbest.models.scoring import Scorer
 
@@ -142,8 +143,12 @@ class DecisionEngine:
         self._value_list, self._lever_list = self.offer_value.tolist(), self.offer_lever.tolist()
         self._cost_list = self.channel_cost.tolist()
         self._no_history: ContactHistory | None = None
+        #: Contact-pressure features, served from the contact history at each decision's time.
+        self.pressure = pressure_features(config)
         #: Reason codes :meth:`rank_planned` found in plans (the service's metrics read it).
         self.reasons_from_plans = 0
+        #: Plans scored again because their customer's contact pressure changed (:meth:`replan`).
+        self.plans_rebuilt = 0
         #: Alias → matrix-level scorer, for the scorers that have one.
         self.matrix: dict[str, CandidateMatrix] = {}
         if matrix_scoring:
@@ -185,7 +190,32 @@ class DecisionEngine:
         history = OfferHistoryRows.of(offer_history, ids, self.offer_ids.tolist()) if offer_history is not None else None
         columns = history.columns if history is not None else []
         encoders = {alias: (lambda frame, m=m: m.encode(frame, columns)) for alias, m in self.matrix.items()}
-        return PreparedCustomers(ids, facts, ~known.any(axis=1), interest, history, lambda _: features, encoders)
+        pressure = {
+            f.name: features[f.name].to_numpy(dtype=float, na_value=np.nan) for f in self.pressure if f.name in features.columns
+        }
+        own = pd.Index(ids)
+
+        def frame_of(wanted: np.ndarray) -> pd.DataFrame:
+            # Usually the whole frame; a subset of its customers when only some rows need encoding again.
+            if len(wanted) == len(ids) and (wanted == ids).all():
+                return features
+            return features.take(own.get_indexer(wanted)).reset_index(drop=True)
+
+        return PreparedCustomers(
+            ids, facts, ~known.any(axis=1), interest, history, frame_of, encoders, pressure=pressure
+        )
+
+    def pressured(self, customers: PreparedCustomers, history: ContactHistory, at: dt.datetime) -> PreparedCustomers:
+        """``customers`` with their contact pressure at ``at`` counted from ``history``, in place of the
+        snapshot's (a customer contacted at 10:00 is a contacted customer at 11:00).
+
+        The counts are the training set's (:mod:`nextbest.features.pressure`): what the models learnt
+        pressure as is what they are served.
+        """
+        names = [f for f in self.pressure if f.name in customers.pressure]
+        if not names:
+            return customers
+        return customers.with_pressure(history.pressure(customers.ids, at, names))
 
     def score_candidates(
         self,
@@ -210,6 +240,7 @@ class DecisionEngine:
         context = context or Context()
         at = pd.Timestamp(at).to_pydatetime()
         history = history if history is not None else ContactHistory.empty(self.config)
+        customers = self.pressured(customers, history, at)
         return score_grid(self, customers, at, context, history, self._grid(at.date(), context.channel))
 
     def decide(
@@ -340,7 +371,7 @@ class DecisionEngine:
 
     def plans(
         self, customers: PreparedCustomers, at: dt.datetime, context: Context | None = None,
-        profiles: pd.DataFrame | None = None, reasons: int = 0,
+        profiles: pd.DataFrame | None = None, reasons: int = 0, history: ContactHistory | None = None,
     ) -> list[CustomerPlan]:
         """The :class:`~nextbest.decisioning.plans.CustomerPlan` of each of ``customers``.
 
@@ -363,14 +394,41 @@ class DecisionEngine:
         reasons
             Leading candidates of each customer's action set whose reason codes
             the plan holds (computed here, together: ~0.2 ms a candidate).
+        history
+            Contact history the plans' contact pressure is counted from at ``at``
+            (``None``: no contact); a plan serves until that pressure changes.
         """
         if self._no_history is None:
             self._no_history = ContactHistory.empty(self.config)
         context = context or Context()
         at = pd.Timestamp(at).to_pydatetime()
+        customers = self.pressured(customers, history if history is not None else self._no_history, at)
         # Every offer, valid at ``at`` or not: validity is a request's check, so a plan serves any day.
         sc = score_grid(self, customers, at, context, self._no_history, self._grid(None, context.channel))
-        return plans_of(self, sc, self._profiles.columns(profiles, sc.ids), reasons)
+        return plans_of(self, sc, self._profiles.columns(profiles, sc.ids), reasons, (context.channel, context.event))
+
+    def stale_plans(self, plans: Sequence[CustomerPlan], history: ContactHistory, at: dt.datetime) -> np.ndarray:
+        """Positions of the ``plans`` scored at another contact pressure than ``history`` has at ``at``."""
+        need = [i for i, p in enumerate(plans) if p.pressure and not p.cold_start]
+        if not need:
+            return np.zeros(0, dtype=np.int64)
+        held = dict(plans[need[0]].pressure)
+        names = [f for f in self.pressure if f.name in held]
+        ids = np.fromiter((plans[i].customer_id for i in need), dtype=np.int64, count=len(need))
+        live = history.pressure(ids, at, names)
+        stale = [i for k, i in enumerate(need) if any(live[c][k] != v for c, v in plans[i].pressure)]
+        return np.array(stale, dtype=np.int64)
+
+    def replan(self, plan: CustomerPlan, customers: PreparedCustomers, at: dt.datetime, history: ContactHistory) -> CustomerPlan:
+        """``plan`` built again at ``at`` (its contact pressure counted from ``history``), same customer and context.
+
+        ``customers`` is the prepared block ``plan.origin`` indexes.
+        """
+        self.plans_rebuilt += 1
+        row = customers.take(np.array([plan.origin]), ids=np.array([plan.customer_id], dtype=np.int64))
+        channel, event = plan.context
+        fresh = self.plans(row, at, Context(channel=channel, event=event), None, len(plan.reasons), history)[0]
+        return fresh._replace(origin=plan.origin, greeting=plan.greeting)
 
     def rank_planned(
         self,

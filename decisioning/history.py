@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import duckdb
@@ -22,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from nextbest.config import NextbestConfig
+from nextbest.features.contacts import PRESSURE_HORIZON_DAYS, PressureFeature, pressure_values
 
 _EVENT_COLUMNS = ("customer_id", "ts", "offer_id", "channel")
 _NEGATIVE_COLUMNS = ("customer_id", "ts", "outcome")
@@ -369,6 +371,25 @@ class ContactHistory:
         ts = self._contacts.rows_of(np.array([customer_id], dtype=np.int64))["ts"]
         return pd.Timestamp(ts.max()).to_pydatetime() if len(ts) else None
 
+    def pressure(
+        self, customer_ids: np.ndarray, at: dt.datetime, features: Sequence[PressureFeature]
+    ) -> dict[str, np.ndarray]:
+        """Contact pressure of ``customer_ids`` (in that order) at ``at``: the ``features`` as the training set
+        counts them at a decision's time (:func:`~nextbest.features.contacts.pressure_values`), over every
+        contact this history holds, recorded ones included, strictly before ``at``.
+
+        Exact while the history holds :data:`~nextbest.features.contacts.PRESSURE_HORIZON_DAYS` days before
+        ``at`` (:func:`lookback_days` covers them).
+        """
+        ids = np.asarray(customer_ids, dtype=np.int64)
+        ev = self._contacts.rows_of(ids)
+        pos = _positions(ids, ev["customer_id"])
+        at_us = int(np.datetime64(pd.Timestamp(at).as_unit("us").to_datetime64(), "us").astype(np.int64))
+        ch = ev["channel"]
+        names = np.append(np.asarray(self._channel_ids, dtype=object), None)  # -1: a channel not configured
+        keep = pos >= 0
+        return pressure_values(features, pos[keep], len(ids), ev["ts"][keep].astype(np.int64), at_us, names[ch[keep]])
+
     def view(self, customer_ids: np.ndarray, at: dt.datetime) -> HistoryView:
         """Counts for the customers ``customer_ids`` (in that order) at ``at``."""
         n, n_ch, n_of = len(customer_ids), len(self._channel_ids), len(self._offer_ids)
@@ -439,11 +460,12 @@ def _positions_of(index: pd.Index, where: dict[object, int], values: np.ndarray)
 
 
 def lookback_days(config: NextbestConfig) -> int:
-    """Days of contacts a view reads: the caps' window, the offer cool-down and every trigger's re-fire cool-down."""
+    """Days of contacts a view reads: the caps' window, the offer cool-down, every trigger's re-fire cool-down
+    and the horizon of the models' contact pressure."""
     policy = config.policy
     return max(
         policy.contact.window_days, policy.contact.offer_cooldown_days,
-        *(t.refire_cooldown_days for t in policy.triggers),
+        *(t.refire_cooldown_days for t in policy.triggers), PRESSURE_HORIZON_DAYS + 1,
     )
 
 

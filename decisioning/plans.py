@@ -83,6 +83,13 @@ class CustomerPlan(NamedTuple):
         Model reason codes of the first candidates (the head of the action set,
         what a request returns unless the contact policy removed some of it);
         the others' are computed when returned.
+    pressure
+        The contact pressure the scores were made at, ``(feature, value)``: a
+        contact since (or one ageing out of a window) makes the plan stale, and
+        :func:`rank_plans` builds it again (:meth:`DecisionEngine.stale_plans
+        <nextbest.decisioning.engine.DecisionEngine.stale_plans>`).
+    context
+        The context ``(channel, event)`` the plan is for.
     """
 
     customer_id: int
@@ -95,6 +102,8 @@ class CustomerPlan(NamedTuple):
     pairs: np.ndarray
     values: np.ndarray
     reasons: tuple[tuple[str, ...], ...] = ()
+    pressure: tuple[tuple[str, float], ...] = ()
+    context: tuple[str | None, str | None] = (None, None)
 
     @property
     def nbytes(self) -> int:
@@ -157,14 +166,18 @@ class PlanCache:
 
 
 def plans_of(
-    engine: DecisionEngine, sc: ScoredCandidates, names: tuple[list[object], list[object]], reasons: int
+    engine: DecisionEngine, sc: ScoredCandidates, names: tuple[list[object], list[object]], reasons: int,
+    context: tuple[str | None, str | None] = (None, None),
 ) -> list[CustomerPlan]:
-    """The plan of each customer of ``sc`` (candidates scored with no contact history, over every offer).
+    """The plan of each customer of ``sc`` (candidates scored with no contact history, over every offer,
+    at the contact pressure ``sc.customers`` hold).
 
     ``names`` are the customers' ``first_name`` and ``gender`` (the greeting);
-    ``reasons`` as for :meth:`DecisionEngine.plans <nextbest.decisioning.engine.DecisionEngine.plans>`.
+    ``reasons`` as for :meth:`DecisionEngine.plans <nextbest.decisioning.engine.DecisionEngine.plans>`;
+    ``context`` the plans' ``(channel, event)``.
     """
     customers = sc.customers
+    pressure = [(c, v.tolist()) for c, v in customers.pressure.items()]
     key, forced = ranking_keys(sc, engine.arm_rules)
     order = priority(sc.cust, key, forced)
     cust, offer = sc.cust[order], sc.offer[order]
@@ -192,6 +205,7 @@ def plans_of(
                 # Copies: a kept plan must not hold on to the whole batch's arrays.
                 pairs=pairs[rows].copy(), values=values[rows].copy(),
                 reasons=tuple(held[ends[i - 1] if i else 0 : ends[i]]),
+                pressure=tuple((c, v[i]) for c, v in pressure), context=context,
             )
         )
     return plans
@@ -239,6 +253,12 @@ def rank_plans(
     top_k, seed
         Per plan, as for :meth:`DecisionEngine.rank`.
     """
+    stale = engine.stale_plans(plans, history, at)
+    if len(stale):
+        # Contacted (or a contact aged out) since the plan was scored: scored again at today's pressure.
+        plans = list(plans)
+        for i in stale.tolist():
+            plans[i] = engine.replan(plans[i], customers, at, history)
     n = len(plans)
     ids = np.fromiter((p.customer_id for p in plans), dtype=np.int64, count=n)
     sizes = np.fromiter((len(p.pairs) for p in plans), dtype=np.int64, count=n)

@@ -173,6 +173,9 @@ class PreparedCustomers:
         Reason codes computed before for these customers (``None``: nothing
         remembered), and each customer's row in the block they were taken from
         (``None``: not taken from a block that keeps track).
+    pressure
+        Contact-pressure column → (n,) the values the feature rows (and so the
+        encodings) hold; :meth:`with_pressure` replaces them.
     """
 
     def __init__(
@@ -187,6 +190,7 @@ class PreparedCustomers:
         encoded: dict[str, EncodedCustomers] | None = None,
         memo: ReasonMemo | None = None,
         origin: np.ndarray | None = None,
+        pressure: dict[str, np.ndarray] | None = None,
     ) -> None:
         self.ids = ids
         self.facts = facts
@@ -199,6 +203,9 @@ class PreparedCustomers:
         self._encoded = dict(encoded or {})
         self.memo = memo
         self.origin = origin
+        self.pressure = dict(pressure or {})
+        #: Encodings of the same customers before :meth:`with_pressure`, and the rows it changed.
+        self._stale: tuple[dict[str, EncodedCustomers], np.ndarray] = ({}, np.zeros(0, dtype=np.int64))
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -214,7 +221,19 @@ class PreparedCustomers:
         """The customers encoded for scorer ``alias``'s matrix path (made on first use)."""
         enc = self._encoded.get(alias)
         if enc is None:
-            enc = self._encoded[alias] = self._encoders[alias](self.frame)
+            before, rows = self._stale
+            old = before.get(alias)
+            if old is None:
+                enc = self._encoders[alias](self.frame)
+            else:
+                fresh = self._encoders[alias](self._frame_of(self.ids[rows]))
+                matrix = old.matrix.copy()
+                matrix[rows] = fresh.matrix
+                derived = {c: v.copy() for c, v in old.derived.items()}
+                for c, v in derived.items():
+                    v[rows] = fresh.derived[c]
+                enc = EncodedCustomers(matrix, derived)
+            self._encoded[alias] = enc
         return enc
 
     def encode_all(self) -> PreparedCustomers:
@@ -246,7 +265,41 @@ class PreparedCustomers:
             {alias: enc.take(positions) for alias, enc in self._encoded.items()},
             self.memo,
             self.origin[positions] if self.origin is not None else None,
+            {c: v[positions] for c, v in self.pressure.items()},
         )
+
+    def with_pressure(self, values: Mapping[str, np.ndarray]) -> PreparedCustomers:
+        """These customers with the contact-pressure columns ``values`` (those the rows have) in place of the
+        snapshot's: ``self`` when nothing changes, else a copy whose changed rows are encoded again.
+
+        The copy remembers no reason codes (they were computed on the old values) and keeps ``origin``.
+        A cold start (no feature known) stays on its all-null row: no model saw pressure without the rest.
+        """
+        known = ~self.cold_start
+        values = {c: np.where(known, np.asarray(v, dtype=float), self.pressure[c]) for c, v in values.items() if c in self.pressure}
+        changed = np.zeros(len(self.ids), dtype=bool)
+        for c, v in values.items():
+            changed |= known & (self.pressure[c] != v)
+        if not changed.any():
+            return self
+        own, base_of = self.ids, self._frame_of
+
+        def frame_of(ids: np.ndarray) -> pd.DataFrame:
+            frame = base_of(ids).reset_index(drop=True)
+            pos = pd.Index(own).get_indexer(np.asarray(ids, dtype=np.int64))
+            found = pos >= 0
+            return frame.assign(**{
+                c: np.where(found, v[np.maximum(pos, 0)], frame[c].to_numpy(dtype=float, na_value=np.nan))
+                for c, v in values.items()
+            })
+
+        patched = PreparedCustomers(
+            self.ids, self.facts, self.cold_start, self.interest, self.offer_history, frame_of, self._encoders,
+            None, None, self.origin, {**self.pressure, **values},
+        )
+        # Encodings made before: only the changed rows are encoded again, and only when asked for.
+        patched._stale = (dict(self._encoded), np.flatnonzero(changed))
+        return patched
 
     @classmethod
     def concat(cls, parts: Sequence[PreparedCustomers], frame_of: Callable[[np.ndarray], pd.DataFrame]) -> PreparedCustomers:
@@ -262,6 +315,8 @@ class PreparedCustomers:
             frame_of,
             first._encoders,
             {a: EncodedCustomers.concat([p.encoded(a) for p in parts]) for a in first._encoded if all(a in p._encoded for p in parts)},
+            pressure={c: np.concatenate([p.pressure[c] for p in parts]) for c in first.pressure
+                      if all(c in p.pressure for p in parts)},
         )
 
 

@@ -134,14 +134,21 @@ def planned_reasons(
     o, ch = o[rest], ch[rest]
     n_offers = len(engine.offer_ids)
 
+    # The plan's scores are at the contact pressure it holds; the block's rows (and memo) at the snapshot's.
+    held = customers.pressure
+    moved = {c: np.array([v]) for c, v in plan.pressure if c in held and held[c][plan.origin] != v}
+    if plan.cold_start:
+        moved = {}
+
     def compute(picked: np.ndarray) -> list[list[str]]:
         # Only the customer's own row: a look-up in the whole block costs as much as the block is large.
         one = customers.take(np.array([plan.origin]))
+        one = one.with_pressure(moved) if moved else one
         zero = np.zeros(len(picked), dtype=np.int64)
         om = o[picked]
         return matrix.reasons(one.encoded(alias), zero, om, ch[picked], offer_history_of(one, zero, om, n_offers), top=3)
 
-    if customers.memo is None:
+    if customers.memo is None or moved:
         others: list[tuple[str, ...]] | list[list[str]] = compute(np.arange(len(o)))
     else:
         others = remembered(customers.memo, alias, np.full(len(o), plan.origin), o, ch, compute)

@@ -3,7 +3,8 @@
 These are the traces of *how a customer reacts to marketing*, which is what uplift
 depends on:
 
-* fatigue - contacts (any offer, any channel) in the last 7 and 30 days;
+* fatigue (contact pressure, :func:`pressure_features`) - contacts (any offer) in the last 7 and 30 days,
+  on each channel in the last 7 days, and days since the latest contact;
 * past campaigns - contacts and hold-outs so far, contacted decisions answered
   (open/click/visit/conversion) or converted, hold-out decisions that converted
   anyway, and contacts answered with a complaint or an unsubscribe;
@@ -19,6 +20,10 @@ only once it happened before the as-of time.
 
 from __future__ import annotations
 
+from nextbest.features.pressure import (  # noqa: F401 - the pressure definition, re-exported
+    CHANNEL_WINDOW_DAYS, DAYS_SINCE_CONTACT, PRESSURE_HORIZON_DAYS, PressureFeature, constrained_pressure,
+    pressure_features, pressure_sql, pressure_values, recent_contacts,
+)
 from nextbest.features.query import GroupQuery, literal
 from nextbest.features.registry import CONTACT_WINDOWS, HABIT_SIGNALS, POSITIVE_OUTCOMES, VALUE_WINDOW_DAYS
 
@@ -36,19 +41,9 @@ def _in(values: tuple[str, ...]) -> str:
     return f"({', '.join(literal(v) for v in values)})"
 
 
-def recent_contacts(age: str = "age_days", contacted: str = "contacted") -> dict[str, str]:
-    """Contact pressure, the one definition: ``contacts_<d>d`` -> SQL counting the contacted decisions (with an
-    offer) whose age in days (``age``, > 0 before the time it is measured at) is at most ``d``.
-
-    The feature snapshot counts them at its as-of time; a training set counts them at each decision's own
-    time (:func:`nextbest.training.dataset.build_training_set`), from the same decision log.
-    """
-    return {f"contacts_{d}d": f"count(*) FILTER (WHERE {contacted} AND {age} <= {d})" for d in CONTACT_WINDOWS}
-
-
 def query(config: NextbestConfig) -> GroupQuery:
     """Contact counts, campaign reactions and care signals per customer."""
-    recent = ", ".join(f"{sql} AS {name}" for name, sql in recent_contacts().items())
+    recent = ", ".join(f"{sql} AS {name}" for name, sql in pressure_sql(pressure_features(config)).items())
     contacts = (
         f"SELECT customer_id, {recent}, count(*) FILTER (WHERE contacted) AS contacts_total, "
         "count(*) FILTER (WHERE NOT contacted) AS holdouts_total "

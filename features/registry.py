@@ -33,7 +33,7 @@ Group = Literal[
 #: Window of the RFM / value features; part of their contract names (``frequency_365d``).
 VALUE_WINDOW_DAYS = 365
 #: Windows of the recent-contact counts; part of their names (``contacts_7d``).
-CONTACT_WINDOWS: tuple[int, ...] = (7, 30)
+from nextbest.features.pressure import CONTACT_WINDOWS, PRESSURE_HORIZON_DAYS, pressure_features  # noqa: E402 - declared with the pressure definition
 #: Habit signals: feature stem -> the interaction types it counts (``<stem>_total``, ``<stem>_share``).
 HABIT_SIGNALS: dict[str, tuple[str, ...]] = {
     "offer_views": ("web.view.offer", "app.screen.offers"),
@@ -273,8 +273,15 @@ def _builtin_defs(config: NextbestConfig) -> list[FeatureDef]:
                 "The same for every customer on a date.", VALUE_WINDOW_DAYS, 0.0)
 
     # ---------------------------------------------------------------- contacts and reactions
-    for d in CONTACT_WINDOWS:
-        add(f"contacts_{d}d", "int", "contacts", f"Contacts (any offer, any channel) in the last {d} days.", d, 0)
+    # Contact pressure: one definition for the snapshot, the training set and the live engine.
+    for f in pressure_features(config):
+        if f.window is None:
+            add(f.name, "float", "contacts",
+                f"Whole days since the latest contact (any offer, any channel), at most {PRESSURE_HORIZON_DAYS}: "
+                f"{PRESSURE_HORIZON_DAYS} if none in that time.", PRESSURE_HORIZON_DAYS, f.default)
+        else:
+            on = f"on {f.channel}" if f.channel is not None else "any channel"
+            add(f.name, "int", "contacts", f"Contacts (any offer, {on}) in the last {f.window} days.", f.window, 0)
     add("contacts_total", "int", "contacts", "Contacts before the as-of time.", None, 0)
     add("holdouts_total", "int", "contacts", "Decisions held out (control, not contacted) before the as-of time.",
         None, 0)

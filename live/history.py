@@ -32,11 +32,14 @@ _NEGATIVES = ("customer_id", "ts", "outcome")
 
 
 def lookback_days(config: NextbestConfig) -> int:
-    """How far back the contact policy looks (caps, cool-downs, suppressions, trigger re-fires), in days."""
+    """How far back the contact policy (caps, cool-downs, suppressions, trigger re-fires) and the models'
+    contact pressure look, in days."""
+    from nextbest.features.contacts import PRESSURE_HORIZON_DAYS
+
     p = config.policy.contact
     return max(
         p.window_days, p.offer_cooldown_days, p.complaint_suppression_days, p.negative_response_suppression_days,
-        *(t.refire_cooldown_days for t in config.policy.triggers),
+        *(t.refire_cooldown_days for t in config.policy.triggers), PRESSURE_HORIZON_DAYS + 1,
     )
 
 

@@ -269,12 +269,25 @@ class SLearner(_UpliftBase):
 class TLearner(_UpliftBase):
     """Two models, one on contacted rows and one on control rows.
 
+    A monotone uplift: with ``estimator`` constrained in the contact-pressure
+    columns (say, never rising with recent contacts) and those columns in
+    ``control_ignores``, ``p_control`` does not depend on pressure at all, so
+    ``uplift = p_treated - p_control`` moves with pressure exactly as the
+    constrained ``p_treated`` does. (Constraining both arms would not do: the
+    difference of two non-increasing functions can rise.)
+
     Parameters
     ----------
     estimator
-        Classifier cloned for each arm; it never sees the treatment column.
+        Classifier of the contacted arm; it never sees the treatment column.
     treatment_column
         Boolean column of ``X`` telling whether the row was contacted.
+    control_estimator
+        Classifier of the control arm; ``None`` = a clone of ``estimator``.
+    control_ignores
+        Columns the control arm never reads (contact pressure: it acts through a contact only).
+        They are missing in every row it is fitted on, so none of its trees splits on them and
+        its prediction is the same whatever value they have.
 
     Attributes
     ----------
@@ -282,9 +295,23 @@ class TLearner(_UpliftBase):
     control_ : classifier fitted on control rows.
     """
 
-    def __init__(self, estimator: BaseEstimator, treatment_column: str = "contacted") -> None:
+    def __init__(
+        self,
+        estimator: BaseEstimator,
+        treatment_column: str = "contacted",
+        control_estimator: BaseEstimator | None = None,
+        control_ignores: tuple[str, ...] = (),
+    ) -> None:
         self.estimator = estimator
         self.treatment_column = treatment_column
+        self.control_estimator = control_estimator
+        self.control_ignores = control_ignores
+
+    def _control_view(self, features: pd.DataFrame) -> pd.DataFrame:
+        """``features`` with the ``control_ignores`` columns missing."""
+        # Bundles saved before control_ignores existed lack the attribute.
+        cols = [c for c in getattr(self, "control_ignores", ()) if c in features.columns]
+        return with_columns(features, {c: pd.Series(np.nan, index=features.index, dtype=float) for c in cols}) if cols else features
 
     def fit(self, X: pd.DataFrame, y: np.ndarray | pd.Series, **fit_params: object) -> TLearner:
         t = _treatment(X, self.treatment_column)
@@ -295,7 +322,12 @@ class TLearner(_UpliftBase):
         self.classes_ = np.array([0, 1])
         col = self.treatment_column
         self.treated_ = clone(self.estimator).fit(features.loc[t], y[t], **_split_eval(fit_params, col, True))
-        self.control_ = clone(self.estimator).fit(features.loc[~t], y[~t], **_split_eval(fit_params, col, False))
+        control = self.control_estimator if self.control_estimator is not None else self.estimator
+        control_params = _split_eval(fit_params, col, False)
+        if control_params.get("eval_set") is not None:
+            X_val, y_val = control_params["eval_set"]  # type: ignore[misc]
+            control_params = {**control_params, "eval_set": (self._control_view(X_val), y_val)}
+        self.control_ = clone(control).fit(self._control_view(features.loc[~t]), y[~t], **control_params)
         return self
 
     def predict_outcomes(self, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -342,14 +374,22 @@ class XLearner(TLearner):
     effect models with the contact share ``g``: ``tau = g * tau_control + (1 - g) * tau_treated``.
     The potential outcomes reported are ``p_control`` and ``p_control + tau``.
 
+    A monotone uplift: the uplift is ``clip(p_control + tau) - p_control``. With
+    the contact-pressure columns in ``control_ignores``, ``p_control`` does not
+    depend on them; with ``effect_estimator`` constrained in them, both effect
+    models are, and so is ``tau``, their blend with positive weights; the clip is
+    non-decreasing. The uplift then moves with pressure as ``tau`` does.
+
     Parameters
     ----------
     estimator
-        Outcome classifier (stage 1).
+        Outcome classifier of the contacted arm (stage 1).
     effect_estimator
         Regressor of the imputed effects (stage 2).
     treatment_column
         Boolean column of ``X`` telling whether the row was contacted.
+    control_estimator, control_ignores
+        As for :class:`TLearner` (stage 1's control arm).
     """
 
     def __init__(
@@ -357,8 +397,10 @@ class XLearner(TLearner):
         estimator: BaseEstimator,
         effect_estimator: RegressorMixin | None = None,
         treatment_column: str = "contacted",
+        control_estimator: BaseEstimator | None = None,
+        control_ignores: tuple[str, ...] = (),
     ) -> None:
-        super().__init__(estimator, treatment_column)
+        super().__init__(estimator, treatment_column, control_estimator, control_ignores)
         self.effect_estimator = effect_estimator
 
     def fit(self, X: pd.DataFrame, y: np.ndarray | pd.Series, **fit_params: object) -> XLearner:

@@ -373,13 +373,15 @@ class TrainingConfig(_Frozen):
             "warehouse too small to estimate the market's demand above its noise."
         ),
     )
-    pressure_features: tuple[str, ...] = Field(
-        default=("contacts_7d", "contacts_30d"),
+    pressure_features: tuple[str, ...] | None = Field(
+        default=None,
         description=(
-            "Contact pressure: numeric model inputs whose effect on the contact effect may only be non-increasing "
-            "(LightGBM monotone_constraints on the contacted prediction, the S-learner; on the contact-effect model, "
-            "the shift learner). They act through a contact only: rows without one see them as missing, so the "
-            "model never extrapolates a fresh customer's uplift to one contacted yesterday. [] = unconstrained."
+            "Contact pressure: inputs whose effect on the contact effect is monotone, never rising with pressure "
+            "(LightGBM monotone_constraints, on the part of each learner that carries the contact effect). "
+            "null = every pressure feature: contacts_7d, contacts_30d and contacts_7d_<channel> (more recent contacts "
+            "never raise the contact effect) and days_since_contact (a longer rest never lowers it). They act "
+            "through a contact only, so the model never extrapolates a fresh customer's uplift to one contacted "
+            "yesterday; served from the live contact history at decision time. [] = unconstrained."
         ),
     )
     min_child_samples: int = Field(default=200, ge=1, description="LightGBM min_data_in_leaf.")
@@ -447,15 +449,20 @@ class NextbestConfig(_Frozen):
 
     @model_validator(mode="after")
     def _pressure_features(self) -> NextbestConfig:
-        # Only a numeric customer feature has an order a monotone constraint can follow.
-        from nextbest.features.registry import customer_features, feature_defs
+        # Only a contact-pressure feature has a known direction for its monotone constraint.
+        from nextbest.features.contacts import pressure_features
 
-        numeric = {d.name for d in customer_features(feature_defs(self)) if d.dtype in ("int", "float")}
-        bad = [f for f in self.training.pressure_features if f not in numeric]
+        chosen = self.training.pressure_features or ()
+        known = [f.name for f in pressure_features(self)]
+        bad = [f for f in chosen if f not in known]
         if bad:
             raise ValueError(
-                f"training.pressure_features names {bad}, not numeric customer features; use e.g. contacts_7d, contacts_30d"
+                f"training.pressure_features names {bad}, not contact-pressure features; choose from {known} "
+                "(or null for all of them, [] for none)"
             )
+        twice = sorted({f for f in chosen if chosen.count(f) > 1})
+        if twice:
+            raise ValueError(f"training.pressure_features lists {twice} more than once; list each feature once")
         return self
 
     # Convenience look-ups; the tuples above stay the source of truth.

@@ -110,10 +110,14 @@ class ServingState:
         """Row of :attr:`customers` an unknown id is ranked on."""
         return len(self.customers) - 1
 
-    def plans_of(self, keys: Sequence[PlanKey], at: dt.datetime) -> dict[PlanKey, CustomerPlan | Exception]:
+    def plans_of(
+        self, keys: Sequence[PlanKey], at: dt.datetime, history: ContactHistory | None = None
+    ) -> dict[PlanKey, CustomerPlan | Exception]:
         """The plans of ``keys`` from :attr:`plans`, the missing ones built (one engine call per context).
 
-        A context the engine rejects (an unknown channel) gives the error in place of its plans.
+        With a ``history``, plans are scored at its contact pressure at ``at``, and a kept plan scored at
+        another one (the customer was contacted since) is built again. A context the engine rejects (an
+        unknown channel) gives the error in place of its plans.
         """
         assert self.plans is not None
         found: dict[PlanKey, CustomerPlan | Exception] = {}
@@ -126,12 +130,19 @@ class ServingState:
                 missing.setdefault(key[1:], []).append(key[0])
             else:
                 found[key] = plan
+        if history is not None and found:
+            kept = list(found)
+            for i in self.engine.stale_plans([found[k] for k in kept], history, at).tolist():  # type: ignore[misc]
+                fresh = self.engine.replan(found[kept[i]], self.customers, at, history)  # type: ignore[arg-type]
+                found[kept[i]] = fresh
+                self.plans.put(kept[i], fresh)
         for (channel, event), customer_ids in missing.items():
             ids = np.array(customer_ids, dtype=np.int64)
             try:
                 built: list[CustomerPlan | Exception] = list(
                     self.engine.plans(
-                        self.prepared(ids)[0], at, Context(channel=channel, event=event), self.profiles, self.plans.reasons
+                        self.prepared(ids)[0], at, Context(channel=channel, event=event), self.profiles, self.plans.reasons,
+                        history,
                     )
                 )
             except Exception as exc:  # noqa: BLE001 - returned to each request of the context
@@ -458,9 +469,9 @@ class Runtime:
             cache = state.plans
             assert cache is not None
             looked = (cache.hits, cache.misses)
-            plans = state.plans_of(keys, now)
-            _count_plans(cache.hits - looked[0], cache.misses - looked[1])
             live = self._histories.live() if any(r.at is None for r in requests) else None
+            plans = state.plans_of(keys, now, live)
+            _count_plans(cache.hits - looked[0], cache.misses - looked[1])
             # Runs of requests "now" for distinct customers are ranked together (the documents are
             # those of one request after the other); a replay at its own time, or a customer's
             # second request, starts a new run.

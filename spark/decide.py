@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -42,6 +42,7 @@ from nextbest.config import NextbestConfig
 from nextbest.decisioning.batch import decide_rows
 from nextbest.decisioning.engine import DecisionEngine
 from nextbest.decisioning.history import ContactHistory, HistoryView
+from nextbest.features.pressure import PressureFeature
 from nextbest.errors import NotFoundError
 from nextbest.features.registry import customer_features, feature_defs, offer_history_features
 from nextbest.models.scoring import Scorer
@@ -69,6 +70,10 @@ class UncappedHistory:
 
     def __init__(self, history: ContactHistory) -> None:
         self.history = history
+
+    def pressure(self, customer_ids: np.ndarray, at: dt.datetime, features: Sequence[PressureFeature]) -> dict[str, np.ndarray]:
+        """The contact pressure of the history as it is (no capacity in it)."""
+        return self.history.pressure(customer_ids, at, features)
 
     def view(self, customer_ids: np.ndarray, at: dt.datetime) -> HistoryView:
         v = self.history.view(customer_ids, at)

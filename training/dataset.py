@@ -34,7 +34,8 @@ from nextbest.config import NextbestConfig
 from nextbest.errors import BadInputError, NotFoundError
 from nextbest.training.asof import asof_match
 from nextbest.warehouse.engine import SqlEngine, as_engine
-from nextbest.features.contacts import recent_contacts
+from nextbest.features.contacts import PRESSURE_HORIZON_DAYS, pressure_features
+from nextbest.features.contacts import pressure_sql as pressure_aggregates
 from nextbest.features.pit import age_days
 
 SNAPSHOT_TABLE = "features.customer_snapshot"
@@ -124,15 +125,17 @@ def decision_dates(con: duckdb.DuckDBPyConnection | SqlEngine, until: dt.datetim
     return [pd.Timestamp(d).date() for d in frame["d"]]
 
 
-def pressure_sql(features: Sequence[str]) -> dict[str, str]:
-    """The contact-pressure features among ``features``, as expressions over a decision ``d`` and
-    the decisions ``p`` before it: the feature SQL's definition (:func:`recent_contacts`), not a copy."""
-    counts = recent_contacts(age_days("p.ts", "d.ts"), "coalesce(p.contacted, false)")
-    return {name: sql for name, sql in counts.items() if name in features}
+def pressure_sql(features: Sequence[str], config: NextbestConfig) -> dict[str, tuple[str, float]]:
+    """The contact-pressure features among ``features``, as aggregates over a decision ``d`` and the
+    decisions ``p`` before it, with the value without any: the feature SQL's definition
+    (:func:`nextbest.features.contacts.pressure_features`), not a copy."""
+    mine = [f for f in pressure_features(config) if f.name in features]
+    sql = pressure_aggregates(mine, age_days("p.ts", "d.ts"), "coalesce(p.contacted, false)", "p.channel")
+    return {f.name: (sql[f.name], f.default) for f in mine}
 
 
 def training_set_sql(
-    features: Sequence[str], history: Sequence[str], *, with_truth: bool, pressure: Mapping[str, str] | None = None
+    features: Sequence[str], history: Sequence[str], *, with_truth: bool, pressure: Mapping[str, tuple[str, float]] | None = None
 ) -> str:
     """The training-set statement, for DuckDB and (transpiled) Spark alike.
 
@@ -144,16 +147,16 @@ def training_set_sql(
     """
     pressure = dict(pressure or {})
     quoted = ", ".join(f's."{f}"' for f in features if f not in pressure)
-    longest = max((int(name.split("_")[1].rstrip("d")) for name in pressure), default=0)
+    # A day past the horizon: contacts older than it change no pressure value (days_since_contact is capped).
     pressure_cte = (
         ",\n        pressure AS (SELECT d.decision_id, "
-        + ", ".join(f"{sql} AS {name}" for name, sql in pressure.items())
+        + ", ".join(f"{sql} AS {name}" for name, (sql, _) in pressure.items())
         + " FROM d JOIN decisions p ON p.customer_id = d.customer_id AND p.ts < d.ts"
-        f" AND p.ts >= d.ts - to_days({longest + 1}) AND p.offer_id IS NOT NULL"
+        f" AND p.ts >= d.ts - to_days({PRESSURE_HORIZON_DAYS + 1}) AND p.offer_id IS NOT NULL"
         " GROUP BY d.decision_id)"
         if pressure else ""
     )
-    pressure_select = "".join(f", coalesce(pr.{name}, 0) AS {name}" for name in pressure)
+    pressure_select = "".join(f", coalesce(pr.{name}, {default!r}) AS {name}" for name, (_, default) in pressure.items())
     pressure_join = "LEFT JOIN pressure pr ON pr.decision_id = snap.decision_id" if pressure else ""
     hist_select = "".join(f', oh."{h}"' for h in history)
     truth_select = ", t.p_contact AS true_p_contact, t.p_control AS true_p_control" if with_truth else ""
@@ -270,7 +273,7 @@ def build_training_set(
 
     outcomes = LABEL_OUTCOMES[training.label]
     window = int(training.response_window_days)
-    sql = training_set_sql(features, tuple(history), with_truth=with_truth, pressure=pressure_sql(features))
+    sql = training_set_sql(features, tuple(history), with_truth=with_truth, pressure=pressure_sql(features, config))
     params = {
         "window": window,
         "until": until,

@@ -28,11 +28,12 @@ import pandas as pd
 from sklearn.base import BaseEstimator, clone
 
 from nextbest.config import NextbestConfig, TrainingConfig
+from nextbest.features.contacts import constrained_pressure
 from nextbest.errors import BadInputError, NotFoundError
 from nextbest.models import figures
 from nextbest.models.context import OfferContext
 from nextbest.models.grouped import PerGroupClassifier
-from nextbest.models.lgbm import LGBMResponseClassifier
+from nextbest.models.lgbm import LGBMResponseClassifier, LGBMValueRegressor
 from nextbest.models.metrics import (
     calibration_by_action,
     classification_metrics,
@@ -120,20 +121,34 @@ def make_model(
 ) -> ResponseModel:
     """The unfitted bundle for a strategy and learner."""
     base = LGBMResponseClassifier(categorical=categorical, defaults=defaults or None, **params)
-    # Contact pressure acts through a contact: hidden where there is none, and never raising the
-    # contacted prediction (S) or the contact effect (shift), so the uplift cannot rise with it.
-    pressure = tuple(config.training.pressure_features)
-    down = {c: -1 for c in pressure}
+    # Contact pressure acts through a contact: each learner reads it only in the part that carries the
+    # contact effect, constrained there, so the uplift cannot rise with pressure (docs/training.md):
+    #   s      one model, pressure missing on control rows; constrained in pressure.
+    #   t      treated-arm model constrained; the control-arm model never reads pressure.
+    #   x      the same two outcome models; both imputed-effect regressions constrained.
+    #   shift  the baseline never reads pressure; the contact-effect model constrained.
+    down = constrained_pressure(config)
+    pressure = tuple(down)
     hidden = tuple(dict.fromkeys([*TREATMENT_FEATURES, *pressure]))
-    estimator = PerGroupClassifier(base) if strategy == "per_offer_channel" else base
+
+    def wrap(model: BaseEstimator) -> BaseEstimator:
+        return PerGroupClassifier(model) if strategy == "per_offer_channel" else model
+
+    constrained = clone(base).set_params(monotone=down) if down else base
+    estimator = wrap(base)
     prior = {o.id: o.value for o in config.offers.offers}
     uplift: BaseEstimator
     # The channel only acts through a contact: the S- and shift learners hide it on rows without one.
     if learner == "s":
-        if down:
-            constrained = clone(base).set_params(monotone=down)
-            estimator = PerGroupClassifier(constrained) if strategy == "per_offer_channel" else constrained
-        uplift = SLearner(estimator, treatment_features=hidden)
+        uplift = SLearner(wrap(constrained), treatment_features=hidden)
+    elif learner in ("t", "x"):
+        kw: dict[str, Any] = {"control_ignores": pressure}
+        if learner == "x":
+            kw["effect_estimator"] = LGBMValueRegressor(
+                n_estimators=200, learning_rate=0.05, num_leaves=15, min_child_samples=100,
+                random_state=config.training.seed, n_jobs=config.training.n_jobs, monotone=down or None,
+            )
+        uplift = LEARNERS[learner](wrap(constrained), control_estimator=estimator, **kw)
     elif learner == "shift":
         if strategy != "global":
             raise BadInputError("the shift learner needs strategy global (its two models share one encoding)")

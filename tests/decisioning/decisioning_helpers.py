@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+import pandas as pd
+
 from nextbest.config import NextbestConfig, load_config
 from nextbest.decisioning.synthetic import fit_scorer
+from nextbest.features.pressure import pressure_features
 from nextbest.models.response import ResponseModel
 
 
@@ -24,3 +27,13 @@ def with_policy(config: NextbestConfig, **changes: object) -> NextbestConfig:
         else:
             raw["policy"][section] = values
     return NextbestConfig.model_validate(raw)
+
+
+def uncontacted(config: NextbestConfig, features: pd.DataFrame, rows: slice = slice(None)) -> pd.DataFrame:
+    """``features`` whose ``rows`` have the contact pressure of a customer never contacted, as an empty contact
+    history says: the engine serves them as they are (their encodings and remembered reasons hold)."""
+    features = features.copy()
+    for f in pressure_features(config):
+        if f.name in features.columns:
+            features.loc[features.index[rows], f.name] = f.default
+    return features

@@ -25,7 +25,7 @@ from nextbest.models.response import ResponseModel
 from nextbest.models.uplift import BaggedLearner, SLearner, TLearner
 from nextbest.training.trainer import base_params, make_model
 
-from tests.decisioning.decisioning_helpers import fitted_scorer
+from tests.decisioning.decisioning_helpers import fitted_scorer, uncontacted
 
 AT = dt.datetime(2024, 6, 3, 9, 0)
 
@@ -157,7 +157,7 @@ def test_prepared_rows_decide_as_their_frame() -> None:
     blank = complete_features(features.iloc[:0], np.array([-1]), list(features.columns[1:]))
     snapshot = PreparedCustomers.concat(
         [fast.prepare(features, oh).encode_all(), fast.prepare(blank, oh.iloc[:0]).encode_all()],
-        frame_of=lambda ids: features,
+        frame_of=lambda ids: complete_features(features, ids, list(features.columns[1:])),
     )
     rng = np.random.default_rng(0)
     unknown = 10**9
@@ -291,7 +291,7 @@ def test_remembered_reasons_equal_computed_ones() -> None:
     """A snapshot that remembers reason codes answers repeats from memory with the same codes."""
     config = load_config()
     fast, reference = engines(config, context_scorer())
-    features = random_features(config, 120, seed=6)
+    features = uncontacted(config, random_features(config, 120, seed=6))
     oh = offer_history(config, features["customer_id"].to_numpy(), 6)
     snapshot = fast.prepare(features, oh).encode_all().remember_reasons(40)
     assert snapshot.memo is not None

@@ -17,7 +17,7 @@ from nextbest.decisioning.plans import PlanCache
 from nextbest.decisioning.prepared import PreparedCustomers
 from nextbest.decisioning.synthetic import random_features
 
-from tests.decisioning.decisioning_helpers import fitted_scorer, with_policy
+from tests.decisioning.decisioning_helpers import fitted_scorer, uncontacted, with_policy
 from tests.decisioning.test_matrix_scoring import context_scorer, offer_history
 
 AT = dt.datetime(2024, 6, 3, 9, 0)
@@ -60,7 +60,8 @@ def snapshot(engine: DecisionEngine, features: pd.DataFrame, oh: pd.DataFrame) -
     """The service's block: every customer prepared, then the all-null row unknown ids get; reasons remembered."""
     blank = complete_features(features.iloc[:0], np.array([-1]), list(features.columns[1:]))
     parts = [engine.prepare(features, oh).encode_all(), engine.prepare(blank, oh.iloc[:0]).encode_all()]
-    return PreparedCustomers.concat(parts, frame_of=lambda ids: features).remember_reasons(500)
+    columns = list(features.columns[1:])
+    return PreparedCustomers.concat(parts, frame_of=lambda ids: complete_features(features, ids, columns)).remember_reasons(500)
 
 
 def profiles_of(features: pd.DataFrame) -> pd.DataFrame:
@@ -75,7 +76,7 @@ def test_planned_ranking_equals_rank_as_the_history_fills(variant: dict, capped:
     config = with_capacity(with_policy(load_config(), experiment=ARMS, **variant), sms=4, email=25)
     engine = DecisionEngine(config, {"champion": context_scorer()})
     assert engine.plannable
-    features = random_features(config, 30, seed=8)
+    features = uncontacted(config, random_features(config, 30, seed=8), slice(0, None, 2))
     oh = offer_history(config, features["customer_id"].to_numpy(), 8)
     block = snapshot(engine, features, oh)
     profiles = profiles_of(features)
@@ -212,6 +213,8 @@ def test_trigger_fires_once_per_event_and_again_after_its_cool_down(event: str) 
         moved_recently=event == "moved_recently", newsletter_signup_recent=event == "newsletter_signup_recent",
         birthday_within_7d=False, contract_end_within_7d=False, order_count_crossed=False,
     )
+    # Every third customer new enough for the welcome offer (the newsletter trigger's).
+    features["tenure_days"] = np.where(np.arange(len(features)) % 3 == 0, 30.0, features["tenure_days"])
     oh = offer_history(config, features["customer_id"].to_numpy(), 5)
     block = snapshot(engine, features, oh)
     reference, planned = ContactHistory.empty(config), ContactHistory.empty(config)
