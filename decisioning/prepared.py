@@ -227,12 +227,13 @@ class PreparedCustomers:
                 enc = self._encoders[alias](self.frame)
             else:
                 fresh = self._encoders[alias](self._frame_of(self.ids[rows]))
-                matrix = old.matrix.copy()
-                matrix[rows] = fresh.matrix
+                matrices = tuple(m.copy() for m in old.matrices)
+                for m, f in zip(matrices, fresh.matrices, strict=True):
+                    m[rows] = f
                 derived = {c: v.copy() for c, v in old.derived.items()}
                 for c, v in derived.items():
                     v[rows] = fresh.derived[c]
-                enc = EncodedCustomers(matrix, derived)
+                enc = EncodedCustomers(matrices, derived)
             self._encoded[alias] = enc
         return enc
 

@@ -144,9 +144,11 @@ def make_model(
     elif learner in ("t", "x"):
         kw: dict[str, Any] = {"control_ignores": pressure}
         if learner == "x":
+            # The outcome models' categories and defaults: one encoding serves all four models.
             kw["effect_estimator"] = LGBMValueRegressor(
                 n_estimators=200, learning_rate=0.05, num_leaves=15, min_child_samples=100,
                 random_state=config.training.seed, n_jobs=config.training.n_jobs, monotone=down or None,
+                categorical=categorical, defaults=defaults or None,
             )
         uplift = LEARNERS[learner](wrap(constrained), control_estimator=estimator, **kw)
     elif learner == "shift":

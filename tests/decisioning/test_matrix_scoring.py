@@ -275,7 +275,9 @@ def test_every_learner_is_served_per_customer(name: str) -> None:
     # The service's block: every customer prepared, then the all-null row unknown ids get.
     blank = complete_features(features.iloc[:0], np.array([-1]), list(features.columns[1:]))
     parts = [fast.prepare(features, oh).encode_all(), fast.prepare(blank, oh.iloc[:0]).encode_all()]
-    block = PreparedCustomers.concat(parts, frame_of=lambda ids: features).remember_reasons(100)
+    block = PreparedCustomers.concat(
+        parts, frame_of=lambda ids: complete_features(features, ids, list(features.columns[1:]))
+    ).remember_reasons(100)
     planned, ranked = ContactHistory.empty(config), ContactHistory.empty(config)
     for step, pos in enumerate([0, 3, 3, 7, 11, len(features)]):
         cid = 10**9 if pos == len(features) else int(features["customer_id"].iloc[pos])
