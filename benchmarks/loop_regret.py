@@ -48,7 +48,7 @@ def main() -> None:
         frame = book.frame()
         if args.out is not None:
             frame.to_parquet(args.out)
-        out = summarise(frame, historical_pressure(ws))
+        out = summarise(frame, historical_pressure(ws, ws.config()))
         out["incremental_profit"] = round(run.result(args.policy).incremental_profit, 1)
         print(json.dumps(out, indent=2))
 

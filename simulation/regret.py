@@ -22,11 +22,10 @@ import pandas as pd
 
 from nextbest.config import NextbestConfig
 from nextbest.decisioning.engine import DecisionEngine
-from nextbest.features.contacts import recent_contacts
-from nextbest.features.pit import age_days
 from nextbest.simulation.audience import trigger_mask
 from nextbest.simulation.policies import OracleScorer, policy_config
 from nextbest.simulation.runner import DecidedDay
+from nextbest.training.dataset import pressure_query, pressure_sql
 from nextbest.warehouse.db import connect
 from nextbest.workspace import Workspace
 
@@ -93,21 +92,19 @@ def truth_config(config: NextbestConfig) -> NextbestConfig:
     return oracle.model_copy(update={"policy": oracle.policy.model_copy(update={"arbitration": arbitration})})
 
 
-def historical_pressure(ws: Workspace) -> pd.Series:
-    """Contacted historical decisions per ``contacts_7d`` at their own time, as the training set counts it
-    (the model's training support)."""
-    count = recent_contacts(age_days("p.ts", "d.ts"), "coalesce(p.contacted, false)")["contacts_7d"]
+def historical_pressure(ws: Workspace, config: NextbestConfig) -> pd.Series:
+    """Contacted historical decisions per ``contacts_7d`` at their own time, counted by the training
+    set's own statement (the model's training support)."""
+    pressure = pressure_sql(["contacts_7d"], config)
     con = connect(ws.warehouse_path, read_only=True)
     try:
         frame = con.execute(
             f"""
             WITH d AS (SELECT decision_id, customer_id, ts FROM decisions
                        WHERE experiment IN ('historical', 'frequency_test') AND contacted AND offer_id IS NOT NULL),
-            pr AS (SELECT d.decision_id, {count} AS contacts_7d
-                   FROM d LEFT JOIN decisions p ON p.customer_id = d.customer_id AND p.ts < d.ts
-                        AND p.ts >= d.ts - to_days(8) AND p.offer_id IS NOT NULL
-                   GROUP BY d.decision_id)
-            SELECT least(contacts_7d, ?) AS pressure, count(*) AS n FROM pr GROUP BY ALL
+            pr AS ({pressure_query(pressure)})
+            SELECT least(coalesce(pr.contacts_7d, 0), ?) AS pressure, count(*) AS n
+            FROM d LEFT JOIN pr USING (decision_id) GROUP BY ALL
             """,
             [PRESSURE_CAP],
         ).df()

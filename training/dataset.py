@@ -134,6 +134,20 @@ def pressure_sql(features: Sequence[str], config: NextbestConfig) -> dict[str, t
     return {f.name: (sql[f.name], f.default) for f in mine}
 
 
+def pressure_query(pressure: Mapping[str, tuple[str, float]]) -> str:
+    """``decision_id`` and the ``pressure`` aggregates (:func:`pressure_sql`) of each decision of a
+    relation ``d`` (``decision_id``, ``customer_id``, ``ts``) that had a decision with an offer before it
+    within the pressure horizon; decisions without one are absent (their values are the defaults)."""
+    # A day past the horizon: contacts older than it change no pressure value (days_since_contact is capped).
+    return (
+        "SELECT d.decision_id, "
+        + ", ".join(f"{sql} AS {name}" for name, (sql, _) in pressure.items())
+        + " FROM d JOIN decisions p ON p.customer_id = d.customer_id AND p.ts < d.ts"
+        f" AND p.ts >= d.ts - to_days({PRESSURE_HORIZON_DAYS + 1}) AND p.offer_id IS NOT NULL"
+        " GROUP BY d.decision_id"
+    )
+
+
 def training_set_sql(
     features: Sequence[str], history: Sequence[str], *, with_truth: bool, pressure: Mapping[str, tuple[str, float]] | None = None
 ) -> str:
@@ -147,15 +161,7 @@ def training_set_sql(
     """
     pressure = dict(pressure or {})
     quoted = ", ".join(f's."{f}"' for f in features if f not in pressure)
-    # A day past the horizon: contacts older than it change no pressure value (days_since_contact is capped).
-    pressure_cte = (
-        ",\n        pressure AS (SELECT d.decision_id, "
-        + ", ".join(f"{sql} AS {name}" for name, (sql, _) in pressure.items())
-        + " FROM d JOIN decisions p ON p.customer_id = d.customer_id AND p.ts < d.ts"
-        f" AND p.ts >= d.ts - to_days({PRESSURE_HORIZON_DAYS + 1}) AND p.offer_id IS NOT NULL"
-        " GROUP BY d.decision_id)"
-        if pressure else ""
-    )
+    pressure_cte = f",\n        pressure AS ({pressure_query(pressure)})" if pressure else ""
     pressure_select = "".join(f", coalesce(pr.{name}, {default!r}) AS {name}" for name, (_, default) in pressure.items())
     pressure_join = "LEFT JOIN pressure pr ON pr.decision_id = snap.decision_id" if pressure else ""
     hist_select = "".join(f', oh."{h}"' for h in history)

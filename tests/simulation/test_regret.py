@@ -41,7 +41,7 @@ def test_the_summary_splits_the_shares_by_period_trigger_and_pressure(tiny: Work
     simulate(tiny, SimulationOptions(days=2, policies=("champion",), campaign_share=0.3, run_name="summary"),
              observer=book)
     frame = book.frame()
-    support = historical_pressure(tiny)
+    support = historical_pressure(tiny, tiny.config())
     out = summarise(frame, support)
     assert out["decisions"] == len(frame)
     assert out["share"] == round(frame["policy"].sum() / frame["oracle"].sum(), 3)
