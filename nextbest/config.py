@@ -450,7 +450,7 @@ class NextbestConfig(_Frozen):
     @model_validator(mode="after")
     def _pressure_features(self) -> NextbestConfig:
         # Only a contact-pressure feature has a known direction for its monotone constraint.
-        from nextbest.features.contacts import pressure_features
+        from nextbest.features.pressure import pressure_features
 
         chosen = self.training.pressure_features or ()
         known = [f.name for f in pressure_features(self)]
