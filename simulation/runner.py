@@ -450,18 +450,17 @@ class PolicySimulation:
 
     def _retrain(self, day: int) -> None:
         """Train a challenger on everything logged so far; promote it only through the gate."""
-        from nextbest.training.promotion import promote
-        from nextbest.training.trainer import TrainOptions, train
+        from nextbest.training.retrain import RetrainOptions, retrain
 
-        began = time.perf_counter()
-        self._sync()
-        result = train(self.ws, TrainOptions(tune_trials=self.options.tune_trials, run_name=f"simulation-day-{day}"))
-        decision = promote(self.ws)
+        # `nextbest retrain`'s code path; the loop builds its own snapshots and refreshes its own service.
+        options = RetrainOptions(
+            tune_trials=self.options.tune_trials, snapshot=False, announce=False, run_name=f"simulation-day-{day}",
+        )
+        report = retrain(self.ws, options, store=self.store)
         self.retraining.append(
             {
-                "day": day, "version": result.version.label if result.version else None,
-                "promoted": decision.promoted, "reason": decision.reason,
-                "seconds": round(time.perf_counter() - began, 1),
+                "day": day, "version": report.version, "promoted": report.promoted, "reason": report.reason,
+                "champion": report.champion, "seconds": round(report.seconds, 1),
             }
         )
         if self.client is not None:
