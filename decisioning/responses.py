@@ -174,6 +174,9 @@ def decision_frames(engine: DecisionEngine, b: DecidedBatch, details: np.ndarray
     sc, a = b.sc, b.actions
     n = len(sc.ids)
     has = b.chosen >= 0
+    propensity = pick(b.prop, b.chosen, 1.0)
+    if b.p_none is not None:  # "no action" has its own probability where the customer explored it
+        propensity = np.where(has, propensity, b.p_none)
     decisions = pd.DataFrame(
         {
             "decision_id": b.decision_ids,
@@ -183,7 +186,7 @@ def decision_frames(engine: DecisionEngine, b: DecidedBatch, details: np.ndarray
             "channel": np.where(has, pick(engine.channel_ids[sc.channel], b.chosen, None), None),
             "arm": engine.arm_names[sc.arm],
             "experiment": engine.config.policy.experiment.name,
-            "propensity": pick(b.prop, b.chosen, 1.0) if b.p_none is None else np.where(has, pick(b.prop, b.chosen, 1.0), b.p_none),
+            "propensity": propensity,
             "model_version": engine._arm_version[sc.arm] if n else np.array([], dtype=object),
             "score": pick(sc.expected_value, b.chosen, 0.0),
             "contacted": b.contacted,

@@ -89,14 +89,16 @@ def test_each_policy_logs_into_its_own_workspace_copy(small_run) -> None:  # noq
     for policy in ("random", "oracle"):
         con = connect(run.folder / policy / "warehouse.duckdb", read_only=True)
         try:
-            arms = con.execute(
-                "SELECT DISTINCT arm FROM decisions WHERE ts >= ? AND experiment NOT IN ('historical', 'frequency_test')", [run.start]
-            ).fetchall()
+            arms = dict(con.execute(
+                "SELECT arm, bool_or(contacted) FROM decisions WHERE ts >= ? AND experiment NOT IN ('historical', 'frequency_test') "
+                "GROUP BY arm", [run.start]
+            ).fetchall())
             snapshots = con.execute("SELECT count(DISTINCT as_of) FROM features.customer_snapshot WHERE as_of >= ?",
                                     [run.start]).fetchone()[0]
         finally:
             con.close()
-        assert arms == [(policy,)]
+        # The policy's one arm, and the universal control group it never contacts.
+        assert set(arms) == {policy, "universal_control"} and arms["universal_control"] is False
         assert snapshots == run.options.days  # daily features
 
 
