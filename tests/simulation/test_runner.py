@@ -110,6 +110,7 @@ def test_each_policy_logs_into_its_own_workspace_copy(small_run) -> None:  # noq
         (SimulationOptions(campaign_share=1.5), "--campaign-share must be between 0 and 1"),
         (SimulationOptions(features_every=0), "--features-every must be at least 1"),
         (SimulationOptions(retrain_every=-1), "--retrain-every must be 0"),
+        (SimulationOptions(period_days=0), "--period-days must be at least 1 day, got 0"),
         (SimulationOptions(policies=("oracle",), served=("oracle",)), "cannot run through the service"),
         (SimulationOptions(run_name="../x"), "use a plain folder name"),
     ],
