@@ -10,6 +10,10 @@ line per seed plus a summary line:
     python benchmarks/simulation.py --learner shift     # another uplift learner for the champion
     python benchmarks/simulation.py --learner shift --set "effect_ignored_features=[offer_id]"   # any training.yaml key
     python benchmarks/simulation.py --set "policy.contact.max_contacts=1"   # FILE.dotted.key for another config file
+    python benchmarks/simulation.py --seeds 0 --customers 50000 --days 60 --retrain-every 7   # the learning curve
+
+Each line carries the champion's share of the oracle per period (``--period-days``, 10 by
+default): the learning curve, which rises when retraining (``--retrain-every``) learns.
 
 Targets (``docs/architecture.md``): champion ≥ 80% of the oracle's incremental
 profit, ≥ 1.2× rules and ≥ 1.5× random, zero contact-policy violations.
@@ -47,6 +51,7 @@ def override(config_dir: Path, key: str, value: object) -> None:
 def run_seed(
     root: Path, seed: int, customers: int, history_days: int, days: int, tune: int,
     learner: str | None = None, members: int | None = None, settings: dict[str, object] | None = None,
+    retrain_every: int = 0, period_days: int = 10,
 ) -> dict[str, object]:
     ws = Workspace(root / f"seed-{seed}").ensure()
     ws.init_config()
@@ -61,7 +66,7 @@ def run_seed(
     prepared = time.perf_counter() - began
     training = ws.config().training
     run = simulate(ws, SimulationOptions(days=days, policies=("champion", "rules", "random", "oracle"), seed=seed,
-                                         run_name="bench"))
+                                         run_name="bench", retrain_every=retrain_every, period_days=period_days))
     r = {x.policy: x for x in run.results}
     profit = {p: round(x.incremental_profit, 1) for p, x in r.items()}
     expected = {p: round(x.expected_incremental_profit, 1) for p, x in r.items()}
@@ -73,6 +78,9 @@ def run_seed(
         "champion_share_of_oracle": round(champion / r["oracle"].incremental_profit, 3),
         "champion_vs_rules": round(champion / r["rules"].incremental_profit - 1, 3) if r["rules"].incremental_profit > 0 else None,
         "champion_vs_random": round(champion / r["random"].incremental_profit - 1, 3) if r["random"].incremental_profit > 0 else None,
+        "champion_share_of_oracle_by_period": [p["share_of_oracle"] for p in r["champion"].periods],
+        "period_days": period_days, "retrain_every": retrain_every,
+        "retraining": [{k: e[k] for k in ("day", "version", "promoted")} for e in run.retraining.get("champion", [])],
         "violations": {p: x.total_violations for p, x in r.items()},
         "seconds_prepare": round(prepared, 1), "seconds_simulate": round(run.seconds, 1),
     }
@@ -87,6 +95,8 @@ def main() -> None:
     parser.add_argument("--tune", type=int, default=0, help="Optuna trials per champion (the demo uses 5).")
     parser.add_argument("--learner", choices=sorted(LEARNERS), help="Uplift learner (default: the configuration's).")
     parser.add_argument("--members", type=int, help="Bagged learners per champion (default: the configuration's).")
+    parser.add_argument("--retrain-every", type=int, default=0, help="Retrain the champion every N days (0 = never).")
+    parser.add_argument("--period-days", type=int, default=10, help="Days per period of the learning curve.")
     parser.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=YAML",
                         help="Override a setting: a training.yaml key (--set 'effect_ignored_features=[offer_id]') "
                              "or FILE.dotted.key of another config file (--set policy.contact.max_contacts=1).")
@@ -101,7 +111,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="nextbest-sim-bench-") as tmp:
         for seed in args.seeds:
             row = run_seed(Path(tmp), seed, args.customers, args.history_days, args.days, args.tune, args.learner, args.members,
-                           settings)
+                           settings, args.retrain_every, args.period_days)
             rows.append(row)
             print(json.dumps(row), flush=True)
     shares = [r["champion_share_of_oracle"] for r in rows]

@@ -119,13 +119,18 @@ class DecisionEngine:
         self.arm_scorer = [
             a.model_alias if a.policy == "model" and a.model_alias in self.scorers else default_alias for a in arms
         ]
+        # One more arm after the configured ones: the universal control group, decided like a control arm (the
+        # action it would have been sent is logged, with the default model) and never contacted.
+        self.universal_arm = len(arms)
+        self.arm_served = np.append(self.arm_served, self.universal_arm)
+        self.arm_scorer.append(default_alias)
         explore = _EXPLORATION[config.policy.exploration.method]
         self.arm_policy = np.array(
-            [UNIFORM if a.policy == "random" else GREEDY if a.policy == "rules" else explore for a in arms]
+            [UNIFORM if a.policy == "random" else GREEDY if a.policy == "rules" else explore for a in arms] + [explore]
         )
-        self.arm_rules = np.array([a.policy == "rules" for a in arms])
-        self.arm_contacts = np.array([a.policy != "control" for a in arms])
-        self.arm_names = np.array([a.name for a in arms], dtype=object)
+        self.arm_rules = np.array([a.policy == "rules" for a in arms] + [False])
+        self.arm_contacts = np.array([a.policy != "control" for a in arms] + [False])
+        self.arm_names = np.array([a.name for a in arms] + [config.policy.universal_control.name], dtype=object)
         # Everything below depends on the config alone: computed here once, not per decision.
         self._arm_alias = np.array(self.arm_scorer, dtype=object)
         self._arm_version = np.array([self.scorers[a].model_version for a in self.arm_scorer], dtype=object)
@@ -346,7 +351,7 @@ class DecisionEngine:
         key, forced = ranking_keys(sc, self.arm_rules)
 
         policy = self.config.policy
-        chosen, prop, order, in_set, removed = select(
+        chosen, prop, order, in_set, removed, p_none = select(
             cust, offer, channel, key, forced, self.arm_policy[arm], self.arm_contacts[arm], exploration_draws(ids, seed, sc.at),
             sc.view, policy.exploration, policy.arbitration.min_expected_value,
         )
@@ -361,7 +366,7 @@ class DecisionEngine:
             reasons = action_reasons(self, actions, sc)
         if explain if suppressed is None else suppressed:
             removed_pairs = suppressed_pairs(sc, removed)
-        return DecidedBatch(sc, decision_ids, chosen, prop, contacted, actions, reasons, removed_pairs)
+        return DecidedBatch(sc, decision_ids, chosen, prop, contacted, actions, reasons, removed_pairs, p_none)
 
     # ------------------------------------------------------------------ plans (one customer at a time)
     @property

@@ -35,7 +35,9 @@ from nextbest.decisioning.prepared import PreparedCustomers
 from nextbest.decisioning.reasons import NO_ACTION_REASONS, head_reasons, planned_reasons, rule_reasons
 from nextbest.decisioning.responses import action_document, salutation
 from nextbest.decisioning.scoring import ScoredCandidates, ranking_keys
-from nextbest.decisioning.selection import GREEDY, UNIFORM, Groups, draw, exploration_draws, priority, propensities
+from nextbest.decisioning.selection import (
+    EPSILON, GREEDY, SOFTMAX, UNIFORM, Groups, draw_contact, exploration_draws, priority, propensities,
+)
 
 if TYPE_CHECKING:
     from nextbest.decisioning.engine import DecisionEngine
@@ -298,9 +300,11 @@ def rank_plans(
     for s in set(seed):
         mine = np.fromiter((x == s for x in seed), dtype=bool, count=n)
         u[mine] = exploration_draws(ids[mine], s, at)
-    picks = draw(groups, prop, m, u)
+    arm_contacts = engine.arm_contacts[np.array([p.arm for p in plans])].astype(bool)
+    explore = arm_contacts & ((policy == EPSILON) | (policy == SOFTMAX))
+    picks, prop, p_none = draw_contact(groups, prop, m, u, explore, exploration.contact_epsilon)
     offer, channel = offer[live], channel[live]
-    contacted = (picks >= 0) & engine.arm_contacts[np.array([p.arm for p in plans])].astype(bool)
+    contacted = (picks >= 0) & arm_contacts
     if contacted.any():
         chosen = picks[contacted]
         record_contacts_at(history, ids[contacted], at, engine.offer_ids[offer[chosen]], engine.channel_ids[channel[chosen]])
@@ -311,6 +315,7 @@ def rank_plans(
         docs.append(_document(
             engine, plan, customers, at, top_k[i], bool(contacted[i]), pick, perm[live[rows]] - int(sizes[:i].sum()),
             values[rows], forced[rows], in_set[rows], prop[rows], offer[rows], channel[rows], trigger[live[rows]],
+            float(p_none[i]),
         ))
     return docs
 
@@ -372,11 +377,11 @@ def _caps_bind(view: HistoryView, offer: np.ndarray, channel: np.ndarray, n: int
 def _document(
     engine: DecisionEngine, plan: CustomerPlan, customers: PreparedCustomers, at: dt.datetime, top_k: int,
     contacted: bool, pick: int, live: np.ndarray, values: np.ndarray, forced: np.ndarray, in_set: np.ndarray,
-    prop: np.ndarray, offer: np.ndarray, channel: np.ndarray, trigger: np.ndarray,
+    prop: np.ndarray, offer: np.ndarray, channel: np.ndarray, trigger: np.ndarray, p_none: float = 1.0,
 ) -> RankResponse:
     """One customer's decision document: ``pick`` (a row of its live candidates, -1 = no action), then the
     best of its action set. ``live`` are those rows' positions in the plan, ``trigger`` the trigger that fired
-    for each (-1: none)."""
+    for each (-1: none), ``p_none`` the probability of "no action"."""
     # The choice (or "no action"), then the best of the action set; as in selection.ranked_actions.
     rows = [pick, *[r for r in np.flatnonzero(in_set).tolist() if r != pick][: top_k - 1]]
     real = np.array([r for r in rows if r >= 0], dtype=np.int64)
@@ -389,11 +394,14 @@ def _document(
     actions = []
     for rank, row in enumerate(rows, start=1):
         if row < 0:
-            actions.append(action_document(engine, rank, -1, -1, np.nan, np.nan, 1.0, 0.0, 1.0, list(NO_ACTION_REASONS), None, "", None))
+            actions.append(action_document(
+                engine, rank, -1, -1, np.nan, np.nan, 1.0, 0.0, p_none, list(NO_ACTION_REASONS), None, "", None,
+            ))
             continue
         oi, ci, v, p, trig, forced_row, staged = next(columns)
-        # Explored: the draw chose another than the best candidate.
-        reasons = [*next(model), *rule_reasons(engine, oi, trig, forced_row, staged, rank == 1 and row > 0)]
+        # Explored: the draw chose another than the best candidate, or one outside the action set.
+        explored = rank == 1 and (row > 0 or not in_set[row])
+        reasons = [*next(model), *rule_reasons(engine, oi, trig, forced_row, staged, explored)]
         actions.append(
             action_document(
                 engine, rank, oi, ci, v[PROBABILITY], v[UPLIFT], v[BOOST], v[EXPECTED_VALUE], p, reasons,

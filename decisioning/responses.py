@@ -64,6 +64,7 @@ class DecidedBatch:
     actions: RankedActions
     reasons: list[list[str]] | None  # per action, when explained
     suppressed: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None  # customer, offer, channel, code
+    p_none: np.ndarray | None = None  # (n,) probability of "no action" (None: 1 wherever there is no choice)
 
 
 def salutation(first_name: object, gender: object) -> str:
@@ -132,12 +133,17 @@ def _num(x: float) -> float | None:
 
 
 def action_columns(
-    engine: DecisionEngine, sc: ScoredCandidates, actions: RankedActions, order: np.ndarray, prop: np.ndarray
+    engine: DecisionEngine, sc: ScoredCandidates, actions: RankedActions, order: np.ndarray, prop: np.ndarray,
+    p_none: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
-    """The action table's columns, rows in ``order`` (``actions`` frame of :class:`Decisions`)."""
+    """The action table's columns, rows in ``order`` (``actions`` frame of :class:`Decisions`);
+    ``p_none`` is each customer's probability of "no action" (``None``: 1)."""
     rows = actions.row[order]
     c = actions.cust[order]
     real = rows >= 0
+    propensity = pick(prop, rows, 1.0)
+    if p_none is not None:
+        propensity = np.where(real, propensity, p_none[c])
     offer = pick(sc.offer, rows, 0).astype(np.int64)
     channel = pick(sc.channel, rows, 0).astype(np.int64)
     offer_row = sc.offer[np.maximum(rows, 0)] if len(sc.offer) else offer
@@ -154,7 +160,7 @@ def action_columns(
         "boost": pick(sc.boost, rows, 1.0),
         "cost": np.where(real, engine.channel_cost[channel], 0.0),
         "expected_value": pick(sc.expected_value, rows, 0.0),
-        "propensity": pick(prop, rows, 1.0),
+        "propensity": propensity,
         "trigger": engine._trigger_ids[trigger],
         "forced": real & sc.target.forced[c, offer_row] if len(c) else np.zeros(0, dtype=bool),
         "explored": actions.explored[order],
@@ -168,6 +174,9 @@ def decision_frames(engine: DecisionEngine, b: DecidedBatch, details: np.ndarray
     sc, a = b.sc, b.actions
     n = len(sc.ids)
     has = b.chosen >= 0
+    propensity = pick(b.prop, b.chosen, 1.0)
+    if b.p_none is not None:  # "no action" has its own probability where the customer explored it
+        propensity = np.where(has, propensity, b.p_none)
     decisions = pd.DataFrame(
         {
             "decision_id": b.decision_ids,
@@ -177,7 +186,7 @@ def decision_frames(engine: DecisionEngine, b: DecidedBatch, details: np.ndarray
             "channel": np.where(has, pick(engine.channel_ids[sc.channel], b.chosen, None), None),
             "arm": engine.arm_names[sc.arm],
             "experiment": engine.config.policy.experiment.name,
-            "propensity": pick(b.prop, b.chosen, 1.0),
+            "propensity": propensity,
             "model_version": engine._arm_version[sc.arm] if n else np.array([], dtype=object),
             "score": pick(sc.expected_value, b.chosen, 0.0),
             "contacted": b.contacted,
@@ -186,7 +195,7 @@ def decision_frames(engine: DecisionEngine, b: DecidedBatch, details: np.ndarray
     )
     # Customer id, then rank: the order callers read actions in.
     order = np.lexsort((a.rank, sc.ids[a.cust]))
-    columns = action_columns(engine, sc, a, order, b.prop)
+    columns = action_columns(engine, sc, a, order, b.prop, b.p_none)
     if (a.row < 0).any():  # text columns holding "no action" nulls stay object, not str
         columns |= {c: pd.Series(columns[c], dtype=object) for c in ("offer_id", "channel", "trigger")}
     actions = pd.DataFrame({"decision_id": b.decision_ids[a.cust[order]], **columns})
@@ -257,7 +266,7 @@ def rank_documents(
     first, gender = names
     interest = sc.customers.interest.tolist()
     order = np.lexsort((a.rank, a.cust))  # customer position, then rank
-    cols = {k: v.tolist() for k, v in action_columns(engine, sc, a, order, b.prop).items()}
+    cols = {k: v.tolist() for k, v in action_columns(engine, sc, a, order, b.prop, b.p_none).items()}
     offer_pos = pick(sc.offer, a.row[order], -1).tolist()
     channel_pos = pick(sc.channel, a.row[order], -1).tolist()
     reasons = [b.reasons[i] for i in order.tolist()] if explain and b.reasons is not None else None

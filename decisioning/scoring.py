@@ -48,6 +48,18 @@ def assign_arms(customer_ids: np.ndarray, config: NextbestConfig) -> np.ndarray:
     return np.minimum(np.searchsorted(edges, u, side="right"), len(exp.arms) - 1)
 
 
+def in_universal_control(customer_ids: np.ndarray, config: NextbestConfig) -> np.ndarray:
+    """Whether each customer is in the persistent universal control group (never contacted).
+
+    A hash with the group's own salt, independent of the experiment's name and
+    salt, so the same customers stay held out whatever experiment runs.
+    """
+    uc = config.policy.universal_control
+    if uc.share <= 0:
+        return np.zeros(len(customer_ids), dtype=bool)
+    return uniform(np.asarray(customer_ids, dtype=np.int64), key_of("universal_control", uc.salt)) < uc.share
+
+
 @dataclass(frozen=True)
 class ScoredCandidates:
     """Surviving candidate rows of a batch with their arbitration terms.
@@ -98,7 +110,8 @@ def score_grid(
     # A trigger within its re-fire cool-down does not fire (the same rule rank_plans applies to a plan).
     target = customers.facts.targeting(config, context, view.trigger_cooling)
     codes = suppression_codes(config, grid, target, view, engine._policy_arrays)
-    arm = engine.arm_served[assign_arms(ids, config)]
+    # The universal control group overrides every arm: decided and logged, never contacted.
+    arm = np.where(in_universal_control(ids, config), engine.universal_arm, engine.arm_served[assign_arms(ids, config)])
 
     cust, pair = np.nonzero(codes == 0)
     offer, channel = grid.offer[pair], grid.channel[pair]

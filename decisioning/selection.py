@@ -15,6 +15,13 @@ epsilon       1 - ε + ε/m for the best, ε/m for each other of the top ``m``.
 softmax       ∝ exp((key - best) / temperature) over the top ``m``.
 uniform       1/m over *every* candidate (the ``random`` arm, EV ignored).
 
+Exploring policies (epsilon, softmax) of contacting arms may also explore
+contact versus no action (``exploration.contact_epsilon`` = δ, :func:`draw_contact`):
+with an action set, "no action" has probability δ and each row its policy
+probability × (1 − δ); without one, the best candidate that passed every rule
+has probability δ and "no action" 1 − δ. So the model sees contacts where it
+would not contact, and hold-outs where it would, at every contact pressure.
+
 For a batch, :func:`select` draws every customer's choice, then allocates daily
 channel capacities and offer volume caps by ranking key: customers who lose a
 saturated channel or offer choose again among what is left.
@@ -137,6 +144,54 @@ def draw(groups: Groups, prop: np.ndarray, m: np.ndarray, u: np.ndarray) -> np.n
     return np.where(m > 0, groups.start + idx, -1)
 
 
+def draw_contact(
+    groups: Groups, prop: np.ndarray, m: np.ndarray, u: np.ndarray, explore: np.ndarray, share: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`draw`, with the contact-versus-no-action choice explored for the customers of ``explore``.
+
+    An exploring customer whose action set is not empty (``m > 0``) is left
+    alone with probability ``share`` and otherwise draws as :func:`draw` does;
+    one whose action set is empty but who has candidates is sent the best of
+    them with probability ``share``. The customer's one uniform decides both
+    steps (``u < share`` is the exploring branch, the rest rescaled to [0, 1)
+    for the draw), so a fixed draw still gives a fixed choice, and the returned
+    probabilities are exactly those of the choices made.
+
+    Parameters
+    ----------
+    groups, prop, m, u
+        As for :func:`draw` (``prop`` from :func:`propensities`).
+    explore
+        (n,) whether each customer explores contact versus no action.
+    share
+        ``exploration.contact_epsilon``, in [0, 1).
+
+    Returns
+    -------
+    pick
+        (n,) chosen row, -1 = no action.
+    prop
+        (R,) probability that each row is chosen.
+    p_none
+        (n,) probability of "no action".
+    """
+    if share <= 0 or not explore.any():
+        return draw(groups, prop, m, u), prop, np.where(m > 0, 0.0, 1.0)
+    above = explore & (m > 0)
+    below = explore & (m == 0) & (groups.count > 0)
+    # The rest of [share, 1) stretched over [0, 1): the draw among the action set keeps its own odds.
+    rescaled = np.where(above, np.clip((u - share) / (1.0 - share), 0.0, np.nextafter(1.0, 0.0)), u)
+    pick = draw(groups, prop, m, rescaled)
+    pick = np.where(above & (u < share), -1, pick)
+    pick = np.where(below & (u < share), groups.start, pick)
+    prop = prop * np.where(above, 1.0 - share, 1.0)[groups.cust]
+    first_below = np.zeros(len(prop), dtype=bool)
+    first_below[groups.start[below]] = True
+    prop = np.where(first_below, share, prop)
+    p_none = np.where(above, share, np.where(below, 1.0 - share, np.where(m > 0, 0.0, 1.0)))
+    return pick, prop, p_none
+
+
 def fits_capacity(slot: np.ndarray, left: np.ndarray) -> np.ndarray:
     """For rows in priority order, whether each still fits its slot's remaining capacity.
 
@@ -178,7 +233,7 @@ def select(
     view: HistoryView,
     exploration: Exploration,
     min_expected_value: float,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Choose a row per customer; allocate capacities; return choice, propensities,
     priority order, action-set membership and rows removed for capacity.
 
@@ -190,11 +245,20 @@ def select(
         Ranking key of each row and whether a trigger forces it.
     policy, contacts, u
         Per customer: selection policy (GREEDY, EPSILON, SOFTMAX or UNIFORM),
-        whether its arm contacts, and its uniform number for the draw.
+        whether its arm contacts, and its uniform number for the draw. Exploring
+        (EPSILON, SOFTMAX) customers of contacting arms also explore contact
+        versus no action (``exploration.contact_epsilon``, :func:`draw_contact`).
     view
         Contact history of the customers (remaining channel and offer capacities).
     exploration, min_expected_value
         Exploration settings; the key an unforced row must beat to join the action set.
+
+    Returns
+    -------
+    chosen, prop, order, in_set, removed, p_none
+        Row chosen per customer (-1 = no action), each row's probability of being
+        chosen, rows in priority order, action-set membership, suppression code of
+        rows lost to capacity, and each customer's probability of "no action".
     """
     n = len(policy)
     # Priority within a customer: forced, then key, then config order (stable ties).
@@ -203,6 +267,8 @@ def select(
     policy = policy.copy()
     has_forced = np.bincount(cust[forced], minlength=n) > 0
     policy[has_forced & (policy != UNIFORM)] = GREEDY
+    explore = contacts & ((policy == EPSILON) | (policy == SOFTMAX))
+    p_none = np.ones(n)
 
     prop = np.zeros(len(cust))
     chosen = np.full(n, -1, dtype=np.int64)
@@ -219,8 +285,9 @@ def select(
             groups, key[rows], in_set_sorted[keep], policy,
             top_n=exploration.top_n, epsilon=exploration.epsilon, temperature=exploration.temperature,
         )
-        pick = draw(groups, p_rows, m, u)
+        pick, p_rows, none = draw_contact(groups, p_rows, m, u, explore, exploration.contact_epsilon)
         prop[rows] = p_rows
+        p_none[pending] = none[pending]
         picked_cust = np.nonzero(pending & (pick >= 0))[0]
         picked = rows[pick[picked_cust]]
         chosen[pending] = -1
@@ -252,7 +319,7 @@ def select(
         prop[mine] = 0.0
     in_set = np.zeros(len(cust), dtype=bool)
     in_set[order] = in_set_sorted
-    return chosen, prop, order[alive[order]], in_set & alive, removed
+    return chosen, prop, order[alive[order]], in_set & alive, removed, p_none
 
 
 @dataclass(frozen=True)
@@ -288,5 +355,8 @@ def ranked_actions(
     rows = np.concatenate([chosen[has], alt, np.full(len(none), -1, dtype=np.int64)])
     who = np.concatenate([has, cust[alt], none]).astype(np.int64)
     rank = np.concatenate([np.ones(len(has), dtype=np.int64), alt_rank, np.ones(len(none), dtype=np.int64)])
-    explored = (rank == 1) & (rows >= 0) & (rows != best[who])
+    # Explored: the draw chose another than the best candidate, or one outside the action set.
+    outside = np.zeros(len(rows), dtype=bool)
+    outside[rows >= 0] = ~in_set[rows[rows >= 0]]
+    explored = (rank == 1) & (rows >= 0) & ((rows != best[who]) | outside)
     return RankedActions(who, rank, rows, explored)

@@ -162,6 +162,15 @@ class Exploration(_Frozen):
     epsilon: float = Field(default=0.05, ge=0, le=1)
     temperature: float = Field(default=1.0, gt=0)
     top_n: int = Field(default=5, ge=1, description="Explore among this many top candidates.")
+    contact_epsilon: float = Field(
+        default=0.0, ge=0, le=0.5,
+        description=(
+            "Share of decisions that explore contact versus no action, whatever the contact pressure: a customer whose "
+            "best eligible candidate does not beat arbitration.min_expected_value is sent it with this probability, and "
+            "one whose candidates do is left alone with this probability; both logged with these propensities. "
+            "Applies to exploring model arms; the contact policy's rules still decide what is eligible (0 = off)."
+        ),
+    )
 
 
 class Arm(_Frozen):
@@ -182,6 +191,23 @@ class Experiment(_Frozen):
         if abs(total - 1.0) > 1e-9:
             raise ValueError(f"experiment {self.name!r}: arm shares sum to {total:g}; make them sum to 1")
         return self
+
+
+class UniversalControl(_Frozen):
+    """A persistent hold-out: customers no arm of any experiment contacts, the untouched baseline."""
+
+    share: float = Field(
+        default=0.05, ge=0, lt=1,
+        description="Share of customers (by a salted hash of their id) never contacted by any arm (0 = none).",
+    )
+    salt: str = Field(
+        default="nextbest-universal-control", min_length=1,
+        description="Hash salt of its own, so the group survives experiment changes; change it only to reshuffle.",
+    )
+    name: str = Field(
+        default="universal_control", pattern=r"^[a-z][a-z0-9_]*$",
+        description="Arm name its decisions are logged under (decided, with the action withheld).",
+    )
 
 
 class Arbitration(_Frozen):
@@ -210,6 +236,16 @@ class PolicyConfig(_Frozen):
     )
     arbitration: Arbitration = Arbitration()
     segments: tuple[Segment, ...] = ()
+    universal_control: UniversalControl = UniversalControl()
+
+    @model_validator(mode="after")
+    def _universal_control_name(self) -> PolicyConfig:
+        if self.universal_control.share > 0 and self.universal_control.name in {a.name for a in self.experiment.arms}:
+            raise ValueError(
+                f"universal_control.name {self.universal_control.name!r} is also an arm of experiment "
+                f"{self.experiment.name!r}; rename the arm or the universal control group"
+            )
+        return self
 
 
 # --------------------------------------------------------------------------- features

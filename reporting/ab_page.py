@@ -11,7 +11,7 @@ import plotly.graph_objects as go
 
 from nextbest.reporting import format as fmt
 from nextbest.reporting import html as H
-from nextbest.reporting.abtest import AbAnalysis, analyze_experiments
+from nextbest.reporting.abtest import CONTROL_ARMS, AbAnalysis, analyze_experiments
 from nextbest.reporting.files import report_path
 from nextbest.reporting.outcomes import load_outcomes
 from nextbest.reporting.tracking import AB_EXPERIMENT, log_run
@@ -120,7 +120,10 @@ def run_ab_analysis(
         raise BadInputError(
             "no decisions with a closed response window in the selection; widen --from/--to or pick another --experiment"
         )
-    analysis = analyze_experiments(outcomes, currency=config.channels.currency, period=(start, end), n_resamples=n_resamples)
+    controls = CONTROL_ARMS | {config.policy.universal_control.name}
+    analysis = analyze_experiments(
+        outcomes, currency=config.channels.currency, control_arms=controls, period=(start, end), n_resamples=n_resamples,
+    )
     html_path = report_path(ws, "ab")
     html_path.parent.mkdir(parents=True, exist_ok=True)
     html_path.write_text(render_ab_html(analysis), encoding="utf-8")

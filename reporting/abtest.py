@@ -22,8 +22,9 @@ from nextbest.reporting import format as fmt
 from nextbest.reporting.effects import compare_arms
 from nextbest.reporting.stats import bootstrap_ratio_difference, ratio_moments, sample_size_factor
 
-#: Arms that are never contacted and serve as the baseline.
-CONTROL_ARMS: frozenset[str] = frozenset({"control"})
+#: Arms that are never contacted and serve as the baseline: an experiment's control arm, and the persistent
+#: universal control group (``policy.universal_control``, logged under its default name).
+CONTROL_ARMS: frozenset[str] = frozenset({"control", "universal_control"})
 
 
 @dataclass(frozen=True)

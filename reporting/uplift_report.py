@@ -134,6 +134,8 @@ def _read(ws: Workspace, config: NextbestConfig, experiment: str | None) -> _Dat
 
 def _randomised(outcomes: pd.DataFrame) -> pd.DataFrame:
     """Decisions of experiments that have a control arm (the only fair comparisons)."""
+    # Against each experiment's own control arm: the universal control group is `nextbest ab`'s comparison.
+    outcomes = outcomes[outcomes["arm"] != "universal_control"]
     has_control = outcomes.groupby("experiment")["arm"].transform(lambda a: a.isin(CONTROL_ARMS).any())
     return outcomes[has_control.astype(bool)]
 

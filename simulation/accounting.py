@@ -14,6 +14,11 @@ and the ``none`` policy's on the same draws is added to the increment
 (:func:`summarise`).
 
 Profit is revenue minus contact cost (the configured cost per contact).
+
+The **learning curve** (:func:`period_shares`) splits the simulated days into
+periods (10 days by default) and gives each policy's incremental profit in each
+period as a share of the oracle's in the same period, on the same draws: a
+policy that learns closes the gap period after period.
 """
 
 from __future__ import annotations
@@ -130,6 +135,8 @@ class PolicyResult:
     decisions: int
     workspace: str
     model_versions: list[str]
+    #: The learning curve: one entry per period (:func:`period_shares`).
+    periods: tuple[dict[str, Any], ...] = ()
 
     @property
     def total_violations(self) -> int:
@@ -154,7 +161,62 @@ class PolicyResult:
             "decisions": self.decisions,
             "workspace": self.workspace,
             "model_versions": self.model_versions,
+            "share_of_oracle_by_period": [dict(p) for p in self.periods],
         }
+
+
+def daily_profit(ledgers: dict[str, Ledger]) -> pd.DataFrame:
+    """Incremental profit of each policy on each simulated day (days × policies), against ``none``.
+
+    A day's increment is its contacts' incremental conversion revenue, less their
+    cost, plus the organic revenue above the ``none`` policy's that day.
+    """
+    none = pd.Series({d["day"]: d["organic_revenue"] for d in ledgers["none"].daily}, dtype=float)
+    columns = {}
+    for name, led in ledgers.items():
+        days = pd.DataFrame(led.daily, columns=["day", "incremental_conversion_revenue", "contact_cost", "organic_revenue"])
+        days = days.set_index("day")
+        organic = days["organic_revenue"] - none.reindex(days.index).fillna(0.0)
+        columns[name] = days["incremental_conversion_revenue"] - days["contact_cost"] + organic
+    return pd.DataFrame(columns).sort_index()
+
+
+def period_shares(ledgers: dict[str, Ledger], period_days: int = 10) -> dict[str, tuple[dict[str, Any], ...]]:
+    """The learning curve: each policy's incremental profit per period, and its share of the oracle's.
+
+    Parameters
+    ----------
+    ledgers
+        Policy → ledger; must hold ``none`` (the increments' baseline).
+    period_days
+        Days per period, counted from the first simulated day (the last period may be shorter).
+
+    Returns
+    -------
+    dict
+        Policy → one entry per period: ``from_day``, ``days`` (offsets from the first
+        simulated day), ``incremental_profit``, ``oracle_incremental_profit`` and
+        ``share_of_oracle`` (``None`` without an oracle, or when its profit is not positive).
+    """
+    profit = daily_profit(ledgers)
+    if profit.empty:
+        return {name: () for name in ledgers}
+    offset = (profit.index.to_numpy() - profit.index.min()) // period_days
+    by_period = profit.groupby(offset)
+    totals, sizes = by_period.sum(), by_period.size()
+    out: dict[str, tuple[dict[str, Any], ...]] = {}
+    for name in ledgers:
+        rows = []
+        for k in totals.index:
+            mine = float(totals.at[k, name])
+            oracle = float(totals.at[k, "oracle"]) if "oracle" in totals.columns else None
+            rows.append({
+                "from_day": int(k * period_days), "days": int(sizes.at[k]), "incremental_profit": round(mine, 2),
+                "oracle_incremental_profit": None if oracle is None else round(oracle, 2),
+                "share_of_oracle": None if oracle is None or oracle <= 0 else round(mine / oracle, 4),
+            })
+        out[name] = tuple(rows)
+    return out
 
 
 def summarise(
@@ -162,6 +224,7 @@ def summarise(
     violations: dict[str, dict[str, int]],
     workspaces: dict[str, str],
     model_versions: dict[str, list[str]],
+    period_days: int = 10,
 ) -> list[PolicyResult]:
     """Turn the ledgers into results: increments against ``none``, regret against ``oracle``.
 
@@ -173,7 +236,10 @@ def summarise(
         Policy → violations by kind (:func:`nextbest.simulation.violations.count_violations`).
     workspaces, model_versions
         Where each policy's copy lives and which models it decided with.
+    period_days
+        Days per period of the learning curve (:func:`period_shares`).
     """
+    curves = period_shares(ledgers, period_days)
     baseline = ledgers["none"].organic_revenue
     partial: dict[str, tuple[float, float]] = {}
     for name, led in ledgers.items():
@@ -204,6 +270,7 @@ def summarise(
                 decisions=led.decisions,
                 workspace=workspaces.get(name, ""),
                 model_versions=model_versions.get(name, []),
+                periods=curves.get(name, ()),
             )
         )
     return out

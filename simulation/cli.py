@@ -37,6 +37,8 @@ def simulate(
     retrain_every: Annotated[int, typer.Option(help="Retrain model policies every N days, promoting through the gate (0 = never).", min=0)] = 0,
     tune: Annotated[int, typer.Option("--tune", help="Optuna trials per retraining.", min=0)] = 0,
     seed: Annotated[int, typer.Option(help="Seed of the campaign sample and exploration draws.")] = 0,
+    period_days: Annotated[int, typer.Option(help="Days per period of the learning curve (share of the oracle per period).",
+                                             min=1)] = 10,
     via_server: Annotated[bool, typer.Option("--via-server", help="Rank model policies through a real `nextbest serve` over HTTP.")] = False,
     run: Annotated[str | None, typer.Option("--run", help="Run folder name under <workspace>/simulations (default: a timestamp).")] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write the results as JSON to this file.")] = None,
@@ -45,13 +47,13 @@ def simulate(
     from nextbest.progress import progress_bar
     from nextbest.simulation.policies import MODEL_POLICIES
     from nextbest.simulation.runner import SimulationOptions, simulate as run_simulation
-    from nextbest.simulation.tables import TABLE_WIDTH, channels_table, results_table
+    from nextbest.simulation.tables import TABLE_WIDTH, channels_table, learning_curve_lines, results_table
 
     ws = workspace_of(ctx)
     policies = tuple(policy or ("champion", "rules", "random", "oracle"))
     options = SimulationOptions(
         days=days, policies=policies, campaign_share=campaign_share, features_every=features_every,
-        retrain_every=retrain_every, tune_trials=tune, seed=seed, run_name=run,
+        retrain_every=retrain_every, tune_trials=tune, seed=seed, run_name=run, period_days=period_days,
         served=tuple(p for p in policies if p in MODEL_POLICIES) if via_server else (),
     )
     with progress_bar() as bar:
@@ -67,6 +69,8 @@ def simulate(
     console = Console(width=max(Console().width, TABLE_WIDTH))
     console.print(results_table(result.results, currency, f"{days} simulated days, {result.start} – {result.end} (paired)"))
     console.print(channels_table(result.results))
+    for line in learning_curve_lines(result.results, period_days):
+        console.print(line)
     for name, events in result.retraining.items():
         for e in events:
             console.print(f"{name}: retrained on day {e['day']}: {e['version']} {'promoted' if e['promoted'] else 'kept champion'} ({e['reason']})")

@@ -146,6 +146,8 @@ class SimulationOptions:
         Experiment of the ``experiment`` policy (default: the workspace's configured one).
     decision_hour
         Hour of the day decisions are made at.
+    period_days
+        Days per period of the learning curve (each policy's share of the oracle per period).
     """
 
     days: int = 30
@@ -160,6 +162,7 @@ class SimulationOptions:
     run_name: str | None = None
     experiment: Experiment | None = None
     decision_hour: int = 10
+    period_days: int = 10
 
     def check(self) -> SimulationOptions:
         """Validated copy with ``none`` added to the policies.
@@ -179,6 +182,8 @@ class SimulationOptions:
             raise BadInputError(f"--retrain-every must be 0 (never) or a number of days, got {self.retrain_every}")
         if self.tune_trials < 0:
             raise BadInputError(f"--tune must be 0 or a number of trials, got {self.tune_trials}")
+        if self.period_days < 1:
+            raise BadInputError(f"--period-days must be at least 1 day, got {self.period_days}")
         if not 0 <= self.decision_hour <= 23:
             raise BadInputError(f"decision_hour must be 0..23, got {self.decision_hour}")
         not_model = [p for p in self.served if p not in MODEL_POLICIES]
@@ -450,18 +455,17 @@ class PolicySimulation:
 
     def _retrain(self, day: int) -> None:
         """Train a challenger on everything logged so far; promote it only through the gate."""
-        from nextbest.training.promotion import promote
-        from nextbest.training.trainer import TrainOptions, train
+        from nextbest.training.retrain import RetrainOptions, retrain
 
-        began = time.perf_counter()
-        self._sync()
-        result = train(self.ws, TrainOptions(tune_trials=self.options.tune_trials, run_name=f"simulation-day-{day}"))
-        decision = promote(self.ws)
+        # `nextbest retrain`'s code path; the loop builds its own snapshots and refreshes its own service.
+        options = RetrainOptions(
+            tune_trials=self.options.tune_trials, snapshot=False, announce=False, run_name=f"simulation-day-{day}",
+        )
+        report = retrain(self.ws, options, store=self.store)
         self.retraining.append(
             {
-                "day": day, "version": result.version.label if result.version else None,
-                "promoted": decision.promoted, "reason": decision.reason,
-                "seconds": round(time.perf_counter() - began, 1),
+                "day": day, "version": report.version, "promoted": report.promoted, "reason": report.reason,
+                "champion": report.champion, "seconds": round(report.seconds, 1),
             }
         )
         if self.client is not None:
@@ -568,7 +572,7 @@ def simulate(
         retraining[policy] = sim.retraining
         if sim.service_url:
             services[policy] = sim.service_url
-    results = summarise(ledgers, violations, workspaces, versions)
+    results = summarise(ledgers, violations, workspaces, versions, options.period_days)
     return SimulationRun(
         folder=folder, start=period[0].date(), end=period[1].date(), options=options, results=results,
         seconds=time.perf_counter() - began, retraining=retraining, services=services,

@@ -50,3 +50,16 @@ def channels_table(results: list[PolicyResult]) -> Table:
     for r in results:
         table.add_row(r.policy, *(f"{r.contacts_by_channel.get(c, 0):,}" for c in channels))
     return table
+
+
+def learning_curve_lines(results: list[PolicyResult], period_days: int) -> list[str]:
+    """``<policy>: share of the oracle per 10 days: 41% · 55% · 62%`` for each policy but the oracle and none
+    (nothing when the run has a single period or no oracle)."""
+    lines = []
+    for r in results:
+        shares = [p["share_of_oracle"] for p in r.periods]
+        if r.policy in ("oracle", "none") or len(shares) < 2 or all(s is None for s in shares):
+            continue
+        curve = " · ".join("n/a" if s is None else f"{s:.0%}" for s in shares)
+        lines.append(f"{r.policy}: share of the oracle per {period_days} days: {curve}")
+    return lines

@@ -65,3 +65,44 @@ def test_bad_declarations_are_refused_naming_the_field(
     with pytest.raises(ConfigError) as err:
         load_config(_declare(workspace, attributes, segment_rule=rule))
     assert message in str(err.value)
+
+
+def _policy(workspace: Workspace, section: str, values: dict[str, object]) -> Path:
+    import yaml
+
+    path = workspace.config_dir / "policy.yaml"
+    policy = yaml.safe_load(path.read_text())
+    policy[section] = {**(policy.get(section) or {}), **values}
+    path.write_text(yaml.safe_dump(policy))
+    return workspace.config_dir
+
+
+@pytest.mark.parametrize(
+    ("section", "values", "message"),
+    [
+        ("universal_control", {"share": 1.0}, "policy.universal_control.share: Input should be less than 1"),
+        ("universal_control", {"share": -0.1}, "policy.universal_control.share: Input should be greater than or equal to 0"),
+        ("universal_control", {"share": "some"}, "policy.universal_control.share: Input should be a valid number"),
+        ("universal_control", {"salt": ""}, "policy.universal_control.salt: String should have at least 1 character"),
+        ("universal_control", {"name": "Hold Out"}, "policy.universal_control.name: String should match pattern"),
+        ("universal_control", {"name": "control"},
+         "universal_control.name 'control' is also an arm of experiment 'nba-2024'; rename the arm or the universal"),
+        ("universal_control", {"shares": 0.1}, "policy.universal_control.shares: Extra inputs are not permitted"),
+        ("exploration", {"contact_epsilon": 0.6}, "policy.exploration.contact_epsilon: Input should be less than or equal to 0.5"),
+        ("exploration", {"contact_epsilon": -0.01},
+         "policy.exploration.contact_epsilon: Input should be greater than or equal to 0"),
+    ],
+)
+def test_bad_learning_settings_are_refused_naming_the_field(
+    section: str, values: dict[str, object], message: str, workspace: Workspace
+) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_config(_policy(workspace, section, values))
+    assert message in str(err.value)
+
+
+def test_universal_control_defaults_and_can_be_switched_off(workspace: Workspace) -> None:
+    config = load_config(workspace.config_dir)
+    uc = config.policy.universal_control
+    assert (uc.share, uc.name) == (0.05, "universal_control")
+    assert load_config(_policy(workspace, "universal_control", {"share": 0})).policy.universal_control.share == 0

@@ -1,4 +1,4 @@
-"""Commands: ``nextbest train``, ``nextbest promote``, ``nextbest models``."""
+"""Commands: ``nextbest train``, ``nextbest promote``, ``nextbest retrain``, ``nextbest models``."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ SUMMARY_METRICS: tuple[str, ...] = (
 def register(app: typer.Typer) -> None:
     app.command("train")(train)
     app.command("promote")(promote)
+    app.command("retrain")(retrain)
     app.command("models")(models)
 
 
@@ -117,6 +118,28 @@ def promote(
         return
     verdict = "promoted" if decision.promoted else "not promoted"
     typer.echo(f"challenger version {decision.challenger_version} {verdict}: {decision.reason}")
+
+
+def retrain(
+    ctx: typer.Context,
+    tune: Annotated[int, typer.Option("--tune", help="Optuna trials before the final fit (0 = none).", min=0)] = 0,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="Today's snapshot date (default: midnight after the "
+                                              "latest event); built if missing.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Scheduled learning: sync the live store, build today's snapshot, train a challenger, promote it only
+    through the gate, and tell running services to reload. Exit 0 whether promoted or kept; 75 when another
+    retraining is running (it does nothing)."""
+    from nextbest.features.pipeline import as_timestamp
+    from nextbest.training.retrain import RetrainOptions, retrain as run_retrain
+
+    ws = workspace_of(ctx)
+    when = as_timestamp(as_of, field="--as-of") if as_of else None
+    report = run_retrain(ws, RetrainOptions(tune_trials=tune, as_of=when), progress=None if as_json else _say)
+    if as_json:
+        echo_json(report.as_dict())
+        return
+    typer.echo(report.line())
 
 
 def models(

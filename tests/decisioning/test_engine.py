@@ -14,6 +14,7 @@ from nextbest.config import NextbestConfig, load_config
 from nextbest.decisioning.documents import Context, RankResponse
 from nextbest.decisioning.engine import DecisionEngine, assign_arms, complete_features, salutation
 from nextbest.decisioning.history import ContactHistory
+from nextbest.decisioning.scoring import in_universal_control
 from nextbest.decisioning.log import decision_rows
 from nextbest.decisioning.synthetic import random_features
 from nextbest.errors import BadInputError, NotFoundError
@@ -165,9 +166,11 @@ def test_control_arm_records_the_would_be_action_uncontacted(config, features) -
     assert not control["contacted"].any()
     assert control["offer_id"].notna().any()
     # a customer's arm never changes
-    again = assign_arms(features["customer_id"].to_numpy(), config)
+    ids = features["customer_id"].to_numpy()
+    again = assign_arms(ids, config)
     names = np.array([a.name for a in config.policy.experiment.arms])[again]
     served = np.where(names == "challenger", "champion", names)  # no challenger model: served as champion
+    served = np.where(in_universal_control(ids, config), "universal_control", served)  # held out of every arm
     assert (served == out.decisions["arm"].to_numpy()).all()
 
 

@@ -37,6 +37,8 @@ VARIANTS = [
     ({"exploration": {"method": "softmax", "top_n": 3}, "stages": {"mode": "boost"}}, True),
     ({"exploration": {"method": "none"}}, False),
     ({"contact": {"max_contacts": 3, "offer_cooldown_days": 30}, "arbitration": {"min_expected_value": 0.2}}, True),
+    # Contact versus no action explored both ways: above the threshold (held out) and below it (sent).
+    ({"exploration": {"contact_epsilon": 0.3}, "arbitration": {"min_expected_value": 0.05}}, True),
 ]
 CAPS = {"contact_cap", "channel_cap", "offer_cooldown", "channel_capacity"}
 
@@ -70,7 +72,9 @@ def profiles_of(features: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({"customer_id": ids, "first_name": names, "gender": np.where(np.arange(len(ids)) % 2, "f", "m")})
 
 
-@pytest.mark.parametrize(("variant", "capped"), VARIANTS, ids=["epsilon", "softmax-boost", "greedy", "caps-min-ev"])
+@pytest.mark.parametrize(
+    ("variant", "capped"), VARIANTS, ids=["epsilon", "softmax-boost", "greedy", "caps-min-ev", "contact-epsilon"]
+)
 def test_planned_ranking_equals_rank_as_the_history_fills(variant: dict, capped: bool) -> None:
     """Requests one at a time for few customers, so caps, cool-downs, complaints and capacities bite."""
     config = with_capacity(with_policy(load_config(), experiment=ARMS, **variant), sms=4, email=25)

@@ -115,3 +115,22 @@ def test_the_page_header_names_the_period_of_the_analysed_decisions(reported) ->
     assert "period start" not in header and "– end" not in header
     doc = json.loads(run.json_path.read_text())
     assert doc["period"]["from"].startswith(f"{first:%Y-%m-%d}") and doc["period"]["to"].startswith(f"{last:%Y-%m-%d}")
+
+
+def test_every_arm_is_compared_with_the_universal_control_group(reported) -> None:
+    """Part of the control arm relabelled as the persistent hold-out: both are baselines of every treated arm."""
+    ws, truth = reported.ws, reported.truth
+    con = connect(ws.warehouse_path, read_only=True)
+    outcomes = load_outcomes(con, ws.config())
+    con.close()
+    control = outcomes["arm"] == "control"
+    held = control & (outcomes["customer_id"] % 2 == 0)
+    outcomes.loc[held, "arm"] = "universal_control"
+    analysis = analyze_experiments(outcomes, currency="EUR", n_resamples=200)
+    pairs = set(zip(analysis.comparisons["treatment"], analysis.comparisons["baseline"], strict=True))
+    assert {("champion", "universal_control"), ("challenger", "universal_control"), ("champion", "control")} <= pairs
+    assert ("universal_control", "control") not in pairs and ("control", "universal_control") not in pairs
+    comp = analysis.comparisons.set_index(["treatment", "baseline"])
+    t = truth[truth["arm"] == "champion"]
+    row = comp.loc[("champion", "universal_control")]
+    assert row["converted_lower"] <= float((t["p_contact"] - t["p_control"]).mean()) <= row["converted_upper"]

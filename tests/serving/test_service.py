@@ -59,6 +59,27 @@ def test_rank_matches_the_cli_for_the_same_customer_time_and_seed(
             assert a["personalisation"] == b["personalisation"]
 
 
+def test_the_universal_control_group_is_never_contacted(api: httpx.Client, trained_workspace: TrainedWorkspace) -> None:
+    """Batch and single requests alike: held-out customers are decided and logged, never contacted."""
+    import numpy as np
+
+    from nextbest.decisioning.scoring import in_universal_control
+
+    config = Workspace.resolve(trained_workspace.root).config()
+    ids = list(range(1000, 1400))
+    held = {int(i) for i in np.array(ids)[in_universal_control(np.array(ids), config)]}
+    assert 5 <= len(held) <= 45
+    response = api.post("/rank_batch", json={"customer_ids": ids, "context": {"timestamp": NOW}})
+    assert response.status_code == 200, response.text
+    docs = response.json()["decisions"]
+    assert {d["customer_id"] for d in docs if d["arm"] == config.policy.universal_control.name} == held
+    assert not any(d["contacted"] for d in docs if d["customer_id"] in held)
+    assert any(d["contacted"] for d in docs if d["customer_id"] not in held)
+    for cid in sorted(held)[:3]:  # /rank answers from the customer's plan
+        single = api.post("/rank", json={"customer_id": cid, "context": {"timestamp": NOW}}).json()
+        assert single["arm"] == "universal_control" and single["contacted"] is False
+
+
 def test_consent_is_never_violated(api: httpx.Client, trained_workspace: TrainedWorkspace) -> None:
     profile = customers(trained_workspace)
     ids = [*sorted(profile)[:600], UNKNOWN, UNKNOWN + 1]
@@ -450,3 +471,39 @@ def test_champion_swap_drops_no_request(server: Server, api: httpx.Client, train
     champions = [d["customer_id"] for d in served if d["arm"] == "champion"]
     planned = {api.post("/rank", json={"customer_id": c}).json()["model_version"] for c in champions[:5]}
     assert planned == {f"{MODEL_NAME}/{new.version}"}
+
+
+def _refreshes(api: httpx.Client) -> float:
+    """Model refreshes the server made so far (``nextbest_model_refreshes_total``, every result)."""
+    found = re.findall(r"^nextbest_model_refreshes_total\{[^}]*\} ([\d.e+]+)$", api.get("/metrics").text, re.M)
+    return sum(float(v) for v in found)
+
+
+def test_a_scheduled_retrain_reaches_a_running_service(trained_workspace: TrainedWorkspace, private_tmp) -> None:  # noqa: ANN001
+    """`nextbest retrain` beside a running `nextbest serve`: the service reloads by itself, no request dropped."""
+    import tempfile
+    from pathlib import Path
+
+    from tests.serving.conftest import run_cli
+
+    ws = trained_workspace.copy(Path(tempfile.mkdtemp(dir=private_tmp)) / "ws")
+    server = Server(ws.root).wait_ready()
+    try:
+        with server.client() as api:
+            before = _refreshes(api)
+            assert api.post("/rank_batch", json={"customer_ids": list(range(1, 40))}).status_code == 200
+            today = (pd.Timestamp(trained_workspace.as_of) + pd.Timedelta(days=1)).date()
+            line = run_cli(ws.root, "retrain", "--as-of", str(today)).strip()
+            assert f"snapshot {today} built" in line and line.endswith(" s)") and "services told to refresh" in line
+            # The new state compiles the new challenger's trees (lleaves) before it swaps in: minutes on a busy machine.
+            deadline = time.monotonic() + 600
+            while _refreshes(api) <= before and time.monotonic() < deadline:
+                time.sleep(0.5)
+            assert _refreshes(api) == before + 1
+            champion = get_version(ws.tracking_uri)
+            served = api.post("/rank_batch", json={"customer_ids": list(range(1, 40))})
+            assert served.status_code == 200, served.text
+            versions = {d["model_version"] for d in served.json()["decisions"] if d["arm"] == "champion"}
+            assert versions == {champion.label}
+    finally:
+        server.stop()

@@ -89,3 +89,35 @@ def test_increments_are_against_none_and_regret_against_the_oracle() -> None:
 def test_without_an_oracle_there_is_no_regret() -> None:
     results = summarise({"random": _ledger(10.0, 1.0, 0.0), "none": _ledger(0.0, 0.0, 0.0)}, {}, {}, {})
     assert all(r.regret_vs_oracle is None and r.share_of_oracle is None for r in results)
+
+
+def _daily_ledger(days: list[tuple[float, float, float]]) -> Ledger:
+    """A ledger from (incremental conversion revenue, contact cost, organic revenue) per day."""
+    ledger = Ledger()
+    for day, (incremental, cost, organic) in enumerate(days):
+        ledger.incremental_conversion_revenue += incremental
+        ledger.contact_cost += cost
+        ledger.organic_revenue += organic
+        ledger.daily.append({"day": 40 + day, "decisions": 1, "contacts": 1, "contact_cost": cost, "revenue": incremental,
+                             "incremental_conversion_revenue": incremental, "organic_revenue": organic})
+    return ledger
+
+
+def test_the_learning_curve_is_the_share_of_the_oracle_per_period() -> None:
+    """Periods of 2 days over 5 days: [0, 2), [2, 4), [4, 5); a policy that learns closes the gap."""
+    none = _daily_ledger([(0.0, 0.0, 10.0)] * 5)
+    oracle = _daily_ledger([(20.0, 2.0, 11.0)] * 5)  # 19 a day against none
+    champion = _daily_ledger([(5.0, 2.0, 10.0), (7.0, 2.0, 10.0), (12.0, 2.0, 11.0), (14.0, 2.0, 11.0), (20.0, 2.0, 11.0)])
+    results = {r.policy: r for r in summarise({"champion": champion, "oracle": oracle, "none": none}, {}, {}, {}, 2)}
+    curve = results["champion"].periods
+    assert [(p["from_day"], p["days"]) for p in curve] == [(0, 2), (2, 2), (4, 1)]
+    assert [p["incremental_profit"] for p in curve] == [8.0, 24.0, 19.0]
+    assert [p["oracle_incremental_profit"] for p in curve] == [38.0, 38.0, 19.0]
+    assert [p["share_of_oracle"] for p in curve] == [pytest.approx(8 / 38, abs=1e-4), pytest.approx(24 / 38, abs=1e-4), 1.0]
+    # The periods add up to the whole run's figure, which stays as it was.
+    assert sum(p["incremental_profit"] for p in curve) == pytest.approx(results["champion"].incremental_profit)
+    assert results["champion"].as_dict()["share_of_oracle_by_period"] == [dict(p) for p in curve]
+    # Without an oracle the periods still carry each policy's profit, and no share.
+    alone = {r.policy: r for r in summarise({"champion": champion, "none": none}, {}, {}, {}, 10)}
+    (only,) = alone["champion"].periods
+    assert only["incremental_profit"] == pytest.approx(51.0) and only["share_of_oracle"] is None

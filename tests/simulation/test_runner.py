@@ -89,14 +89,16 @@ def test_each_policy_logs_into_its_own_workspace_copy(small_run) -> None:  # noq
     for policy in ("random", "oracle"):
         con = connect(run.folder / policy / "warehouse.duckdb", read_only=True)
         try:
-            arms = con.execute(
-                "SELECT DISTINCT arm FROM decisions WHERE ts >= ? AND experiment NOT IN ('historical', 'frequency_test')", [run.start]
-            ).fetchall()
+            arms = dict(con.execute(
+                "SELECT arm, bool_or(contacted) FROM decisions WHERE ts >= ? AND experiment NOT IN ('historical', 'frequency_test') "
+                "GROUP BY arm", [run.start]
+            ).fetchall())
             snapshots = con.execute("SELECT count(DISTINCT as_of) FROM features.customer_snapshot WHERE as_of >= ?",
                                     [run.start]).fetchone()[0]
         finally:
             con.close()
-        assert arms == [(policy,)]
+        # The policy's one arm, and the universal control group it never contacts.
+        assert set(arms) == {policy, "universal_control"} and arms["universal_control"] is False
         assert snapshots == run.options.days  # daily features
 
 
@@ -108,6 +110,7 @@ def test_each_policy_logs_into_its_own_workspace_copy(small_run) -> None:  # noq
         (SimulationOptions(campaign_share=1.5), "--campaign-share must be between 0 and 1"),
         (SimulationOptions(features_every=0), "--features-every must be at least 1"),
         (SimulationOptions(retrain_every=-1), "--retrain-every must be 0"),
+        (SimulationOptions(period_days=0), "--period-days must be at least 1 day, got 0"),
         (SimulationOptions(policies=("oracle",), served=("oracle",)), "cannot run through the service"),
         (SimulationOptions(run_name="../x"), "use a plain folder name"),
     ],
@@ -171,3 +174,62 @@ def test_retraining_trains_on_the_loop_log_and_goes_through_the_gate(tiny: Works
     finally:
         con.close()
     assert logged > 0
+
+
+def _gate(ws: Workspace, min_improvement: float) -> None:
+    import yaml
+
+    path = ws.config_dir / "training.yaml"
+    training = yaml.safe_load(path.read_text()) if path.exists() else {}
+    training["promotion"] = {"metric": "test_auc", "min_improvement": min_improvement}
+    path.write_text(yaml.safe_dump(training))
+
+
+def _loop_versions(run, policy: str) -> pd.DataFrame:  # noqa: ANN001
+    con = connect(run.folder / policy / "warehouse.duckdb", read_only=True)
+    try:
+        return con.execute(
+            "SELECT CAST(ts AS DATE) AS day, model_version, count(*) AS n FROM decisions "
+            "WHERE experiment NOT IN ('historical', 'frequency_test') GROUP BY ALL ORDER BY ALL"
+        ).df()
+    finally:
+        con.close()
+
+
+def test_retraining_in_the_loop_promotes_only_through_the_gate(tiny: Workspace) -> None:
+    """A challenger that fails the gate leaves the champion deciding; one that passes it decides from then on."""
+    from dataclasses import replace
+
+    from nextbest.models.registry import get_version
+    from nextbest.training.trainer import TrainOptions, load_training_set, run_training
+
+    # A champion that sees only the offer and channel: any model of the customers beats it.
+    config = tiny.config()
+    data, _ = load_training_set(tiny, config)
+    weak = replace(data, feature_columns=("offer_id", "channel"), categorical=("offer_id", "channel"))
+    first = run_training(tiny, config, weak, TrainOptions(run_name="weak"))
+    assert first.champion and first.version is not None
+    options = dict(days=3, policies=("champion",), campaign_share=0.3, retrain_every=2)
+
+    _gate(tiny, 1.0)  # no AUC improves by a whole unit: the gate refuses every challenger
+    kept = simulate(tiny, SimulationOptions(**options, run_name="gate-closed"))
+    (event,) = kept.retraining["champion"]
+    assert not event["promoted"] and "champion kept" in event["reason"]
+    assert event["champion"] == first.version.label != event["version"]
+    versions = _loop_versions(kept, "champion")
+    assert set(versions["model_version"]) == {first.version.label}
+
+    _gate(tiny, 0.0)
+    promoted = simulate(tiny, SimulationOptions(**options, run_name="gate-open"))
+    (event,) = promoted.retraining["champion"]
+    assert event["promoted"], event["reason"]
+    assert event["champion"] == event["version"] != first.version.label
+    versions = _loop_versions(promoted, "champion")
+    days = sorted(versions["day"].unique())
+    # Decided by the first champion until the retraining, by the promoted challenger after it.
+    assert set(versions.loc[versions["day"] < days[-1], "model_version"]) == {first.version.label}
+    assert set(versions.loc[versions["day"] == days[-1], "model_version"]) == {event["version"]}
+    replica = Workspace(promoted.folder / "champion")
+    assert get_version(replica.tracking_uri, "champion").label == event["version"]
+    assert get_version(tiny.tracking_uri, "champion").label == first.version.label  # the workspace itself is untouched
+    assert promoted.result("champion").total_violations == 0
