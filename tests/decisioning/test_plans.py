@@ -38,7 +38,9 @@ VARIANTS = [
     ({"exploration": {"method": "none"}}, False),
     ({"contact": {"max_contacts": 3, "offer_cooldown_days": 30}, "arbitration": {"min_expected_value": 0.2}}, True),
     # Contact versus no action explored both ways: above the threshold (held out) and below it (sent).
-    ({"exploration": {"contact_epsilon": 0.3}, "arbitration": {"min_expected_value": 0.05}}, True),
+    # Too few contacts for a cap to bite in 160 requests (live pressure lowers the uplift of the contacted);
+    # the variants above show caps acting, test_selection.py that exploration never breaks them.
+    ({"exploration": {"contact_epsilon": 0.3}, "arbitration": {"min_expected_value": 0.05}}, False),
 ]
 CAPS = {"contact_cap", "channel_cap", "offer_cooldown", "channel_capacity"}
 
