@@ -84,6 +84,26 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "xdist_group(name): run in one xdist worker with the group's other tests")
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Give each grouped test the ``@<group>`` node-id suffix ``--dist loadgroup`` schedules by.
+
+    pytest-xdist 3.8 (the newest release) adds the suffix by assigning ``item._nodeid``, which
+    pytest 9 no longer reads (a node's id is ``item._id``): every group was scattered over the
+    workers, each building the group's session fixtures (the trained workspace: minutes) and
+    starting servers at the same time. Runs after xdist's hook, on the workers, where it applies.
+    """
+    if not getattr(config.option, "loadgroup", False):  # set on xdist's workers under --dist loadgroup
+        return
+    from _pytest.nodeid import coerce_node_id  # pytest 9's node ids; nothing public sets one
+
+    for item in items:
+        groups = sorted({str(m.args[0] if m.args else m.kwargs.get("name", "default")) for m in item.iter_markers("xdist_group")})
+        suffix = "@" + "_".join(groups)
+        if groups and not item.nodeid.endswith(suffix):
+            item._id = coerce_node_id(item.nodeid + suffix)
+
+
 def spark_or_skip() -> None:
     """End the calling test without pyspark or a Java runtime (fail it under ``CI=true``, where
     ``.ci/run`` installs Java and ``make setup`` the spark extra: a skip there would hide the gap)."""

@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from nextbest.decisioning.documents import Context, RankRequest
 from nextbest.serving.histories import utc_now
@@ -13,6 +14,9 @@ from nextbest.serving.runtime import Runtime
 from nextbest.serving.settings import ServeSettings
 from nextbest.workspace import Workspace
 from tests.serving.conftest import TrainedWorkspace
+
+# The server tests' worker builds the trained workspace once; elsewhere it would be built again.
+pytestmark = [pytest.mark.xdist_group("server")]
 
 
 def test_a_contact_registered_through_the_service_raises_the_next_requests_pressure(
