@@ -50,7 +50,7 @@ from nextbest.decisioning.scoring import ScoredCandidates, assign_arms, ranking_
 from nextbest.decisioning.selection import EPSILON, GREEDY, SOFTMAX, UNIFORM, exploration_draws, ranked_actions, select
 from nextbest.errors import BadInputError, NotFoundError
 from nextbest.features.pressure import pressure_features
-from nextbest.models.candidate_matrix import CandidateMatrix
+from nextbest.models.candidate_matrix import CandidateMatrix, CustomerEncoder
 from nextbest.models.scoring import Scorer
 
 _EXPLORATION = {"epsilon_greedy": EPSILON, "softmax": SOFTMAX, "none": GREEDY}
@@ -152,7 +152,7 @@ class DecisionEngine:
         self.pressure = pressure_features(config)
         #: Reason codes :meth:`rank_planned` found in plans (the service's metrics read it).
         self.reasons_from_plans = 0
-        #: Plans scored again because their customer's contact pressure changed (:meth:`replan`).
+        #: Plans scored again because their customer's contact pressure changed (:meth:`refreshed`).
         self.plans_rebuilt = 0
         #: Alias → matrix-level scorer, for the scorers that have one.
         self.matrix: dict[str, CandidateMatrix] = {}
@@ -194,7 +194,7 @@ class DecisionEngine:
         )
         history = OfferHistoryRows.of(offer_history, ids, self.offer_ids.tolist()) if offer_history is not None else None
         columns = history.columns if history is not None else []
-        encoders = {alias: (lambda frame, m=m: m.encode(frame, columns)) for alias, m in self.matrix.items()}
+        encoders = {alias: CustomerEncoder(m, tuple(columns)) for alias, m in self.matrix.items()}
         pressure = {
             f.name: features[f.name].to_numpy(dtype=float, na_value=np.nan) for f in self.pressure if f.name in features.columns
         }
@@ -424,16 +424,30 @@ class DecisionEngine:
         stale = [i for k, i in enumerate(need) if any(live[c][k] != v for c, v in plans[i].pressure)]
         return np.array(stale, dtype=np.int64)
 
-    def replan(self, plan: CustomerPlan, customers: PreparedCustomers, at: dt.datetime, history: ContactHistory) -> CustomerPlan:
-        """``plan`` built again at ``at`` (its contact pressure counted from ``history``), same customer and context.
+    def refreshed(
+        self, plans: Sequence[CustomerPlan], customers: PreparedCustomers, at: dt.datetime, history: ContactHistory
+    ) -> tuple[list[CustomerPlan], np.ndarray]:
+        """``plans`` (distinct customers per context) with the stale ones (:meth:`stale_plans`) built again at
+        ``at``, and their positions.
 
-        ``customers`` is the prepared block ``plan.origin`` indexes.
+        The stale plans of a context are built together, in one pass: a customer is contacted on most
+        requests, so a service rebuilds about as many plans as it ranks. ``customers`` is the prepared
+        block the plans' ``origin`` indexes.
         """
-        self.plans_rebuilt += 1
-        row = customers.take(np.array([plan.origin]), ids=np.array([plan.customer_id], dtype=np.int64))
-        channel, event = plan.context
-        fresh = self.plans(row, at, Context(channel=channel, event=event), None, len(plan.reasons), history)[0]
-        return fresh._replace(origin=plan.origin, greeting=plan.greeting)
+        stale = self.stale_plans(plans, history, at)
+        out = list(plans)
+        by_context: dict[tuple[str | None, str | None], list[int]] = {}
+        for i in stale.tolist():
+            by_context.setdefault(plans[i].context, []).append(i)
+        for (channel, event), members in by_context.items():
+            origin = np.fromiter((plans[i].origin for i in members), dtype=np.int64, count=len(members))
+            ids = np.fromiter((plans[i].customer_id for i in members), dtype=np.int64, count=len(members))
+            reasons = max(len(plans[i].reasons) for i in members)
+            fresh = self.plans(customers.take(origin, ids=ids), at, Context(channel=channel, event=event), None, reasons, history)
+            for i, plan in zip(members, fresh, strict=True):
+                out[i] = plan._replace(origin=plans[i].origin, greeting=plans[i].greeting)
+        self.plans_rebuilt += len(stale)
+        return out, stale
 
     def rank_planned(
         self,

@@ -255,12 +255,8 @@ def rank_plans(
     top_k, seed
         Per plan, as for :meth:`DecisionEngine.rank`.
     """
-    stale = engine.stale_plans(plans, history, at)
-    if len(stale):
-        # Contacted (or a contact aged out) since the plan was scored: scored again at today's pressure.
-        plans = list(plans)
-        for i in stale.tolist():
-            plans[i] = engine.replan(plans[i], customers, at, history)
+    # Contacted (or a contact aged out) since a plan was scored: scored again at today's pressure.
+    plans = engine.refreshed(plans, customers, at, history)[0]
     n = len(plans)
     ids = np.fromiter((p.customer_id for p in plans), dtype=np.int64, count=n)
     sizes = np.fromiter((len(p.pairs) for p in plans), dtype=np.int64, count=n)

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from nextbest.decisioning.candidates import CustomerFacts
-from nextbest.models.candidate_matrix import EncodedCustomers
+from nextbest.models.candidate_matrix import CustomerEncoder, EncodedCustomers
 
 #: Offer-history columns joined onto candidate rows, with the value a never-shown offer gets.
 OFFER_HISTORY_FILL: dict[str, float] = {
@@ -166,7 +166,7 @@ class PreparedCustomers:
         only for what needs the frame (a scorer without a matrix path, an encoding
         not prepared yet).
     encoders
-        Scorer alias → function encoding a feature frame for its matrix path.
+        Scorer alias → the encoder of its matrix path.
     encoded
         Encodings already made, by alias.
     memo, origin
@@ -186,7 +186,7 @@ class PreparedCustomers:
         interest: np.ndarray,
         offer_history: OfferHistoryRows | None,
         frame_of: Callable[[np.ndarray], pd.DataFrame],
-        encoders: Mapping[str, Callable[[pd.DataFrame], EncodedCustomers]],
+        encoders: Mapping[str, CustomerEncoder],
         encoded: dict[str, EncodedCustomers] | None = None,
         memo: ReasonMemo | None = None,
         origin: np.ndarray | None = None,
@@ -226,6 +226,10 @@ class PreparedCustomers:
             if old is None:
                 enc = self._encoders[alias](self.frame)
             else:
+                # Only pressure columns changed: numbers written into a copy, unless the encoder needs the frame.
+                enc = self._encoders[alias].with_numbers(old, rows, {c: v[rows] for c, v in self.pressure.items()})
+            if enc is None:
+                assert old is not None
                 fresh = self._encoders[alias](self._frame_of(self.ids[rows]))
                 matrices = tuple(m.copy() for m in old.matrices)
                 for m, f in zip(matrices, fresh.matrices, strict=True):

@@ -132,6 +132,27 @@ def reason_codes(contrib: np.ndarray, names: np.ndarray, top: int) -> list[list[
     ]
 
 
+@dataclass(frozen=True)
+class CustomerEncoder:
+    """Encodes customers for one scorer's matrix path, candidate rows carrying ``offer_history_columns``.
+
+    What :class:`~nextbest.decisioning.prepared.PreparedCustomers` calls: the whole
+    frame (:meth:`__call__`), or a few numeric columns changed (:meth:`with_numbers`).
+    """
+
+    matrix: CandidateMatrix
+    offer_history_columns: tuple[str, ...] = ()
+
+    def __call__(self, features: pd.DataFrame) -> EncodedCustomers:
+        return self.matrix.encode(features, self.offer_history_columns)
+
+    def with_numbers(
+        self, customers: EncodedCustomers, rows: np.ndarray, values: Mapping[str, np.ndarray]
+    ) -> EncodedCustomers | None:
+        """:meth:`CandidateMatrix.with_numbers` for these candidate rows."""
+        return self.matrix.with_numbers(customers, rows, values, self.offer_history_columns)
+
+
 class CompiledForest:
     """A LightGBM booster compiled to native code by ``lleaves``; build with :meth:`build`.
 
@@ -389,6 +410,32 @@ class CandidateMatrix:
         matrices = tuple(lay.encoder.transform(frame) for lay in self.layouts)
         derived = self.context.offer_table(features, self.offer_ids) if self.context is not None else {}
         return EncodedCustomers(matrices, {c: derived[c] for c in self.derived_cols})
+
+    def with_numbers(
+        self, customers: EncodedCustomers, rows: np.ndarray, values: Mapping[str, np.ndarray],
+        offer_history_columns: Sequence[str] = (),
+    ) -> EncodedCustomers | None:
+        """``customers`` with numeric feature columns set to ``values`` (column → one value per row of
+        ``rows``): what :meth:`encode` gives the changed rows, without building their frame.
+
+        The encoders copy a numeric column as it is, so the values go straight into the
+        matrices. ``None`` when a column is encoded otherwise (a category), is a pair
+        column, or may feed a derived column: then only :meth:`encode` knows.
+        """
+        pair = set(self.pair_columns(offer_history_columns))
+        if any(c in pair or (self.context is not None and self.context.reads(c)) for c in values):
+            return None
+        matrices = []
+        for layout, matrix in zip(self.layouts, customers.matrices, strict=True):
+            if any(c in layout.encoder.categories_ for c in values):
+                return None
+            matrix = matrix.copy()
+            for column, v in values.items():
+                i = layout.position.get(column)
+                if i is not None:
+                    matrix[rows, i] = v
+            matrices.append(matrix)
+        return EncodedCustomers(tuple(matrices), customers.derived)
 
     # ------------------------------------------------------------------ candidates
     def _rows(

@@ -179,6 +179,12 @@ class OfferContext(TransformerMixin, BaseEstimator):
         out = with_columns(X, self._derive(X, offer, table=False))
         return out.drop(columns=self.consumed_columns(), errors="ignore")
 
+    def reads(self, column: str) -> bool:
+        """Whether a derived column may be computed from customer column ``column`` (fitted or not)."""
+        prefixes = (SHARE_PREFIX, AFFINITY_PREFIX, DEMAND_PREFIX)
+        return column.startswith(prefixes) or column in {EVENTS_COLUMN, "interest_category", "journey_stage",
+                                                          *self.affinity_cells}
+
     def consumed_columns(self) -> list[str]:
         """Input columns :meth:`transform` replaces by derived ones and drops."""
         return [f"{DEMAND_PREFIX}{c}" for c in self.__dict__.get("categories_with_demand_", [])]

@@ -132,10 +132,10 @@ class ServingState:
                 found[key] = plan
         if history is not None and found:
             kept = list(found)
-            for i in self.engine.stale_plans([found[k] for k in kept], history, at).tolist():  # type: ignore[misc]
-                fresh = self.engine.replan(found[kept[i]], self.customers, at, history)  # type: ignore[arg-type]
-                found[kept[i]] = fresh
-                self.plans.put(kept[i], fresh)
+            plans, stale = self.engine.refreshed([found[k] for k in kept], self.customers, at, history)  # type: ignore[misc]
+            for i in stale.tolist():
+                found[kept[i]] = plans[i]
+                self.plans.put(kept[i], plans[i])
         for (channel, event), customer_ids in missing.items():
             ids = np.array(customer_ids, dtype=np.int64)
             try:
@@ -153,17 +153,19 @@ class ServingState:
                     self.plans.put((cid, channel, event), plan)
         return found
 
-    def plan_everyone(self, chunk: int) -> None:
-        """Build the plan of every customer of the snapshot (no context), ``chunk`` customers per engine call.
+    def plan_everyone(self, chunk: int, history: ContactHistory) -> None:
+        """Build the plan of every customer of the snapshot (no context), ``chunk`` customers per engine call,
+        at the contact pressure ``history`` has now (else a customer contacted lately is planned again on
+        their first request).
 
         Only when they all fit :attr:`plans`: a larger snapshot fills it request by request.
         """
         if self.plans is None or len(self.features) > self.plans.size:
             return
         ids = self.customers.ids[: self.blank]
-        now = dt.datetime.now()
+        now = utc_now()
         for start in range(0, len(ids), chunk):
-            self.plans_of([(int(c), None, None) for c in ids[start : start + chunk]], now)
+            self.plans_of([(int(c), None, None) for c in ids[start : start + chunk]], now, history)
 
 
 def prepare_snapshot(engine: DecisionEngine, store: FeatureStore, reason_memo: int = 0) -> PreparedCustomers:
@@ -226,7 +228,6 @@ def build_state(settings: ServeSettings, store_id: str) -> ServingState:
         base=base,
         plans=PlanCache(settings.plan_cache, settings.plan_reasons) if settings.plan_cache > 0 and engine.plannable else None,
     )
-    state.plan_everyone(settings.batch_chunk)
     return state
 
 
@@ -313,11 +314,12 @@ class Runtime:
         self._tickets: dict[str, Future[Written]] = {}
         self._erased: set[int] = set()
         self._state = build_state(settings, self.store.store_id)
-        self._count_built(self._state)
         self.committer = Committer(
             self.store, self._apply_news, retry_s=settings.lock_timeout_s, gather_s=settings.commit_gather_ms / 1000,
         ).start()
         self._histories = self._reset_histories(self._state)
+        self._state.plan_everyone(settings.batch_chunk, self._histories.live())
+        self._count_built(self._state)
         self._stamp = self.workspace.artifacts_dir / REFRESH_STAMP
         self._stamp_seen = self._stamp_mtime()
         self._stop = threading.Event()
@@ -671,8 +673,9 @@ class Runtime:
             except Exception:
                 service_metrics().refreshes.labels("failed").inc()
                 raise
-            self._count_built(new)
             histories = self._reset_histories(new)
+            new.plan_everyone(self.settings.batch_chunk, histories.live())
+            self._count_built(new)
             with self._engine_lock:
                 self._state = new
                 self._histories = histories

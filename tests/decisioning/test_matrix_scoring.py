@@ -303,3 +303,42 @@ def test_remembered_reasons_equal_computed_ones() -> None:
         ours = fast.rank(snapshot.take(pos), AT, Context(), 5, 2, history=ContactHistory.empty(config))
         assert [[a.reasons for a in d.actions] for d in ours] == [[a.reasons for a in d.actions] for d in expected]
         assert 0 < len(snapshot.memo) <= 40
+
+
+@pytest.mark.parametrize("name", ["s", "t-one-arm-level", "x-own-encoding", "bagged-shift"])
+def test_new_contact_pressure_encodes_as_the_frame_with_it(name: str) -> None:
+    """A customer contacted since the snapshot: the pressure written into the encoded rows equals
+    encoding their frame with the new values (every encoding of the learner)."""
+    config = load_config()
+    fast, _ = engines(config, learner_scorer(name))
+    features = random_features(config, 30, seed=8)
+    oh = offer_history(config, features["customer_id"].to_numpy(), 8)
+    prepared = fast.prepare(features, oh).encode_all()
+    assert prepared.pressure, "the feature rows carry contact pressure"
+    rng = np.random.default_rng(8)
+    changed = {c: np.where(rng.random(len(v)) < 0.3, v + rng.integers(1, 4, len(v)), v) for c, v in prepared.pressure.items()}
+    patched = prepared.with_pressure(changed)
+    assert patched is not prepared
+    want = fast.prepare(features.assign(**changed), oh).encode_all()
+    for alias in fast.matrix:
+        got, ref = patched.encoded(alias), want.encoded(alias)
+        for a, b in zip(got.matrices, ref.matrices, strict=True):
+            np.testing.assert_array_equal(a, b)
+        for column, values in ref.derived.items():
+            np.testing.assert_array_equal(got.derived[column], values)
+    # The snapshot's own rows are left as they were (a copy is patched).
+    before = fast.prepare(features, oh).encode_all().encoded("champion").matrices[0]
+    np.testing.assert_array_equal(prepared.encoded("champion").matrices[0], before)
+
+
+def test_a_pressure_column_a_derived_feature_reads_is_encoded_from_the_frame() -> None:
+    """The shortcut declines a column that is a category or feeds the offer context."""
+    model = context_scorer()
+    config = load_config()
+    matrix = DecisionEngine(config, {"champion": model}).matrix["champion"]
+    history = ["shown_30d", "days_since_shown"]
+    enc = matrix.encode(random_features(config, 4, seed=1), history)
+    rows, values = np.array([0, 2]), np.array([1.0, 2.0])
+    assert matrix.with_numbers(enc, rows, {"contacts_7d": values}, history) is not None
+    for column in ("category_events", "offer_id", "shown_30d", "gender"):
+        assert matrix.with_numbers(enc, rows, {column: values}, history) is None, column
