@@ -64,5 +64,17 @@ def test_a_contact_registered_through_the_service_raises_the_next_requests_press
         assert served["contacts_7d"] == served["contacts_30d"] == 1 + more
         assert sum(v for k, v in served.items() if k.startswith("contacts_7d_")) == 1 + more
         assert served["days_since_contact"] == 0
+
+        # Plans built on loading (a refresh, a restart) are scored at the live store's pressure: the
+        # contacted customer's plan already counts the contacts, and no plan is stale on its first request.
+        runtime.refresh(announce=False)
+        fresh = runtime.state
+        assert fresh.plans is not None and fresh is not state
+        loaded = fresh.plans.get((cid, None, None))
+        assert loaded is not None and dict(loaded.pressure)["contacts_7d"] == 1 + more
+        ids = fresh.customers.ids[: fresh.blank].tolist()
+        plans = [fresh.plans.get((c, None, None)) for c in ids]
+        assert all(p is not None for p in plans)
+        assert len(fresh.engine.stale_plans(plans, runtime._histories.live(), utc_now())) == 0  # type: ignore[arg-type]
     finally:
         runtime.close()
