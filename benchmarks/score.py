@@ -47,7 +47,7 @@ from nextbest.decisioning.synthetic import random_features, random_training_rows
 from nextbest.models.encoding import with_columns
 from nextbest.models.lgbm import LGBMResponseClassifier
 from nextbest.models.response import ResponseModel
-from nextbest.models.uplift import SLearner
+from nextbest.models.s_learner import SLearner
 
 
 @dataclass
