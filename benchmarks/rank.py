@@ -22,7 +22,7 @@ outcomes: what an uplift score needs). The raw time is measured on a sample of
 chunks (``--raw-every``) and scaled by candidate rows. Feature frames are
 generated per chunk outside the timed region.
 
-Served (``POST /rank``, in-process, as ``serving/runtime.py`` does it): a
+Served (``POST /rank``, in-process, as ``serving/state.py`` and ``serving/runtime.py`` do it): a
 snapshot of ``--served`` customers is prepared and encoded once, the trees are
 compiled with lleaves when installed (``--no-compile``: LightGBM), every
 customer's plan is built (with the reason codes of its first three actions) as
