@@ -50,6 +50,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from nextbest import logfile
 from nextbest.config import NextbestConfig, load_config
 from nextbest.decisioning.documents import Context
 from nextbest.decisioning.engine import DecisionEngine, complete_features
@@ -297,5 +298,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    logfile.route_script_output(__file__)
     np.seterr(all="ignore")
     main()

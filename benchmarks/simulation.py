@@ -29,6 +29,7 @@ from pathlib import Path
 
 import yaml
 
+from nextbest import logfile
 from nextbest.models.uplift import LEARNERS
 from nextbest.simulation.demo import DemoOptions, prepare
 from nextbest.simulation.runner import SimulationOptions, simulate
@@ -119,4 +120,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    logfile.route_script_output(__file__)
     main()
