@@ -71,6 +71,8 @@ import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 
+from nextbest import logfile
+
 ONLINE_RETAIL_SHA256 = "d4bf11013582a8f3a068b6762a7e12d9899d456d615d5340ce998a61bc46c12a"
 
 NEXTBEST = str(Path(sys.executable).with_name("nextbest"))
@@ -298,4 +300,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    logfile.route_script_output(__file__)
     main()

@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from nextbest import logfile
 from nextbest.decisioning.cli import load_features, load_scorers
 from nextbest.decisioning.engine import DecisionEngine
 from nextbest.simulation.policies import OracleScorer, policy_config
@@ -116,4 +117,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    logfile.route_script_output(__file__)
     main()

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import duckdb
 import pandas as pd
+from nextbest import logfile
 from nextbest.features.pipeline import build_features, build_offer_history, fit_and_build
 from nextbest.features.snapshots import manifest, write_snapshot
 from nextbest.features.store import FeatureStore
@@ -135,4 +136,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    logfile.route_script_output(__file__)
     main()

@@ -20,6 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from nextbest import logfile
+
 
 def run_one(customers: int, days: int, seed: int, folder: Path) -> dict[str, object]:
     """Generate one world into ``folder`` and measure it (runs in the child process)."""
@@ -84,4 +86,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    logfile.route_script_output(__file__)
     main()

@@ -24,6 +24,8 @@ from pathlib import Path
 
 import duckdb
 
+from nextbest import logfile
+
 
 def make_files(folder: Path, rows: int, customers: int) -> dict[str, Path]:
     """Customers CSV plus interactions as CSV and Parquet, generated in DuckDB."""
@@ -111,4 +113,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    logfile.route_script_output(__file__)
     main()

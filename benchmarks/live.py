@@ -40,6 +40,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from serve import LUA_DONE, NEXTBEST, free_port, known_customers, parse_wrk, start_server, stop_server  # noqa: E402
 
+from nextbest import logfile  # noqa: E402
 from nextbest.live.store import LiveStore  # noqa: E402
 from nextbest.serving.process import stop_tree  # noqa: E402
 
@@ -236,4 +237,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    logfile.route_script_output(__file__)
     main()

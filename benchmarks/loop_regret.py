@@ -29,6 +29,7 @@ import argparse
 import json
 from pathlib import Path
 
+from nextbest import logfile
 from nextbest.simulation.demo import DemoOptions, given_or_demo
 from nextbest.simulation.regret import RegretBook, historical_pressure, summarise
 from nextbest.simulation.runner import SimulationOptions, simulate
@@ -54,4 +55,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    logfile.route_script_output(__file__)
     main()

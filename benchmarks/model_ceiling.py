@@ -40,6 +40,7 @@ import pandas as pd
 from scipy.stats import spearmanr
 from sklearn.metrics import roc_auc_score
 
+from nextbest import logfile
 from nextbest.config import NextbestConfig
 from nextbest.models.context import OfferContext
 from nextbest.models.uplift import LEARNERS
@@ -218,4 +219,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    logfile.route_script_output(__file__)
     main()

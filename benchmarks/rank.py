@@ -22,7 +22,7 @@ outcomes: what an uplift score needs). The raw time is measured on a sample of
 chunks (``--raw-every``) and scaled by candidate rows. Feature frames are
 generated per chunk outside the timed region.
 
-Served (``POST /rank``, in-process, as ``serving/runtime.py`` does it): a
+Served (``POST /rank``, in-process, as ``serving/state.py`` and ``serving/runtime.py`` do it): a
 snapshot of ``--served`` customers is prepared and encoded once, the trees are
 compiled with lleaves when installed (``--no-compile``: LightGBM), every
 customer's plan is built (with the reason codes of its first three actions) as
@@ -50,6 +50,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from nextbest import logfile
 from nextbest.config import NextbestConfig, load_config
 from nextbest.decisioning.documents import Context
 from nextbest.decisioning.engine import DecisionEngine, complete_features
@@ -297,5 +298,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    logfile.route_script_output(__file__)
     np.seterr(all="ignore")
     main()

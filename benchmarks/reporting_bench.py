@@ -11,6 +11,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from nextbest import logfile
 from nextbest.reporting.ab_page import run_ab_analysis
 from nextbest.reporting.uplift_report import build_uplift_report
 from nextbest.warehouse.db import connect
@@ -37,4 +38,5 @@ def main(n_customers: int = 20_000, days: int = 180) -> None:
 
 
 if __name__ == "__main__":
+    logfile.route_script_output(__file__)
     main(*(int(a) for a in sys.argv[1:3]))

@@ -39,6 +39,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from nextbest import logfile
 from nextbest.config import NextbestConfig, load_config
 from nextbest.decisioning.documents import Context
 from nextbest.decisioning.engine import DecisionEngine, complete_features
@@ -47,7 +48,7 @@ from nextbest.decisioning.synthetic import random_features, random_training_rows
 from nextbest.models.encoding import with_columns
 from nextbest.models.lgbm import LGBMResponseClassifier
 from nextbest.models.response import ResponseModel
-from nextbest.models.uplift import SLearner
+from nextbest.models.s_learner import SLearner
 
 
 @dataclass
@@ -185,4 +186,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    logfile.route_script_output(__file__)
     main()

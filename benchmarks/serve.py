@@ -43,6 +43,7 @@ from pathlib import Path
 
 import httpx
 
+from nextbest import logfile
 from nextbest.serving.process import stop_tree, wait_ready
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -284,4 +285,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    logfile.route_script_output(__file__)
     main()

@@ -32,6 +32,7 @@ from pathlib import Path
 
 import yaml
 
+from nextbest import logfile
 from nextbest.models.uplift import LEARNERS
 from nextbest.simulation.demo import DemoOptions, prepare
 from nextbest.simulation.runner import SimulationOptions, simulate
@@ -151,4 +152,5 @@ def summary(rows: list[dict[str, object]]) -> dict[str, object]:
 
 
 if __name__ == "__main__":
+    logfile.route_script_output(__file__)
     main()

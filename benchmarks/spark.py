@@ -53,6 +53,8 @@ import pandas as pd
 import psutil
 import pyarrow.parquet as pq
 
+from nextbest import logfile
+
 HERE = Path(__file__).resolve().parent
 #: The features stage's as-of: the day after the generated history (benchmarks/features.py).
 FEATURES_AS_OF = pd.Timestamp("2024-07-01")
@@ -282,4 +284,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    logfile.route_script_output(__file__)
     main()

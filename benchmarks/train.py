@@ -27,6 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from nextbest import logfile
 from nextbest.models.registry import load_scorer
 from nextbest.training.dataset import build_training_set
 from nextbest.training.synthetic import SYNTHETIC_CATEGORICAL, SyntheticSpec, write_synthetic_log
@@ -104,4 +105,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    logfile.route_script_output(__file__)
     main()

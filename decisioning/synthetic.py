@@ -113,7 +113,7 @@ def fit_scorer(config: NextbestConfig, rows: int = 6000, seed: int = 11) -> Resp
     """A small LightGBM S-learner fitted on :func:`random_training_rows` (~0.5 s), version ``test-model/1``."""
     from nextbest.models.lgbm import LGBMResponseClassifier
     from nextbest.models.response import ResponseModel
-    from nextbest.models.uplift import SLearner
+    from nextbest.models.s_learner import SLearner
 
     X, y = random_training_rows(config, rows, seed=seed)
     learner = SLearner(LGBMResponseClassifier(n_estimators=15, num_leaves=7, early_stopping_rounds=None, n_jobs=1))

@@ -12,7 +12,7 @@ turns customers into encoded rows once (the scoring service does it once per
 feature snapshot), and :meth:`~CandidateMatrix.score` gathers a row per
 candidate, writes the pair's columns into it and hands the rows to the uplift
 learner's matrix methods (``predict_outcomes_matrix``, ``predict_contrib_matrix``
-in :mod:`nextbest.models.uplift`), which run the same trees with the same
+in :mod:`nextbest.models.uplift_base`), which run the same trees with the same
 arithmetic as its DataFrame methods. The encoders, boosters and calibration map
 are the model's own, so probabilities, uplifts and reason codes equal the
 DataFrame path's; ``tests/decisioning/test_matrix_scoring.py`` checks it for
@@ -69,7 +69,7 @@ import pandas as pd
 from nextbest.models.context import OfferContext
 from nextbest.models.encoding import FrameEncoder, with_columns
 from nextbest.models.response import ResponseModel
-from nextbest.models.uplift import lightgbm_predict, matrix_encoders_of
+from nextbest.models.uplift_base import lightgbm_predict, matrix_encoders_of
 
 log = logging.getLogger(__name__)
 
@@ -285,7 +285,7 @@ class CandidateMatrix:
     ----------
     model
         A fitted response model whose uplift learner has a matrix path
-        (:func:`~nextbest.models.uplift.matrix_encoders_of` is not ``None``).
+        (:func:`~nextbest.models.uplift_base.matrix_encoders_of` is not ``None``).
     offer_ids, channel_ids
         Offers and channels in config order (candidate rows name them by position).
 

@@ -233,7 +233,7 @@ class LGBMResponseClassifier(ClassifierMixin, _LGBMBase):
 
         ``init_score`` (and ``eval_init_score`` for ``eval_set``) are per-row log-odds
         offsets the trees add to: the model then learns a correction to a known
-        score, as :class:`~nextbest.models.uplift.ShiftLearner` needs. Predictions
+        score, as :class:`~nextbest.models.shift_learner.ShiftLearner` needs. Predictions
         (``predict_proba``, ``decision_function``) never include the offsets.
         """
         y = np.asarray(y).astype(np.int8)

@@ -23,6 +23,21 @@ from nextbest.errors import BadInputError
 _ALLOWED_PREFIX = "nextbest.models."
 FORMAT_VERSION = 1
 
+#: Classes artifacts name by a path they no longer have. An artifact records each
+#: estimator's ``module:qualname``; the uplift learners were all in
+#: ``nextbest.models.uplift`` until it was split by concern, and bundles saved
+#: before (registered model versions, a workspace's champion) must still load.
+MOVED: dict[str, str] = {
+    f"nextbest.models.uplift:{name}": f"nextbest.models.{module}:{name}"
+    for name, module in {
+        "SLearner": "s_learner",
+        "TLearner": "t_learner",
+        "XLearner": "x_learner",
+        "ShiftLearner": "shift_learner",
+        "BaggedLearner": "bagged_learner",
+    }.items()
+}
+
 
 class _Writer:
     def __init__(self) -> None:
@@ -74,7 +89,7 @@ def _decode(doc: Any, folder: Path) -> Any:
     if "__tuple__" in doc:
         return tuple(_decode(v, folder) for v in doc["__tuple__"])
     if "__estimator__" in doc:
-        module_name, _, qualname = doc["__estimator__"].partition(":")
+        module_name, _, qualname = MOVED.get(doc["__estimator__"], doc["__estimator__"]).partition(":")
         if not module_name.startswith(_ALLOWED_PREFIX):
             raise BadInputError(f"model artifact names a class outside nextbest.models: {doc['__estimator__']!r}")
         cls = getattr(importlib.import_module(module_name), qualname)

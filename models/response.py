@@ -12,7 +12,7 @@ from nextbest.errors import BadInputError
 from nextbest.models import persistence
 from nextbest.models.calibration import ProbabilityCalibrator
 from nextbest.models.scoring import SCORE_COLUMNS
-from nextbest.models.uplift import _UpliftBase
+from nextbest.models.uplift_base import UpliftLearner
 from nextbest.models.value import ResponseValueModel
 from nextbest.warehouse.schema import PERSONAL_COLUMNS
 
@@ -69,7 +69,7 @@ class ResponseModel(BaseEstimator):
 
     def __init__(
         self,
-        learner: _UpliftBase,
+        learner: UpliftLearner,
         calibration: str = "isotonic",
         value_model: BaseEstimator | None = None,
         context: BaseEstimator | None = None,

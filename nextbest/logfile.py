@@ -18,6 +18,10 @@ switched off through its setting ``MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR``
 Child processes whose output is a library's (Spark's driver JVM) get the log file
 as their output (:func:`open_for_child`).
 
+Scripts (``benchmarks/``) print their figures on stdout and route library output
+the same way, into a log of their own under the temporary directory
+(:func:`route_script_output`); the pointer goes to stderr when they exit.
+
 MLflow configures its loggers and its print stream when it is first imported,
 and commands import it lazily (it is slow to import), so the re-routing of a
 library is applied when the library is imported, through a small import hook.
@@ -25,6 +29,7 @@ library is applied when the library is imported, through a small import hook.
 
 from __future__ import annotations
 
+import atexit
 import importlib.abc
 import importlib.machinery
 import logging
@@ -32,6 +37,8 @@ import logging.handlers
 import os
 import sys
 import sysconfig
+import tempfile
+import time
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -142,6 +149,27 @@ def route_library_output(workspace_root: Path, *, root_logger: bool = True) -> L
     _after_import("mlflow", _route_mlflow)
     _after_import("optuna", _route_optuna)
     return _handler
+
+
+def route_script_output(script: str | Path) -> Path:
+    """:func:`route_library_output` for a script run outside any workspace (a benchmark).
+
+    The log goes to ``<tmp>/nextbest-scripts/<script>-<time>-<pid>/logs/nextbest.log``,
+    where it outlives the temporary workspaces scripts build and delete; when the
+    script exits, the :func:`pointer` line goes to stderr (stdout keeps the script's
+    figures). Returns the log file's path (created on the first record only).
+    """
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    root = Path(tempfile.gettempdir()) / "nextbest-scripts" / f"{Path(script).stem}-{stamp}-{os.getpid()}"
+    handler = route_library_output(root)
+    atexit.register(_point_to_log)
+    return handler.path
+
+
+def _point_to_log() -> None:
+    line = pointer()
+    if line is not None:
+        print(line, file=sys.stderr)
 
 
 def written() -> Path | None:

@@ -45,7 +45,7 @@ def serve(
     if check:
         # Fail here, with the CLI's message and exit code, rather than in a worker
         # that BentoML would restart over and over.
-        from nextbest.serving.runtime import preflight
+        from nextbest.serving.state import preflight
 
         preflight(ws)
     env = dict(os.environ)

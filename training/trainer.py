@@ -31,6 +31,7 @@ from nextbest.config import NextbestConfig, TrainingConfig
 from nextbest.features.contacts import constrained_pressure
 from nextbest.errors import BadInputError, NotFoundError
 from nextbest.models import figures
+from nextbest.models.bagged_learner import BaggedLearner
 from nextbest.models.context import OfferContext
 from nextbest.models.grouped import PerGroupClassifier
 from nextbest.models.lgbm import LGBMResponseClassifier, LGBMValueRegressor
@@ -43,7 +44,9 @@ from nextbest.models.metrics import (
 from nextbest.models.pyfunc import SCORER_ARTIFACT, ResponseModelPyfunc, input_example_for, signature_for
 from nextbest.models.registry import CHALLENGER, CHAMPION, MODEL_NAME, RegisteredVersion, get_version, set_alias
 from nextbest.models.response import ResponseModel, assert_no_personal_columns
-from nextbest.models.uplift import LEARNERS, BaggedLearner, ShiftLearner, SLearner
+from nextbest.models.s_learner import SLearner
+from nextbest.models.shift_learner import ShiftLearner
+from nextbest.models.uplift import LEARNERS
 from nextbest.models.value import ResponseValueModel
 from nextbest.training import tracking
 from nextbest.training.dataset import TREATMENT_FEATURES, TimeSplit, TrainingSet, time_split

@@ -20,7 +20,7 @@ from optuna_integration import LightGBMPruningCallback
 from sklearn.metrics import log_loss
 
 from nextbest.models.lgbm import LGBMResponseClassifier
-from nextbest.models.uplift import SLearner
+from nextbest.models.s_learner import SLearner
 from nextbest.training import tracking
 from nextbest.training.dataset import TimeSplit, TrainingSet
 

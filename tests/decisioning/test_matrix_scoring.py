@@ -17,12 +17,14 @@ from nextbest.decisioning.history import ContactHistory
 from nextbest.decisioning.prepared import PreparedCustomers
 from nextbest.decisioning.synthetic import random_features, random_training_rows
 from nextbest.features.registry import categorical_features, feature_defs, offer_history_features
+from nextbest.models.bagged_learner import BaggedLearner
 from nextbest.models.candidate_matrix import CandidateMatrix
 from nextbest.models.context import OfferContext
 from nextbest.models.grouped import PerGroupClassifier
 from nextbest.models.lgbm import LGBMResponseClassifier, LGBMValueRegressor
 from nextbest.models.response import ResponseModel
-from nextbest.models.uplift import BaggedLearner, SLearner, TLearner
+from nextbest.models.s_learner import SLearner
+from nextbest.models.t_learner import TLearner
 from nextbest.training.trainer import base_params, make_model
 
 from tests.decisioning.decisioning_helpers import fitted_scorer, uncontacted

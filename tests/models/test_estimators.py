@@ -11,12 +11,16 @@ from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import Pipeline
 
 from nextbest.errors import BadInputError
+from nextbest.models.bagged_learner import BaggedLearner
 from nextbest.models.calibration import ProbabilityCalibrator
 from nextbest.models.grouped import PerGroupClassifier
 from nextbest.models.lgbm import LGBMResponseClassifier, LGBMValueRegressor
 from nextbest.models.response import ResponseModel
-from nextbest.models.uplift import BaggedLearner, ShiftLearner, SLearner, TLearner, XLearner
+from nextbest.models.s_learner import SLearner
+from nextbest.models.shift_learner import ShiftLearner
+from nextbest.models.t_learner import TLearner
 from nextbest.models.value import ResponseValueModel
+from nextbest.models.x_learner import XLearner
 
 FAST = {"n_estimators": 60, "min_child_samples": 40}
 

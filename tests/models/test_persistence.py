@@ -9,12 +9,16 @@ import pytest
 from nextbest.config import load_config
 from nextbest.errors import BadInputError
 from nextbest.models import persistence
+from nextbest.models.bagged_learner import BaggedLearner
 from nextbest.models.context import OfferContext
 from nextbest.models.grouped import PerGroupClassifier
 from nextbest.models.lgbm import LGBMResponseClassifier
 from nextbest.models.response import ResponseModel
-from nextbest.models.uplift import BaggedLearner, ShiftLearner, SLearner, TLearner, XLearner
+from nextbest.models.s_learner import SLearner
+from nextbest.models.shift_learner import ShiftLearner
+from nextbest.models.t_learner import TLearner
 from nextbest.models.value import ResponseValueModel
+from nextbest.models.x_learner import XLearner
 
 FAST = {"n_estimators": 40, "min_child_samples": 40}
 
@@ -41,6 +45,41 @@ def test_saved_model_scores_identically(learner, frame, tmp_path) -> None:  # ty
     assert loaded.model_version == "nextbest-response/7"
     pd.testing.assert_frame_equal(loaded.score(X[10000:]), model.score(X[10000:]))
     assert loaded.reasons(X[10000:10003]) == model.reasons(X[10000:10003])
+
+
+@pytest.mark.parametrize(
+    "learner",
+    [
+        SLearner(LGBMResponseClassifier(**FAST)),
+        TLearner(LGBMResponseClassifier(**FAST)),
+        XLearner(LGBMResponseClassifier(**FAST)),
+        BaggedLearner(ShiftLearner(LGBMResponseClassifier(**FAST), treatment_features=("channel",)), n_members=2),
+    ],
+    ids=["s", "t", "x", "bagged-shift"],
+)
+def test_bundle_saved_with_the_old_uplift_module_paths_loads(learner, frame, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Bundles saved before the learners left ``nextbest.models.uplift`` name them there; they still load."""
+    X, y, _ = frame
+    model = ResponseModel(learner, value_model=ResponseValueModel(min_rows=50)).fit(X[:4000], y[:4000])
+    folder = model.save(tmp_path / "scorer")
+    doc = (folder / "model.json").read_text()
+    old = doc
+    for cls in (SLearner, TLearner, XLearner, ShiftLearner, BaggedLearner):
+        # The writer records f"{cls.__module__}:{cls.__qualname__}": these classes were all in nextbest.models.uplift.
+        old = old.replace(f'"{cls.__module__}:{cls.__qualname__}"', f'"nextbest.models.uplift:{cls.__qualname__}"')
+    assert old != doc and '"nextbest.models.uplift:' in old
+    (folder / "model.json").write_text(old)
+    loaded = ResponseModel.load(folder)
+    assert type(loaded.learner_) is type(model.learner_)
+    pd.testing.assert_frame_equal(loaded.score(X[4000:4500]), model.score(X[4000:4500]))
+
+
+def test_moved_classes_resolve_to_their_new_modules() -> None:
+    for old, new in persistence.MOVED.items():
+        module, _, name = new.partition(":")
+        cls = getattr(__import__(module, fromlist=[name]), name)
+        assert f"{cls.__module__}:{cls.__qualname__}" == new
+        assert old.rpartition(":")[2] == name
 
 
 @pytest.mark.parametrize(

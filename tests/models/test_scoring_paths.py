@@ -7,10 +7,10 @@ import pandas as pd
 import pytest
 
 from nextbest.config import JOURNEY_STAGES
-from nextbest.models import uplift
+from nextbest.models import s_learner
 from nextbest.models.context import OfferContext
 from nextbest.models.lgbm import LGBMResponseClassifier
-from nextbest.models.uplift import SLearner
+from nextbest.models.s_learner import SLearner
 from nextbest.models.value import ResponseValueModel
 
 
@@ -20,7 +20,7 @@ def slearner(frame: tuple[pd.DataFrame, np.ndarray, np.ndarray]) -> SLearner:
     return SLearner(LGBMResponseClassifier(n_estimators=20, num_leaves=7, early_stopping_rounds=None)).fit(X, y)
 
 
-@pytest.mark.parametrize("rows", [7, uplift._STACK_ROWS + 5], ids=["stacked", "in-place"])
+@pytest.mark.parametrize("rows", [7, s_learner._STACK_ROWS + 5], ids=["stacked", "in-place"])
 def test_both_arms_equal_separate_predictions(slearner: SLearner, frame, rows: int) -> None:  # type: ignore[no-untyped-def]
     X = pd.concat([frame[0]] * (1 + rows // len(frame[0]))).iloc[:rows].reset_index(drop=True)
     p1, p0 = slearner.predict_outcomes(X)

@@ -10,10 +10,10 @@ from sklearn.base import clone
 
 from nextbest.errors import BadInputError
 from nextbest.models.lgbm import LGBMResponseClassifier
-from nextbest.models.uplift import ShiftLearner
+from nextbest.models.shift_learner import ShiftLearner
 
 from .conftest import make_frame
-from .test_uplift import channel_effect_frame
+from .test_s_learner import channel_effect_frame
 
 BASE = {"n_estimators": 300, "learning_rate": 0.03, "num_leaves": 7, "min_child_samples": 200,
         "feature_fraction": 0.5, "lambda_l2": 10.0, "early_stopping_rounds": None, "categorical": ("channel",)}

@@ -11,7 +11,7 @@ from nextbest.config import load_config
 from nextbest.models.calibration import ProbabilityCalibrator
 from nextbest.models.lgbm import LGBMResponseClassifier
 from nextbest.models.response import ResponseModel
-from nextbest.models.uplift import SLearner
+from nextbest.models.s_learner import SLearner
 from nextbest.training.trainer import base_params
 
 

@@ -123,7 +123,7 @@ def test_a_copy_outlives_its_original(trained: Trained, tmp_path: Path) -> None:
 
     candidates = trained.data.frame.iloc[:300]
     expected = load_scorer(trained.ws.tracking_uri).score(candidates)
-    # What `nextbest rank` and the service load (decisioning.cli.load_scorers, serving.runtime.build_state).
+    # What `nextbest rank` and the service load (decisioning.cli.load_scorers, serving.state.build_state).
     scorers = load_scorers(second, second.config())
     assert scorers[CHAMPION].model_version == f"{MODEL_NAME}/1"
     np.testing.assert_array_equal(scorers[CHAMPION].score(candidates).to_numpy(), expected.to_numpy())
