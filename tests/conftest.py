@@ -16,6 +16,8 @@ from nextbest.workspace import Workspace
 from tests.attributes_world import AttributeWorld, attribute_rows
 from tests.attributes_world import build as build_attribute_world
 from tests.postgres import PostgresCluster, bindir_or_skip
+from tests.trained_world import TrainedWorkspace
+from tests.trained_world import build as build_trained_workspace
 
 #: Numbers the per-test databases: test names repeat across parametrisations and modules.
 _DATABASE_NUMBERS = itertools.count(1)
@@ -77,6 +79,28 @@ def attribute_world() -> Iterator[AttributeWorld]:
             yield build_attribute_world(root / "ws")
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def private_tmp() -> Iterator[Path]:
+    """A temporary folder of this session only.
+
+    Not pytest's ``tmp_path_factory``: pytest keeps the last three base folders of
+    *any* run, so a colleague's concurrent run could delete a workspace a server is using.
+    """
+    root = Path(tempfile.mkdtemp(prefix="nextbest-serving-"))
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def trained_workspace(private_tmp: Path) -> TrainedWorkspace:
+    """A trained workspace (:mod:`tests.trained_world`), built with the real CLI, or copied from
+    ``$NEXTBEST_SERVING_TEST_WORKSPACE`` (a trained workspace, to iterate without regenerating it).
+
+    Shared by the ``server`` xdist group (the serving tests and the simulation through the service).
+    """
+    return build_trained_workspace(private_tmp / "trained", os.environ.get("NEXTBEST_SERVING_TEST_WORKSPACE"))
 
 
 def pytest_configure(config: pytest.Config) -> None:

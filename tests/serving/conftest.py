@@ -1,113 +1,40 @@
-"""Fixtures of the serving tests: a small trained workspace and real servers.
+"""Fixtures of the serving tests: real servers on copies of the trained workspace.
 
-The workspace is built once per session with the real CLI (generate, features,
-train); each server is ``nextbest serve`` in a subprocess on a free loopback
-port, stopped (or killed) by process group.
+The workspace (``trained_workspace``, tests/conftest.py) is built once per session
+with the real CLI (generate, features, train); each server is ``nextbest serve`` in a
+subprocess on a free loopback port, stopped (or killed) by process group.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 import pytest
 
 from nextbest.serving.process import stop_tree, wait_ready
-from nextbest.workspace import Workspace
+from tests.trained_world import (  # noqa: F401 - the serving tests import these from here
+    CUSTOMERS,
+    DAYS,
+    NEXTBEST,
+    PARITY_CUSTOMERS,
+    PARITY_SEED,
+    TrainedWorkspace,
+    run_cli,
+)
 
-#: The installed console script, next to the interpreter running the tests.
-NEXTBEST = [str(Path(sys.executable).with_name("nextbest"))]
 TOKEN = "test-token-0123456789"
-CUSTOMERS = 1500
-DAYS = 90
-#: Customers whose `nextbest rank --json` answer the parity test compares with the service's.
-PARITY_CUSTOMERS = (3, 11, 42)
-PARITY_SEED = 5
 
 
 def pytest_configure(config: pytest.Config) -> None:
     # pytest-xdist registers this marker; declare it too so `-p no:xdist` runs stay strict-clean.
     config.addinivalue_line("markers", "xdist_group(name): run in one xdist worker with the group's other tests")
-
-
-def run_cli(ws: Path, *args: str, timeout: float = 600) -> str:
-    """Run the real CLI against ``ws``; returns stdout, fails the test on a non-zero exit."""
-    # The workspace's own registry, named explicitly: MLflow resolves `models:/` URIs
-    # through its process-wide registry URI, which this makes point at the workspace.
-    env = {**os.environ, "NEXTBEST_WORKSPACE": str(ws), "MLFLOW_TRACKING_URI": f"sqlite:///{ws / 'mlflow.db'}"}
-    done = subprocess.run(
-        [*NEXTBEST, "--workspace", str(ws), *args], env=env, capture_output=True, text=True, timeout=timeout
-    )
-    if done.returncode != 0:
-        raise AssertionError(f"nextbest {' '.join(args)} exited {done.returncode}:\n{done.stderr[-3000:]}")
-    return done.stdout
-
-
-@dataclass
-class TrainedWorkspace:
-    """A workspace with history, a feature snapshot and a champion; plus CLI reference answers."""
-
-    root: Path
-    as_of: str
-    cli_rank: dict[int, dict[str, object]] = field(default_factory=dict)
-
-    def copy(self, target: Path) -> Workspace:
-        """An independent copy (warehouse, registry, artifacts) for a test that changes state.
-
-        Its MLflow store is relocated to ``target`` when first opened there, so the
-        copy reads and writes only its own artifacts.
-        """
-        shutil.copytree(self.root, target, ignore=shutil.ignore_patterns("*.log"))
-        return Workspace.resolve(target)
-
-
-@pytest.fixture(scope="session")
-def private_tmp() -> Iterator[Path]:
-    """A temporary folder of this session only.
-
-    Not pytest's ``tmp_path_factory``: pytest keeps the last three base folders of
-    *any* run, so a colleague's concurrent run could delete a workspace a server is using.
-    """
-    root = Path(tempfile.mkdtemp(prefix="nextbest-serving-"))
-    yield root
-    shutil.rmtree(root, ignore_errors=True)
-
-
-@pytest.fixture(scope="session")
-def trained_workspace(private_tmp: Path) -> TrainedWorkspace:
-    """Built with the real CLI, or copied from ``$NEXTBEST_SERVING_TEST_WORKSPACE`` (a trained
-    workspace, to iterate on these tests without regenerating it)."""
-    root = private_tmp / "trained"
-    prebuilt = os.environ.get("NEXTBEST_SERVING_TEST_WORKSPACE")
-    if prebuilt:
-        shutil.copytree(prebuilt, root)
-    else:
-        run_cli(root, "init")
-        run_cli(root, "data", "generate", "--customers", str(CUSTOMERS), "--days", str(DAYS), "--seed", "11")
-        run_cli(root, "features", "build")
-        run_cli(root, "train")
-    import duckdb
-
-    con = duckdb.connect(str(root / "warehouse.duckdb"), read_only=True)
-    try:
-        as_of = con.execute("SELECT max(as_of) FROM features.customer_snapshot").fetchone()[0]
-    finally:
-        con.close()
-    ws = TrainedWorkspace(root=root, as_of=as_of.isoformat())
-    for cid in PARITY_CUSTOMERS:
-        out = run_cli(root, "rank", "--customer-id", str(cid), "--seed", str(PARITY_SEED), "--at", ws.as_of, "--json")
-        ws.cli_rank[cid] = json.loads(out)
-    return ws
 
 
 def free_port() -> int:
@@ -153,6 +80,10 @@ class Server:
         return self.log_path.read_text(errors="replace")
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 60) -> None:
+        """Stop (or with ``SIGKILL``, kill) the server; once: a second call does nothing, not even
+        look up the process id, which another process may have been given meanwhile."""
+        if self._log.closed:
+            return
         stop_tree(self.proc, sig, timeout)
         self._log.close()
 

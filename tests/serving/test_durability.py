@@ -88,9 +88,10 @@ def tight_ws(trained_workspace: TrainedWorkspace, private_tmp: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def two_workers(tight_ws: Path) -> Iterator[Server]:
+    """A 2-worker server for the module; the kill -9 test, the last to use it, kills it."""
     srv = Server(tight_ws, workers=2).wait_ready()
     yield srv
-    srv.stop()
+    srv.stop()  # at once when the kill -9 test has killed it already
 
 
 def test_caps_hold_across_workers_and_a_batch_job_runs_beside_the_load(two_workers: Server, tight_ws: Path) -> None:
@@ -153,8 +154,10 @@ def test_an_erasure_reaches_the_running_workers(two_workers: Server, tight_ws: P
     assert left == []
 
 
-def test_kill_9_of_every_process_loses_nothing_acknowledged(tight_ws: Path) -> None:
-    srv = Server(tight_ws, workers=2).wait_ready()
+def test_kill_9_of_every_process_loses_nothing_acknowledged(two_workers: Server, tight_ws: Path) -> None:
+    # The module's server (a start saved), killed here: its other tests come before this one.
+    srv = two_workers
+    assert srv.proc.poll() is None, "the module's server is already down"
     workers = psutil.Process(srv.proc.pid).children(recursive=True)
     assert len(workers) >= 2
     result: dict[str, object] = {}

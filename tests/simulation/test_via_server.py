@@ -12,6 +12,7 @@ import pytest
 
 from nextbest.warehouse.db import connect
 from nextbest.workspace import Workspace
+from tests.trained_world import TrainedWorkspace
 
 NEXTBEST = [str(Path(sys.executable).with_name("nextbest"))]
 
@@ -26,16 +27,17 @@ def run_cli(ws: Path, *args: str) -> str:
 
 @pytest.mark.server
 @pytest.mark.xdist_group("server")
-def test_simulate_via_server_ranks_over_http_and_records_feedback(tmp_path: Path) -> None:
-    ws = tmp_path / "ws"
-    run_cli(ws, "init")
+def test_simulate_via_server_ranks_over_http_and_records_feedback(
+    trained_workspace: TrainedWorkspace, tmp_path: Path
+) -> None:
+    # The serving tests' trained workspace (its champion is nextbest-response/1), copied: generating
+    # and training a world of its own would only repeat what that fixture did.
+    ws = trained_workspace.copy(tmp_path / "ws").root
     # On a world this small the S-learner's uplift is flat zero (it never splits on `contacted`),
     # so nothing would clear the uplift objective; ranking by response keeps the plumbing busy.
+    # The objective is read when deciding, not when training: the trained champion serves either.
     policy = ws / "config" / "policy.yaml"
     policy.write_text(policy.read_text().replace("objective: uplift", "objective: response"))
-    run_cli(ws, "data", "generate", "--customers", "1200", "--days", "90", "--seed", "5")
-    run_cli(ws, "features", "build")
-    run_cli(ws, "train")
     out = tmp_path / "results.json"
     run_cli(ws, "simulate", "--days", "3", "--policy", "champion", "--via-server", "--campaign-share", "0.04",
             "--run", "http", "--json", str(out))
