@@ -14,6 +14,7 @@ from nextbest.config import PromotionGate
 from nextbest.errors import BadInputError, NotFoundError
 from nextbest.models.registry import MODEL_NAME, get_version, load_scorer
 from nextbest.models.scoring import SCORE_COLUMNS, Scorer
+from nextbest.models.uplift_base import matrix_encoders_of
 from nextbest.training.dataset import TrainingSet, time_split
 from nextbest.training.promotion import decide, promote
 from nextbest.training.trainer import TrainOptions, run_training
@@ -94,9 +95,13 @@ def test_artifact_features_are_model_features_only(synthetic_workspace: Workspac
     ws = synthetic_workspace
     run_training(ws, _config(ws), training_set)
     scorer = load_scorer(ws.tracking_uri)
-    inputs = set(scorer.learner_.estimator_.feature_names_in_)
-    assert not inputs & PERSONAL_COLUMNS
-    assert inputs >= set(training_set.feature_columns)
+    # Every model the learner reads (the shift learner's baseline and effect models alike).
+    encoders = matrix_encoders_of(scorer.learner_)
+    assert encoders
+    for encoder in encoders:
+        inputs = set(encoder.feature_names_in_)
+        assert not inputs & PERSONAL_COLUMNS
+        assert inputs >= set(training_set.feature_columns)
 
 
 def test_promotion_refuses_a_worse_challenger(synthetic_workspace: Workspace, training_set: TrainingSet) -> None:
