@@ -93,6 +93,24 @@ def matrix_encoders_of(learner: object) -> list[FrameEncoder] | None:
             return None
     return learner.matrix_encoders()  # type: ignore[no-any-return]
 
+def frame_rows(learner: object, X: pd.DataFrame) -> CandidateRows:
+    """``rows(encoder)`` over the candidate rows of ``X`` (model columns, derived ones included): each
+    of the learner's distinct encodings made once, for its matrix methods.
+
+    What a benchmark times the trees on, apart from the pandas work of encoding.
+
+    Raises
+    ------
+    ValueError
+        When the learner has no matrix path.
+    """
+    encoders = matrix_encoders_of(learner)
+    if not encoders:
+        raise ValueError(f"{type(learner).__name__} has no matrix path")
+    encoded = {id(e): e.transform(X) for e in encoders}
+    return lambda encoder: encoded[id(encoder)]
+
+
 class UpliftLearner(ClassifierMixin, BaseEstimator):
     """Base of the uplift learners: ``predict_uplift``, ``predict`` and the matrix path's defaults (none)."""
 
