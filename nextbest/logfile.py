@@ -172,6 +172,15 @@ def _point_to_log() -> None:
         print(line, file=sys.stderr)
 
 
+def routed_root() -> Path | None:
+    """The folder whose ``logs/nextbest.log`` receives library output (``None``: not routed).
+
+    A worker process started with ``spawn`` passes it to :func:`route_library_output`
+    to write into the same file as its parent.
+    """
+    return _handler.path.parent.parent if _handler is not None else None
+
+
 def written() -> Path | None:
     """The log file, if this process wrote to it."""
     return _handler.path if _handler is not None and _handler.records else None

@@ -39,6 +39,8 @@ def simulate(
     seed: Annotated[int, typer.Option(help="Seed of the campaign sample and exploration draws.")] = 0,
     period_days: Annotated[int, typer.Option(help="Days per period of the learning curve (share of the oracle per period).",
                                              min=1)] = 10,
+    jobs: Annotated[int, typer.Option(help="Policies simulated at once, each in its own process (same results, less wall time).",
+                                      min=1)] = 1,
     via_server: Annotated[bool, typer.Option("--via-server", help="Rank model policies through a real `nextbest serve` over HTTP.")] = False,
     run: Annotated[str | None, typer.Option("--run", help="Run folder name under <workspace>/simulations (default: a timestamp).")] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write the results as JSON to this file.")] = None,
@@ -53,7 +55,7 @@ def simulate(
     policies = tuple(policy or ("champion", "rules", "random", "oracle"))
     options = SimulationOptions(
         days=days, policies=policies, campaign_share=campaign_share, features_every=features_every,
-        retrain_every=retrain_every, tune_trials=tune, seed=seed, run_name=run, period_days=period_days,
+        retrain_every=retrain_every, tune_trials=tune, seed=seed, run_name=run, period_days=period_days, jobs=jobs,
         served=tuple(p for p in policies if p in MODEL_POLICIES) if via_server else (),
     )
     with progress_bar() as bar:

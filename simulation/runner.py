@@ -28,14 +28,13 @@ import datetime as dt
 import math
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from nextbest.config import Experiment, NextbestConfig
+from nextbest.config import NextbestConfig
 from nextbest.decisioning.engine import DecisionEngine
 from nextbest.decisioning.hashing import key_of
 from nextbest.decisioning.history import ContactHistory
@@ -47,7 +46,7 @@ from nextbest.errors import BadInputError
 from nextbest.models.scoring import Scorer
 from nextbest.serving.client import NextbestClient
 from nextbest.serving.connections import warehouse_connection
-from nextbest.simulation.accounting import Ledger, PolicyResult, summarise
+from nextbest.simulation.accounting import Ledger, summarise
 from nextbest.simulation.audience import EventOnsets, audience
 from nextbest.simulation.events import DueEvents, PendingEvents, append_rows, record_responses
 from nextbest.simulation.policies import (
@@ -55,9 +54,10 @@ from nextbest.simulation.policies import (
     OracleScorer,
     RulesScorer,
     UniformScorer,
-    check_policies,
     policy_config,
 )
+from nextbest.simulation.options import SimulationOptions, SimulationRun
+from nextbest.simulation.processes import DayCallback, run_tasks
 from nextbest.simulation.replicas import checkpoint, replicate, simulations_root
 from nextbest.simulation.service import ServiceProcess
 from nextbest.simulation.violations import count_violations
@@ -65,8 +65,6 @@ from nextbest.warehouse.db import connect
 from nextbest.workspace import Workspace
 from nextbest.world import World
 
-#: Called after each simulated day with (policy, days done, days in total).
-DayCallback = Callable[[str, int, int], None]
 
 
 @dataclass(frozen=True)
@@ -109,117 +107,6 @@ class DecidedDay:
 
 #: Called with each policy's decisions of each day (see :class:`DecidedDay`).
 DecisionObserver = Callable[[DecidedDay], None]
-
-
-@dataclass(frozen=True)
-class SimulationOptions:
-    """What to simulate; validated by :meth:`check`.
-
-    Attributes
-    ----------
-    days
-        Simulated days.
-    policies
-        Policies to compare (``none`` is always added).
-    campaign_share
-        Share of known customers in each day's campaign (triggered customers come on top).
-    features_every
-        Rebuild the feature snapshot every this many days (1 = daily).
-    retrain_every
-        Train a challenger and run the promotion gate every this many days (0 = never);
-        only model policies retrain.
-    tune_trials
-        Optuna trials of each retraining.
-    seed
-        Seeds the campaign sample and the exploration draws (the world has its own seed).
-    served
-        Policies ranked through a real ``nextbest serve`` process over HTTP (model
-        policies only: the service scores with registered models).
-    http_feedback
-        For served policies, post every outcome to ``POST /feedback`` (one request each);
-        ``False`` stores a day's outcomes in one batch through the same function the
-        endpoint calls (:func:`nextbest.live.register.record_outcomes`), which the
-        demo uses to stay fast.
-    run_name
-        Folder under ``<workspace>/simulations``; default a timestamp.
-    experiment
-        Experiment of the ``experiment`` policy (default: the workspace's configured one).
-    decision_hour
-        Hour of the day decisions are made at.
-    period_days
-        Days per period of the learning curve (each policy's share of the oracle per period).
-    """
-
-    days: int = 30
-    policies: tuple[str, ...] = ("champion",)
-    campaign_share: float = 0.05
-    features_every: int = 1
-    retrain_every: int = 0
-    tune_trials: int = 0
-    seed: int = 0
-    served: tuple[str, ...] = ()
-    http_feedback: bool = True
-    run_name: str | None = None
-    experiment: Experiment | None = None
-    decision_hour: int = 10
-    period_days: int = 10
-
-    def check(self) -> SimulationOptions:
-        """Validated copy with ``none`` added to the policies.
-
-        Raises
-        ------
-        BadInputError
-            Naming the option and the accepted values.
-        """
-        if self.days < 1:
-            raise BadInputError(f"--days must be at least 1, got {self.days}")
-        if not 0 <= self.campaign_share <= 1:
-            raise BadInputError(f"--campaign-share must be between 0 and 1, got {self.campaign_share}")
-        if self.features_every < 1:
-            raise BadInputError(f"--features-every must be at least 1 day, got {self.features_every}")
-        if self.retrain_every < 0:
-            raise BadInputError(f"--retrain-every must be 0 (never) or a number of days, got {self.retrain_every}")
-        if self.tune_trials < 0:
-            raise BadInputError(f"--tune must be 0 or a number of trials, got {self.tune_trials}")
-        if self.period_days < 1:
-            raise BadInputError(f"--period-days must be at least 1 day, got {self.period_days}")
-        if not 0 <= self.decision_hour <= 23:
-            raise BadInputError(f"decision_hour must be 0..23, got {self.decision_hour}")
-        not_model = [p for p in self.served if p not in MODEL_POLICIES]
-        if not_model:
-            raise BadInputError(
-                f"policy {not_model[0]!r} cannot run through the service: it serves registered models only "
-                f"({', '.join(sorted(MODEL_POLICIES))})"
-            )
-        if self.run_name is not None and (not self.run_name or "/" in self.run_name or self.run_name.startswith(".")):
-            raise BadInputError(f"--run {self.run_name!r}: use a plain folder name, e.g. 2024-demo")
-        return SimulationOptions(**{**self.__dict__, "policies": check_policies(list(self.policies))})
-
-
-@dataclass(frozen=True)
-class SimulationRun:
-    """A finished simulation: where it lives, when it ran, and each policy's result."""
-
-    folder: Path
-    start: dt.date
-    end: dt.date
-    options: SimulationOptions
-    results: list[PolicyResult]
-    seconds: float
-    retraining: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-    #: Policy -> URL of the scoring service it was ranked through (stopped since).
-    services: dict[str, str] = field(default_factory=dict)
-
-    def result(self, policy: str) -> PolicyResult:
-        for r in self.results:
-            if r.policy == policy:
-                return r
-        raise KeyError(policy)
-
-    def as_json(self) -> list[dict[str, Any]]:
-        """The ``--json`` document: one object per policy."""
-        return [r.as_dict() for r in self.results]
 
 
 def counterfactual(world: World, decisions: pd.DataFrame, day: int) -> pd.DataFrame:
@@ -487,6 +374,42 @@ class PolicySimulation:
             con.close()
 
 
+@dataclass(frozen=True)
+class PolicyTask:
+    """What :func:`run_policy` needs to simulate one policy (picklable for a worker process)."""
+
+    policy: str
+    ws: Workspace
+    config: NextbestConfig
+    world: World
+    options: SimulationOptions
+    rules: RulesScorer | None
+    scorer: Scorer | None
+    observer: DecisionObserver | None
+
+
+@dataclass(frozen=True)
+class PolicyOutcome:
+    """One simulated policy: its ledger, audit and model history."""
+
+    policy: str
+    ws: Workspace
+    ledger: Ledger
+    violations: dict[str, int]
+    model_versions: list[str]
+    retraining: list[dict[str, Any]]
+    service_url: str | None
+
+
+def run_policy(task: PolicyTask, on_day: DayCallback | None = None) -> PolicyOutcome:
+    """Simulate one policy on its own copy of the world (:class:`PolicySimulation`)."""
+    sim = PolicySimulation(task.policy, task.ws, task.config, copy.deepcopy(task.world), task.options, task.rules,
+                           task.scorer, task.observer)
+    period = sim.run(on_day)
+    return PolicyOutcome(task.policy, task.ws, sim.ledger, sim.violations(period), sorted(sim.model_versions),
+                         sim.retraining, sim.service_url)
+
+
 def fit_rules(ws: Workspace, config: NextbestConfig) -> RulesScorer:
     """The rules baseline learnt from the workspace's historical log (snapshots built if missing)."""
     from nextbest.training.trainer import load_training_set
@@ -533,6 +456,8 @@ def simulate(
         Invalid options.
     """
     options = options.check()
+    if observer is not None and options.jobs > 1:
+        raise BadInputError("an observer watches the policies in this process: simulate with jobs=1")
     scorers = dict(scorers or {})
     for policy in scorers:
         if policy not in MODEL_POLICIES or policy not in options.policies or policy in options.served:
@@ -553,25 +478,19 @@ def simulate(
     run_name = options.run_name or dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     folder = simulations_root(ws) / run_name
 
-    ledgers: dict[str, Ledger] = {}
-    violations: dict[str, dict[str, int]] = {}
-    workspaces: dict[str, str] = {}
-    versions: dict[str, list[str]] = {}
-    retraining: dict[str, list[dict[str, Any]]] = {}
-    services: dict[str, str] = {}
-    period = (midnight(world.start, world.day), midnight(world.start, world.day + options.days))
+    tasks = []
     for policy in options.policies:
         config = policy_config(base_config, policy, options.experiment)
         pws = replicate(ws, folder / policy, config)
-        sim = PolicySimulation(policy, pws, config, copy.deepcopy(world), options, rules, scorers.get(policy), observer)
-        period = sim.run(on_day)
-        ledgers[policy] = sim.ledger
-        violations[policy] = sim.violations(period)
-        workspaces[policy] = str(pws.root)
-        versions[policy] = sorted(sim.model_versions)
-        retraining[policy] = sim.retraining
-        if sim.service_url:
-            services[policy] = sim.service_url
+        tasks.append(PolicyTask(policy, pws, config, world, options, rules, scorers.get(policy), observer))
+    done = {o.policy: o for o in run_tasks(run_policy, tasks, options.jobs, on_day)}
+    period = (midnight(world.start, world.day), midnight(world.start, world.day + options.days))
+    ledgers = {p: o.ledger for p, o in done.items()}
+    violations = {p: o.violations for p, o in done.items()}
+    workspaces = {p: str(o.ws.root) for p, o in done.items()}
+    versions = {p: o.model_versions for p, o in done.items()}
+    retraining = {p: o.retraining for p, o in done.items()}
+    services = {p: o.service_url for p, o in done.items() if o.service_url}
     results = summarise(ledgers, violations, workspaces, versions, options.period_days)
     return SimulationRun(
         folder=folder, start=period[0].date(), end=period[1].date(), options=options, results=results,

@@ -102,6 +102,26 @@ def test_each_policy_logs_into_its_own_workspace_copy(small_run) -> None:  # noq
         assert snapshots == run.options.days  # daily features
 
 
+def test_policies_in_worker_processes_give_the_figures_of_one_after_the_other(small_run) -> None:  # noqa: ANN001
+    ws, run = small_run
+    days: list[tuple[str, int]] = []
+    parallel = simulate(ws, SimulationOptions(**{**run.options.__dict__, "run_name": "t-jobs", "jobs": 2}),
+                        lambda policy, done, total: days.append((policy, done)))
+
+    def figures(r) -> list[dict]:  # noqa: ANN001
+        return [{k: v for k, v in d.items() if k != "workspace"} for d in r.as_json()]
+
+    assert figures(parallel) == figures(run)
+    # Every policy's progress reached this process, day by day.
+    assert sorted(days) == sorted((p, d) for p in run.options.policies for d in range(1, run.options.days + 1))
+    assert {r.workspace for r in parallel.results} == {str(parallel.folder / p) for p in run.options.policies}
+
+
+def test_an_observer_needs_the_policies_in_this_process() -> None:
+    with pytest.raises(BadInputError, match="an observer watches the policies in this process: simulate with jobs=1"):
+        simulate(Workspace("/nonexistent"), SimulationOptions(days=1, jobs=2), observer=lambda _day: None)
+
+
 @pytest.mark.parametrize(
     ("options", "message"),
     [
@@ -113,6 +133,7 @@ def test_each_policy_logs_into_its_own_workspace_copy(small_run) -> None:  # noq
         (SimulationOptions(period_days=0), "--period-days must be at least 1 day, got 0"),
         (SimulationOptions(policies=("oracle",), served=("oracle",)), "cannot run through the service"),
         (SimulationOptions(run_name="../x"), "use a plain folder name"),
+        (SimulationOptions(jobs=0), "--jobs must be at least 1"),
     ],
 )
 def test_invalid_options_name_the_option(options: SimulationOptions, message: str) -> None:
