@@ -131,9 +131,14 @@ def summary(rows: list[dict[str, object]]) -> dict[str, object]:
     """Shares of the oracle, ratios to the baselines and each target's verdict over ``rows`` (one per seed)."""
     shares = [float(r["champion_share_of_oracle"]) for r in rows]  # type: ignore[arg-type]
 
-    def ratio(r: dict[str, object], baseline: str) -> float:
+    def ratio(r: dict[str, object], baseline: str) -> float | None:
+        """Champion ÷ baseline; ``None`` when the baseline earned nothing (no ratio, strict JSON)."""
         profit = r["incremental_profit"]
-        return round(profit["champion"] / profit[baseline], 2) if profit[baseline] > 0 else float("inf")  # type: ignore[index]
+        return round(profit["champion"] / profit[baseline], 2) if profit[baseline] > 0 else None  # type: ignore[index]
+
+    def clears(r: dict[str, object], baseline: str, target: float) -> bool:
+        x = ratio(r, baseline)
+        return x >= target if x is not None else r["incremental_profit"]["champion"] > 0  # type: ignore[index]
 
     out: dict[str, object] = {
         "seeds": [r["seed"] for r in rows],
@@ -143,7 +148,7 @@ def summary(rows: list[dict[str, object]]) -> dict[str, object]:
     if all("rules" in r["incremental_profit"] and "random" in r["incremental_profit"] for r in rows):  # type: ignore[operator]
         out["x_rules"], out["x_random"] = [ratio(r, "rules") for r in rows], [ratio(r, "random") for r in rows]
         out["every_seed_1.2x_rules_1.5x_random_no_violation"] = all(
-            a >= 1.2 and b >= 1.5 and v == 0 for a, b, v in zip(out["x_rules"], out["x_random"], out["violations"], strict=True)  # type: ignore[call-overload]
+            clears(r, "rules", 1.2) and clears(r, "random", 1.5) and r["violations"]["champion"] == 0 for r in rows  # type: ignore[index]
         )
     for r in rows:
         days, period = int(r["days"]), int(r["period_days"])  # type: ignore[call-overload]

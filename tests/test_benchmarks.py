@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import re
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
+
+import pytest
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
@@ -36,3 +41,36 @@ def test_training_benchmark_keeps_mlflow_off_stderr(tmp_path: Path) -> None:
     assert log.is_relative_to(tmp_path)
     filed = log.read_text()
     assert "Successfully registered model" in filed and "Created version" in filed
+
+
+def _row(seed: int, champion: float, rules: float, random: float, violations: int = 0) -> dict[str, object]:
+    return {
+        "seed": seed, "incremental_profit": {"champion": champion, "rules": rules, "random": random, "oracle": 100.0},
+        "champion_share_of_oracle": champion / 100, "violations": {"champion": violations}, "days": 30, "period_days": 10,
+        "champion_share_of_oracle_by_period": [],
+    }
+
+
+@pytest.mark.parametrize(
+    ("rows", "x_rules", "verdict"),
+    [
+        ([_row(0, 60, 40, 20), _row(1, 60, 48, 20)], [1.5, 1.25], True),
+        ([_row(0, 60, 40, 20), _row(1, 59, 50, 20)], [1.5, 1.18], False),  # one seed short of 1.2x
+        ([_row(0, 60, 40, 20, violations=1)], [1.5], False),
+        ([_row(0, 60, -5, 20)], [None], True),  # rules lost money: no ratio, the champion earned
+        ([_row(0, -1, -5, 20)], [None], False),
+    ],
+)
+def test_the_simulation_summary_judges_every_seed(rows: list[dict[str, object]], x_rules: list[float | None], verdict: bool) -> None:
+    summary = _script("simulation").summary(rows)
+    assert summary["x_rules"] == x_rules
+    assert summary["every_seed_1.2x_rules_1.5x_random_no_violation"] is verdict
+    json.dumps(summary, allow_nan=False)  # strict JSON: no Infinity
+
+
+def _script(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"benchmark_{name}", BENCHMARKS / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
