@@ -483,7 +483,10 @@ def simulate(
         config = policy_config(base_config, policy, options.experiment)
         pws = replicate(ws, folder / policy, config)
         tasks.append(PolicyTask(policy, pws, config, world, options, rules, scorers.get(policy), observer))
+    # The slowest first (served over HTTP, then model policies), so parallel jobs end together.
+    tasks.sort(key=lambda t: (t.policy not in options.served, t.policy not in MODEL_POLICIES))
     done = {o.policy: o for o in run_tasks(run_policy, tasks, options.jobs, on_day)}
+    done = {p: done[p] for p in options.policies}
     period = (midnight(world.start, world.day), midnight(world.start, world.day + options.days))
     ledgers = {p: o.ledger for p, o in done.items()}
     violations = {p: o.violations for p, o in done.items()}

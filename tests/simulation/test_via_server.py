@@ -39,8 +39,9 @@ def test_simulate_via_server_ranks_over_http_and_records_feedback(
     policy = ws / "config" / "policy.yaml"
     policy.write_text(policy.read_text().replace("objective: uplift", "objective: response"))
     out = tmp_path / "results.json"
+    # Two jobs: the served champion runs in a worker process of its own, beside `none`.
     run_cli(ws, "simulate", "--days", "3", "--policy", "champion", "--via-server", "--campaign-share", "0.04",
-            "--run", "http", "--json", str(out))
+            "--run", "http", "--json", str(out), "--jobs", "2")
 
     results = {r["policy"]: r for r in json.loads(out.read_text())}
     assert set(results) == {"champion", "none"}
