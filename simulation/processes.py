@@ -11,12 +11,20 @@ threads have run can deadlock in the child. A spawned worker routes library
 output into the parent's log file (:mod:`nextbest.logfile`) and reports each
 simulated day through a queue, so the parent's progress callback sees every
 policy's days as they happen.
+
+When a policy fails, the others are stopped rather than awaited (an hour-long
+run should not hide its error for an hour): each worker turns SIGTERM into
+``SystemExit``, so its ``finally`` blocks run, a served policy's scoring service
+is stopped and its live store closed.
 """
 
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import queue
+import signal
+import sys
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ProcessPoolExecutor, wait
 from pathlib import Path
@@ -68,10 +76,10 @@ def run_tasks(
     if jobs <= 1 or len(tasks) <= 1:
         return [fn(task, on_day) for task in tasks]
     ctx = mp.get_context("spawn")
-    progress = ctx.Queue()
+    progress, workers = ctx.Queue(), ctx.Queue()
     log = logfile.routed_root()
     with ProcessPoolExecutor(
-        max_workers=min(jobs, len(tasks)), mp_context=ctx, initializer=_start_worker, initargs=(log, progress),
+        max_workers=min(jobs, len(tasks)), mp_context=ctx, initializer=_start_worker, initargs=(log, progress, workers),
     ) as pool:
         futures = [pool.submit(_run, fn, task) for task in tasks]
         pending: set[Future[Result]] = set(futures)
@@ -83,6 +91,7 @@ def run_tasks(
             if failed is not None:
                 for f in pending:
                     f.cancel()
+                _stop(workers)
                 raise failed.exception()  # type: ignore[misc]
         # A worker's queue is flushed by a thread of its own: its last days may still be on
         # the way when its result is in. Each task ends its days with a marker; wait for all.
@@ -91,11 +100,30 @@ def run_tasks(
         return [f.result() for f in futures]
 
 
-def _start_worker(log: Path | None, progress: Any) -> None:
+def _start_worker(log: Path | None, progress: Any, workers: Any) -> None:
     global _progress
     _progress = progress
+    signal.signal(signal.SIGTERM, _exit)
+    workers.put(os.getpid())
     if log is not None:
         logfile.route_library_output(log)
+
+
+def _exit(signum: int, _frame: object) -> None:
+    sys.exit(128 + signum)
+
+
+def _stop(workers: Any) -> None:
+    """SIGTERM to every worker started so far (those done with their task only exit sooner)."""
+    while True:
+        try:
+            pid = workers.get(timeout=1)
+        except queue.Empty:
+            return
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
 
 
 def _run(fn: Callable[[Task, DayCallback | None], Result], task: Task) -> Result:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
+
 import pytest
 
 from nextbest.simulation.processes import DayCallback, run_tasks
@@ -31,3 +34,27 @@ def test_results_come_in_task_order_and_every_day_is_reported(jobs: int) -> None
 def test_a_failing_task_raises_its_own_error(jobs: int) -> None:
     with pytest.raises(ValueError, match="task 2 failed"):
         run_tasks(_fails_on_two, [1, 2, 3], jobs)
+
+
+def _fails_at_once_or_runs_long(task: tuple[int, str], on_day: DayCallback | None) -> int:
+    n, marker = task
+    if n == 1:
+        raise ValueError("task 1 failed")
+    ended = "ran to its end"
+    try:
+        for _ in range(1200):  # two minutes at most, bounded
+            time.sleep(0.1)
+    except SystemExit:
+        ended = "stopped"
+        raise
+    finally:
+        Path(marker).write_text(ended)
+    return n
+
+
+def test_a_failure_stops_the_other_workers_through_their_cleanup(tmp_path: Path) -> None:
+    marker = tmp_path / "long-task"
+    with pytest.raises(ValueError, match="task 1 failed"):
+        run_tasks(_fails_at_once_or_runs_long, [(2, str(marker)), (1, str(marker))], jobs=2)
+    # The long task was stopped, not awaited, and its finally block ran.
+    assert marker.read_text() == "stopped"
