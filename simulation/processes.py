@@ -71,7 +71,7 @@ def run_tasks(
     ------
     Exception
         The first task's error; tasks not started yet are cancelled, running ones
-        finish first (a policy's workspace is never left half-written by a kill).
+        are stopped through their cleanup (SIGTERM, turned into ``SystemExit``).
     """
     if jobs <= 1 or len(tasks) <= 1:
         return [fn(task, on_day) for task in tasks]
