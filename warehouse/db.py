@@ -73,12 +73,18 @@ def open_waiting(path: Path | str, read_only: bool, wait_s: float | None = None)
     pause = 0.01
     while True:
         try:
-            return duckdb.connect(str(path), read_only=read_only)
+            con = duckdb.connect(str(path), read_only=read_only)
         except duckdb.IOException as exc:
             if "lock" not in str(exc).lower() or time.monotonic() >= deadline:
                 raise
             time.sleep(pause * (0.5 + random.random()))
             pause = min(pause * 2, 0.5)
+            continue
+        # DuckDB draws a progress bar on stdout for queries over 2 s when it takes the process
+        # for an interactive one (a spawned multiprocessing worker is), which would land in
+        # the figures a benchmark prints and on a user's screen.
+        con.execute("SET enable_progress_bar = false")
+        return con
 
 
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:

@@ -49,3 +49,25 @@ def test_bad_memory_size_names_the_setting(tmp_path: Path, monkeypatch, env: str
         monkeypatch.setenv(MEMORY_ENV, env)
     with pytest.raises(BadInputError, match=message):
         connect(tmp_path / "warehouse.duckdb", memory_limit=given)
+
+
+def _progress_bar_setting(path: str) -> tuple[bool, bool]:
+    import duckdb
+
+    plain = duckdb.connect().execute("SELECT current_setting('enable_progress_bar')").fetchone()[0]
+    con = connect(path)
+    try:
+        return plain, con.execute("SELECT current_setting('enable_progress_bar')").fetchone()[0]
+    finally:
+        con.close()
+
+
+def test_no_progress_bar_even_where_duckdb_would_draw_one(tmp_path: Path) -> None:
+    """A spawned worker is a process DuckDB draws progress bars on stdout in; the warehouse never does."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(1, mp_context=mp.get_context("spawn")) as pool:
+        plain, ours = pool.submit(_progress_bar_setting, str(tmp_path / "w.duckdb")).result(timeout=120)
+    assert plain is True  # DuckDB's own default there: the reason for the setting
+    assert ours is False
