@@ -83,7 +83,12 @@ def open_waiting(path: Path | str, read_only: bool, wait_s: float | None = None)
         # DuckDB draws a progress bar on stdout for queries over 2 s when it takes the process
         # for an interactive one (a spawned multiprocessing worker is), which would land in
         # the figures a benchmark prints and on a user's screen.
-        con.execute("SET enable_progress_bar = false")
+        try:
+            con.execute("SET enable_progress_bar = false")
+        except duckdb.InvalidInputException:
+            # A Jupyter kernel without ipywidgets: DuckDB refuses to touch the setting there
+            # (it renders its bar as a widget in Jupyter); the notebook keeps DuckDB's default.
+            pass
         return con
 
 
