@@ -66,7 +66,6 @@ from nextbest.workspace import Workspace
 from nextbest.world import World
 
 
-
 @dataclass(frozen=True)
 class DecidedDay:
     """What a policy decided on one simulated day, as the world stood when it decided.
