@@ -39,9 +39,15 @@ def test_a_failing_task_raises_its_own_error(jobs: int) -> None:
 def _fails_at_once_or_runs_long(task: tuple[int, str], on_day: DayCallback | None) -> int:
     n, marker = task
     if n == 1:
+        # Fail once the long task runs: a worker stopped before it took its task has nothing to clean up.
+        for _ in range(1200):  # two minutes at most, bounded
+            if Path(marker).exists():
+                break
+            time.sleep(0.1)
         raise ValueError("task 1 failed")
     ended = "ran to its end"
     try:
+        Path(marker).write_text("started")
         for _ in range(1200):  # two minutes at most, bounded
             time.sleep(0.1)
     except SystemExit:
