@@ -10,13 +10,16 @@ and drives it with ``wrk`` (Debian package ``wrk``) at 8 connections:
 
 Each configuration runs without and with a batch job beside it (``nextbest features
 build`` on the same workspace, in a loop for the length of the run). Ratios are taken
-within one run, so the machine's other work moves both sides alike. Last, it kills
+within one run, so the machine's other work moves both sides alike: the three paths run
+in turn, ``--repeat`` rounds of them, and the table shows each path's median over the
+rounds and the median of the rounds' own ``÷ noop`` ratios (on a shared machine a single
+noop run varied 2x between runs). Last, it kills
 every server process with SIGKILL under load (``wrk`` and a Python client that keeps
 what was acknowledged) and counts acknowledged rows missing from the live store.
 
 Usage::
 
-    .venv/bin/python benchmarks/live.py --workspace PATH [--duration 8] [--live-url postgresql://...]
+    .venv/bin/python benchmarks/live.py --workspace PATH [--duration 8] [--repeat 3] [--live-url postgresql://...]
 
 A workspace needs a champion and a snapshot (``benchmarks/serve.py`` builds one:
 ``--workspace workspace/bench``). Prints a table; writes ``<workspace>/reports/live_benchmark.json``.
@@ -28,6 +31,7 @@ import argparse
 import json
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -125,7 +129,8 @@ def decisions_for_feedback(port: int, ids: list[int], n: int) -> list[str]:
 
 
 def measure(
-    workspace: Path, workers: int, duration: int, ids: list[int], env: dict[str, str], batch_job: bool = True
+    workspace: Path, workers: int, duration: int, ids: list[int], env: dict[str, str], batch_job: bool = True,
+    repeat: int = 1,
 ) -> list[dict[str, object]]:
     port = free_port()
     os.environ.update(env)
@@ -144,9 +149,10 @@ def measure(
             if job is not None:
                 job.__enter__()
             try:
-                for path, script in scripts.items():
-                    result = run_wrk(port, script, 8, duration)
-                    rows.append({"workers": workers, "batch_job": beside, "path": path, **result})
+                for round_ in range(repeat):
+                    for path, script in scripts.items():
+                        result = run_wrk(port, script, 8, duration)
+                        rows.append({"workers": workers, "batch_job": beside, "path": path, "round": round_, **result})
             finally:
                 if job is not None:
                     job.__exit__()
@@ -155,6 +161,36 @@ def measure(
     finally:
         stop_server(proc)
     return rows
+
+
+def summarise(rows: list[dict[str, object]]) -> list[dict[str, object]]:
+    """One row per (workers, batch job, path): medians over the rounds, and the median of each round's ``÷ noop``.
+
+    A round's ratio divides by the noop run of the same round, moments apart, so drift in the
+    machine's other work cancels; the median then drops a round that a burst of it hit.
+    """
+    noop = {(r["workers"], r["batch_job"], r.get("round", 0)): float(r["rps"])  # type: ignore[arg-type]
+            for r in rows if r["path"] == "/noop"}
+    groups: dict[tuple[object, object, object], list[dict[str, object]]] = {}
+    for r in rows:
+        groups.setdefault((r["workers"], r["batch_job"], r["path"]), []).append(r)
+    out = []
+    for (workers, beside, path), runs in groups.items():
+        rps = [float(r["rps"]) for r in runs]  # type: ignore[arg-type]
+        ratios = [float(r["rps"]) / noop[(workers, beside, r.get("round", 0))] for r in runs]  # type: ignore[arg-type]
+        row: dict[str, object] = {
+            "workers": workers, "batch_job": beside, "path": path, "rounds": len(runs),
+            "rps": float(statistics.median(rps)), "rps_min": min(rps), "rps_max": max(rps),
+            "p50_ms": float(statistics.median([float(r.get("p50_ms", 0)) for r in runs])),  # type: ignore[arg-type]
+            "p99_ms": max(float(r.get("p99_ms", 0)) for r in runs),  # type: ignore[arg-type]
+            "errors": int(sum(int(r["errors"]) for r in runs)),  # type: ignore[call-overload]
+            "ratio_to_noop": float(statistics.median(ratios)),
+        }
+        for key in ("batch_job_runs", "batch_job_failures"):
+            if any(key in r for r in runs):
+                row[key] = int(sum(int(r.get(key, 0)) for r in runs))  # type: ignore[call-overload]
+        out.append(row)
+    return out
 
 
 def kill_9_losses(workspace: Path, ids: list[int], env: dict[str, str], store_url: str) -> dict[str, int]:
@@ -210,6 +246,7 @@ def main() -> None:
     parser.add_argument("--sample", type=int, default=2000, help="distinct customers drawn (0 = all)")
     parser.add_argument("--live-url", default=None, help="live store URL (default the workspace's SQLite)")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="server worker counts to measure")
+    parser.add_argument("--repeat", type=int, default=3, help="rounds of the three paths per configuration (median shown)")
     parser.add_argument("--no-batch-job", action="store_true", help="skip the runs with a batch job beside")
     parser.add_argument("--no-kill", action="store_true", help="skip the kill -9 run")
     args = parser.parse_args()
@@ -218,22 +255,27 @@ def main() -> None:
     env = {"NEXTBEST_WORKSPACE": str(ws), "NEXTBEST_LIVE_URL": store_url, "NEXTBEST_BENCHMARK_NOOP": "true"}
     ids = known_customers(ws, args.sample)
     load = os.getloadavg()[0]
-    rows = [r for workers in args.workers for r in measure(ws, workers, args.duration, ids, env, not args.no_batch_job)]
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
+    runs = [r for workers in args.workers
+            for r in measure(ws, workers, args.duration, ids, env, not args.no_batch_job, args.repeat)]
+    rows = summarise(runs)
     crash = {} if args.no_kill else kill_9_losses(ws, ids, env, store_url)
 
     print(f"\nlive store: {LiveStore(store_url).safe_url}; load average at start {load:.1f}, at end {os.getloadavg()[0]:.1f}")
-    print(f"{'workers':>7} {'batch job':>9} {'path':<10} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'non-2xx':>7} {'÷ noop':>7}")
+    print(f"medians of {args.repeat} round(s) of {args.duration} s per path; p99 is the worst round's")
+    print(f"{'workers':>7} {'batch job':>9} {'path':<10} {'req/s':>8} {'range':>11} {'p50 ms':>7} {'p99 ms':>7} "
+          f"{'non-2xx':>7} {'÷ noop':>7}")
     for r in rows:
-        noop = next(x for x in rows if x["workers"] == r["workers"] and x["batch_job"] == r["batch_job"] and x["path"] == "/noop")
-        ratio = float(r["rps"]) / float(noop["rps"])  # type: ignore[arg-type]
-        print(f"{r['workers']:>7} {'yes' if r['batch_job'] else 'no':>9} {r['path']:<10} {r['rps']:>8.0f} "
-              f"{r.get('p50_ms', 0):>7.1f} {r.get('p99_ms', 0):>7.1f} {int(r['errors']):>7} {ratio:>7.2f}")
+        spread = f"{r['rps_min']:.0f}-{r['rps_max']:.0f}"
+        print(f"{r['workers']:>7} {'yes' if r['batch_job'] else 'no':>9} {r['path']:<10} {r['rps']:>8.0f} {spread:>11} "
+              f"{r['p50_ms']:>7.1f} {r['p99_ms']:>7.1f} {int(r['errors']):>7} {r['ratio_to_noop']:>7.2f}")
         if "batch_job_runs" in r:
             print(f"{'':>18} batch job beside: {r['batch_job_runs']} run(s), {r['batch_job_failures']} failed")
     print(f"kill -9 of every server process under load: {crash}")
     out = ws / "reports" / "live_benchmark.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"runs": rows, "kill_9": crash, "store": LiveStore(store_url).safe_url}, indent=2))
+    out.write_text(json.dumps({"summary": rows, "runs": runs, "kill_9": crash, "store": LiveStore(store_url).safe_url}, indent=2))
 
 
 if __name__ == "__main__":

@@ -180,6 +180,7 @@ def main() -> None:
                         help="Also simulate the champion and the feature ceiling for 30 days (demo world).")
     parser.add_argument("--learner", choices=sorted(LEARNERS), help="Uplift learner of the champion (default: the configuration's).")
     parser.add_argument("--tune", type=int, default=0, help="Optuna trials for the champion (the demo uses 5).")
+    parser.add_argument("--jobs", type=int, default=1, help="Policies simulated side by side in the closed loop.")
     args = parser.parse_args()
     if args.closed_loop and args.workspace is not None:
         parser.error("--closed-loop builds its own demo world; leave out --workspace")
@@ -202,10 +203,12 @@ def main() -> None:
             from nextbest.simulation.runner import SimulationOptions, simulate
 
             policies = ("champion", "challenger", "rules", "oracle")
-            run = simulate(ws, SimulationOptions(days=30, policies=policies, seed=args.demo_seed, run_name="ceiling"),
+            run = simulate(ws, SimulationOptions(days=30, policies=policies, seed=args.demo_seed, run_name="ceiling",
+                                                   jobs=args.jobs),
                            scorers={"challenger": FeatureCeilingScorer(data, config)})
             r = {x.policy: x for x in run.results}
             oracle, ceiling = r["oracle"].incremental_profit, r["challenger"].incremental_profit
+            expected_ceiling = r["challenger"].expected_incremental_profit
             out["closed_loop"] = {
                 "learner": config.training.uplift_learner,
                 "incremental_profit": {p: round(x.incremental_profit) for p, x in r.items()},
@@ -213,6 +216,9 @@ def main() -> None:
                 "champion_share_of_oracle": round(r["champion"].incremental_profit / oracle, 3),
                 "feature_ceiling_share_of_oracle": round(ceiling / oracle, 3),
                 "champion_share_of_feature_ceiling": round(r["champion"].incremental_profit / ceiling, 3) if ceiling > 0 else None,
+                # The truth's expectation for the decisions made: the same ratio without the draws' luck.
+                "expected_champion_share_of_feature_ceiling": (
+                    round(r["champion"].expected_incremental_profit / expected_ceiling, 3) if expected_ceiling > 0 else None),
                 "violations": {p: x.total_violations for p, x in r.items()},
             }
         print(json.dumps(out))

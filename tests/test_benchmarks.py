@@ -74,3 +74,23 @@ def _script(name: str) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def _wrk(path: str, round_: int, rps: float, batch_job: bool = False) -> dict[str, object]:
+    return {"workers": 2, "batch_job": batch_job, "path": path, "round": round_, "rps": rps, "p50_ms": 10.0,
+            "p99_ms": 20.0 + round_, "errors": 0}
+
+
+def test_the_live_benchmark_takes_each_rounds_ratio_to_its_own_noop() -> None:
+    # Round 1's noop ran fast (the machine was idle for it), round 2's /rank ran slow:
+    # a ratio of medians would read 0.45, the median of the rounds' own ratios 0.5.
+    runs = [_wrk("/noop", 0, 500), _wrk("/rank", 0, 250),
+            _wrk("/noop", 1, 1000), _wrk("/rank", 1, 500),
+            _wrk("/noop", 2, 450), _wrk("/rank", 2, 150)]
+    runs[-1]["batch_job_runs"], runs[-1]["batch_job_failures"] = 3, 0
+    rows = {r["path"]: r for r in _script("live").summarise(runs)}
+    assert rows["/noop"]["ratio_to_noop"] == 1.0 and rows["/noop"]["rps"] == 500
+    rank = rows["/rank"]
+    assert (rank["rounds"], rank["rps"], rank["rps_min"], rank["rps_max"]) == (3, 250, 150, 500)
+    assert rank["ratio_to_noop"] == pytest.approx(0.5)
+    assert rank["p99_ms"] == 22.0 and rank["batch_job_runs"] == 3 and "batch_job_runs" not in rows["/noop"]
