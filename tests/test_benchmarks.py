@@ -94,3 +94,19 @@ def test_the_live_benchmark_takes_each_rounds_ratio_to_its_own_noop() -> None:
     assert (rank["rounds"], rank["rps"], rank["rps_min"], rank["rps_max"]) == (3, 250, 150, 500)
     assert rank["ratio_to_noop"] == pytest.approx(0.5)
     assert rank["p99_ms"] == 22.0 and rank["batch_job_runs"] == 3 and "batch_job_runs" not in rows["/noop"]
+
+
+def test_tuning_objectives_score_every_measure_as_better_with_better() -> None:
+    # Three parameter sets whose test truth improves; a lower log loss and tau-risk (minimised)
+    # and a higher Qini (maximised) all point the same way, so all agree +1; AUUC points the other.
+    import pandas as pd
+
+    frame = pd.DataFrame({
+        "valid_logloss": [0.30, 0.20, 0.10], "valid_tau_risk": [3.0, 2.0, 1.0], "valid_qini": [0.1, 0.2, 0.3],
+        "valid_auuc": [0.3, 0.2, 0.1], "valid_uplift_at_30": [0.1, 0.3, 0.2], "valid_true_uplift_correlation": [0.4, 0.5, 0.6],
+        "test_true_uplift_correlation": [0.40, 0.45, 0.50], "test_true_uplift_top_30": [0.01, 0.02, 0.03],
+    })
+    agreement = _script("tuning_objectives").agreement(frame)
+    assert {k: v["true_uplift_correlation"] for k, v in agreement.items()} == {
+        "logloss": 1.0, "tau_risk": 1.0, "qini": 1.0, "auuc": -1.0, "uplift_at_30": 0.5, "true_uplift_correlation": 1.0,
+    }
