@@ -10,10 +10,12 @@ line per seed plus a summary line:
     python benchmarks/simulation.py --learner shift     # another uplift learner for the champion
     python benchmarks/simulation.py --learner shift --set "effect_ignored_features=[offer_id]"   # any training.yaml key
     python benchmarks/simulation.py --set "policy.contact.max_contacts=1"   # FILE.dotted.key for another config file
-    python benchmarks/simulation.py --seeds 0 --customers 50000 --days 60 --retrain-every 7 --baselines --jobs 2   # the learning curve
+    python benchmarks/simulation.py --seeds 0 --customers 50000 --days 60 --retrain-every 7 --baselines --jobs 2 --frozen
 
 Each line carries the champion's share of the oracle per period (``--period-days``, 10 by
-default): the learning curve, which rises when retraining (``--retrain-every``) learns.
+default): the learning curve. It rises with the world's seasons too, for a champion that is
+never retrained; ``--frozen`` simulates that champion as well, on the same draws, and the
+summary gives what retraining (``--retrain-every``) added in the last 20 days.
 
 Targets (``docs/synthetic-world.md``, "Decisions that keep learning"): on every seed of
 ``--seeds 0 1 2 3 4`` the champion's incremental profit ≥ 1.2× rules and ≥ 1.5× random, with
@@ -35,7 +37,7 @@ import yaml
 from nextbest import logfile
 from nextbest.models.uplift import LEARNERS
 from nextbest.simulation.demo import DemoOptions, prepare
-from nextbest.simulation.runner import SimulationOptions, simulate
+from nextbest.simulation.runner import SimulationOptions, SimulationRun, simulate
 from nextbest.workspace import Workspace
 
 
@@ -56,7 +58,7 @@ def run_seed(
     root: Path, seed: int, customers: int, history_days: int, days: int, tune: int,
     learner: str | None = None, members: int | None = None, settings: dict[str, object] | None = None,
     retrain_every: int = 0, period_days: int = 10, policies: tuple[str, ...] = ("champion", "rules", "random", "oracle"),
-    jobs: int = 1,
+    jobs: int = 1, frozen: bool = False,
 ) -> dict[str, object]:
     ws = Workspace(root / f"seed-{seed}").ensure()
     ws.init_config()
@@ -77,6 +79,7 @@ def run_seed(
     profit = {p: round(x.incremental_profit, 1) for p, x in r.items()}
     expected = {p: round(x.expected_incremental_profit, 1) for p, x in r.items()}
     champion = r["champion"].incremental_profit
+    still = frozen_champion(ws, run, days, seed, period_days) if frozen else {}
     return {
         "seed": seed, "customers": customers, "days": days, "learner": training.uplift_learner,
         "ensemble_members": training.ensemble_members, "settings": settings or {},
@@ -89,7 +92,28 @@ def run_seed(
         "retraining": [{k: e[k] for k in ("day", "version", "promoted")} for e in run.retraining.get("champion", [])],
         "violations": {p: x.total_violations for p, x in r.items()},
         "seconds_prepare": round(prepared, 1), "seconds_simulate": round(run.seconds, 1),
+        **still,
     }
+
+
+def frozen_champion(ws: Workspace, run: SimulationRun, days: int, seed: int, period_days: int) -> dict[str, object]:
+    """The same champion never retrained, on the same paired draws: what the retrained one is judged against.
+
+    A rising share of the oracle is not learning by itself: the world's seasons move it
+    for a champion that never changes too. Only the oracle of ``run`` is reused (the
+    draws are paired), so this simulates the champion alone.
+    """
+    again = simulate(ws, SimulationOptions(days=days, policies=("champion",), seed=seed, run_name="bench-frozen",
+                                           period_days=period_days))
+    mine, oracle = again.result("champion"), run.result("oracle")
+    by_period = [round(p["incremental_profit"] / o["incremental_profit"], 4) if o["incremental_profit"] > 0 else None
+                 for p, o in zip(mine.periods, oracle.periods)]
+    return {"frozen": {
+        "incremental_profit": round(mine.incremental_profit, 1),
+        "expected_incremental_profit": round(mine.expected_incremental_profit, 1),
+        "share_of_oracle": round(mine.incremental_profit / oracle.incremental_profit, 3),
+        "share_of_oracle_by_period": by_period, "seconds_simulate": round(again.seconds, 1),
+    }}
 
 
 def main() -> None:
@@ -105,12 +129,16 @@ def main() -> None:
     parser.add_argument("--period-days", type=int, default=10, help="Days per period of the learning curve.")
     parser.add_argument("--baselines", nargs="*", choices=["rules", "random"], default=["rules", "random"],
                         help="Baseline policies simulated beside the champion and the oracle (none: the learning curve only).")
+    parser.add_argument("--frozen", action="store_true",
+                        help="With --retrain-every: also simulate the champion never retrained, on the same draws.")
     parser.add_argument("--jobs", type=int, default=1,
                         help="Policies simulated at once, each in its own process (same figures, less wall time).")
     parser.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=YAML",
                         help="Override a setting: a training.yaml key (--set 'effect_ignored_features=[offer_id]') "
                              "or FILE.dotted.key of another config file (--set policy.contact.max_contacts=1).")
     args = parser.parse_args()
+    if args.frozen and args.retrain_every <= 0:
+        parser.error("--frozen compares against a retrained champion: give --retrain-every N too")
     settings = {}
     for item in args.settings:
         key, sep, value = item.partition("=")
@@ -121,7 +149,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="nextbest-sim-bench-") as tmp:
         for seed in args.seeds:
             row = run_seed(Path(tmp), seed, args.customers, args.history_days, args.days, args.tune, args.learner, args.members,
-                           settings, args.retrain_every, args.period_days, ("champion", *args.baselines, "oracle"), args.jobs)
+                           settings, args.retrain_every, args.period_days, ("champion", *args.baselines, "oracle"), args.jobs,
+                           args.frozen)
             rows.append(row)
             print(json.dumps(row), flush=True)
     print(json.dumps({"summary": summary(rows)}))
@@ -156,10 +185,15 @@ def summary(rows: list[dict[str, object]]) -> dict[str, object]:
             # The learning curve: the first and last 20 days, from the periods' shares weighted alike.
             curve, k = list(r["champion_share_of_oracle_by_period"]), 20 // period  # type: ignore[call-overload]
             first, last = sum(curve[:k]) / k, sum(curve[-k:]) / k
-            out.setdefault("learning", []).append({  # type: ignore[union-attr]
-                "seed": r["seed"], "first_20_days": round(first, 3), "last_20_days": round(last, 3), "learns": last >= first,
-                "overall": r["champion_share_of_oracle"],
-            })
+            entry = {"seed": r["seed"], "first_20_days": round(first, 3), "last_20_days": round(last, 3),
+                     "learns": last >= first, "overall": r["champion_share_of_oracle"]}
+            frozen = r.get("frozen")
+            if isinstance(frozen, dict) and None not in frozen["share_of_oracle_by_period"][-k:]:
+                # The same last 20 days for the champion never retrained: what retraining itself added.
+                still = sum(frozen["share_of_oracle_by_period"][-k:]) / k
+                entry |= {"frozen_last_20_days": round(still, 3), "retraining_gain_last_20_days": round(last - still, 3),
+                          "frozen_overall": frozen["share_of_oracle"]}
+            out.setdefault("learning", []).append(entry)  # type: ignore[union-attr]
     return out
 
 

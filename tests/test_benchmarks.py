@@ -110,3 +110,13 @@ def test_tuning_objectives_score_every_measure_as_better_with_better() -> None:
     assert {k: v["true_uplift_correlation"] for k, v in agreement.items()} == {
         "logloss": 1.0, "tau_risk": 1.0, "qini": 1.0, "auuc": -1.0, "uplift_at_30": 0.5, "true_uplift_correlation": 1.0,
     }
+
+
+def test_the_learning_curve_is_judged_against_the_champion_never_retrained() -> None:
+    row = _row(0, 60, 40, 20) | {"days": 60, "champion_share_of_oracle_by_period": [0.6, 0.6, 0.7, 0.7, 0.8, 0.7]}
+    learning = _script("simulation").summary([row | {"frozen": {"share_of_oracle": 0.66,
+                                                                "share_of_oracle_by_period": [0.6, 0.6, 0.7, 0.7, 0.7, 0.7]}}])["learning"]
+    assert learning == [{"seed": 0, "first_20_days": 0.6, "last_20_days": 0.75, "learns": True, "overall": 0.6,
+                         "frozen_last_20_days": 0.7, "retraining_gain_last_20_days": 0.05, "frozen_overall": 0.66}]
+    # Without the frozen run the verdict is the curve's alone.
+    assert "retraining_gain_last_20_days" not in _script("simulation").summary([row])["learning"][0]
