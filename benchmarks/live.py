@@ -169,7 +169,7 @@ def summarise(rows: list[dict[str, object]]) -> list[dict[str, object]]:
     A round's ratio divides by the noop run of the same round, moments apart, so drift in the
     machine's other work cancels; the median then drops a round that a burst of it hit.
     """
-    noop = {(r["workers"], r["batch_job"], r.get("round", 0)): float(r["rps"])  # type: ignore[arg-type]
+    noop = {(r["workers"], r["batch_job"], r["round"]): float(r["rps"])  # type: ignore[arg-type]
             for r in rows if r["path"] == "/noop"}
     groups: dict[tuple[object, object, object], list[dict[str, object]]] = {}
     for r in rows:
@@ -177,7 +177,7 @@ def summarise(rows: list[dict[str, object]]) -> list[dict[str, object]]:
     out = []
     for (workers, beside, path), runs in groups.items():
         rps = [float(r["rps"]) for r in runs]  # type: ignore[arg-type]
-        ratios = [float(r["rps"]) / noop[(workers, beside, r.get("round", 0))] for r in runs]  # type: ignore[arg-type]
+        ratios = [float(r["rps"]) / noop[(workers, beside, r["round"])] for r in runs]  # type: ignore[arg-type]
         row: dict[str, object] = {
             "workers": workers, "batch_job": beside, "path": path, "rounds": len(runs),
             "rps": float(statistics.median(rps)), "rps_min": min(rps), "rps_max": max(rps),
@@ -250,13 +250,13 @@ def main() -> None:
     parser.add_argument("--no-batch-job", action="store_true", help="skip the runs with a batch job beside")
     parser.add_argument("--no-kill", action="store_true", help="skip the kill -9 run")
     args = parser.parse_args()
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
     ws = args.workspace.resolve()
     store_url = args.live_url or f"sqlite:///{ws / 'live.db'}"
     env = {"NEXTBEST_WORKSPACE": str(ws), "NEXTBEST_LIVE_URL": store_url, "NEXTBEST_BENCHMARK_NOOP": "true"}
     ids = known_customers(ws, args.sample)
     load = os.getloadavg()[0]
-    if args.repeat < 1:
-        parser.error("--repeat must be at least 1")
     runs = [r for workers in args.workers
             for r in measure(ws, workers, args.duration, ids, env, not args.no_batch_job, args.repeat)]
     rows = summarise(runs)

@@ -38,6 +38,7 @@ from sklearn.metrics import log_loss
 
 from nextbest import logfile
 from nextbest.models.metrics import uplift_metrics
+from nextbest.models.response import ResponseModel
 from nextbest.simulation.demo import DemoOptions, given_or_demo
 from nextbest.training.dataset import TrainingSet, time_split
 from nextbest.training.trainer import base_params, fit_model, load_training_set, make_model
@@ -48,11 +49,11 @@ PARAMETERS = ("learning_rate", "num_leaves", "min_child_samples", "feature_fract
 OBSERVABLE = {"logloss": True, "tau_risk": True, "qini": False, "auuc": False, "uplift_at_30": False}
 
 
-def measures(model: object, part: TrainingSet) -> dict[str, float]:
+def measures(model: ResponseModel, part: TrainingSet) -> dict[str, float]:
     """Observable measures and the truth's, of ``model`` on the rows of ``part``."""
     frame, y = part.frame, part.y
-    uplift = model.score(frame)["uplift"].to_numpy()  # type: ignore[attr-defined]
-    p = model.predict_observed(part.X, calibrated=True)  # type: ignore[attr-defined]
+    uplift = model.score(frame)["uplift"].to_numpy()
+    p = model.predict_observed(part.X, calibrated=True)
     t = frame["contacted"].to_numpy().astype(int)
     e = t.mean()
     transformed = y * (t - e) / (e * (1 - e))
